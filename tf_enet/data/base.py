@@ -1,0 +1,493 @@
+"""What every dataset shares: its description, label mapping, file pairing.
+
+A dataset is a directory layout plus a rule turning mask pixels into class
+ids. `DatasetInfo` describes the classes (names, colours, ignore id) and is
+what gets saved beside a model; `LabelMapping` says how raw mask values map
+to ids; `SegmentationDataset` lists `(image, mask)` pairs per split. The
+modules `camvid`, `cityscapes` and `folder` fill these in for each layout,
+and `pipeline` turns any of them into a `tf.data.Dataset`.
+
+`decode_image_file` and `colorize` are the numpy (OpenCV) counterparts of the
+pipeline's decoding, for prediction scripts working on single files.
+"""
+
+import dataclasses
+import os
+
+import cv2
+import numpy as np
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
+MASK_EXTENSIONS = (".png",)
+# How many file names an error message lists before it says "...".
+_MAX_NAMES = 3
+
+
+class DatasetError(ValueError):
+    """A dataset directory, file or argument is not what the loader expects."""
+
+
+def check_rgb(color, where):
+    if (
+        not isinstance(color, (tuple, list))
+        or len(color) != 3
+        or not all(isinstance(v, int) and 0 <= v <= 255 for v in color)
+    ):
+        raise ValueError(
+            f"{where} must be three integers in [0, 255] (R, G, B); "
+            f"received {color!r}."
+        )
+    return tuple(int(v) for v in color)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+    """Describes the classes of a segmentation dataset.
+
+    Args:
+        name: str. Dataset kind, a key of `get_dataset` ("camvid", ...).
+        class_names: tuple of str. Class `c` is `class_names[c]`.
+        palette: tuple of (R, G, B) int triples, one per class, for
+            visualisation.
+        ignore_index: int. Mask value of pixels that carry no label; never
+            a class id (`0 <= ignore_index < num_classes` is rejected).
+    """
+
+    name: str
+    class_names: tuple
+    palette: tuple
+    ignore_index: int
+
+    def __post_init__(self):
+        # Lists arriving from JSON become tuples so the info stays hashable.
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(
+            self,
+            "palette",
+            tuple(
+                check_rgb(c, f"DatasetInfo.palette[{i}]")
+                for i, c in enumerate(self.palette)
+            ),
+        )
+        if not self.class_names:
+            raise ValueError("DatasetInfo.class_names must not be empty.")
+        if len(self.palette) != len(self.class_names):
+            raise ValueError(
+                f"DatasetInfo.palette has {len(self.palette)} colours for "
+                f"{len(self.class_names)} classes; expected one per class."
+            )
+        if not isinstance(self.ignore_index, int) or isinstance(
+            self.ignore_index, bool
+        ):
+            raise ValueError(
+                f"DatasetInfo.ignore_index must be an int; received "
+                f"{self.ignore_index!r}."
+            )
+        if 0 <= self.ignore_index < len(self.class_names):
+            raise ValueError(
+                f"DatasetInfo.ignore_index {self.ignore_index} is a class id "
+                f"(0..{len(self.class_names) - 1}); it must be outside them."
+            )
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def to_dict(self):
+        """Returns a JSON-serialisable dict; `from_dict` inverts it."""
+        return {
+            "name": self.name,
+            "class_names": list(self.class_names),
+            "palette": [list(c) for c in self.palette],
+            "ignore_index": self.ignore_index,
+        }
+
+    @classmethod
+    def from_dict(cls, config):
+        return cls(
+            name=config["name"],
+            class_names=tuple(config["class_names"]),
+            palette=tuple(tuple(c) for c in config["palette"]),
+            ignore_index=int(config["ignore_index"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelMapping:
+    """How raw mask pixels become class ids.
+
+    Single-channel masks go through `id_table`; three-channel (colour) masks
+    through `color_table`. A value absent from both is invalid: `scan`
+    reports it, and the pipeline (which only sees scanned files) maps it to
+    the ignore id.
+
+    Args:
+        ignore_index: int. Id given to pixels without a label.
+        id_table: tuple of 256 ints. `id_table[v]` is the id of an 8-bit
+            mask value `v`, or -1 where `v` is not a valid value.
+        color_table: tuple of `((R, G, B), id)` pairs for colour masks;
+            empty when the dataset only has class-id masks.
+        valid_values: str. The valid mask values in words, for errors.
+    """
+
+    ignore_index: int
+    id_table: tuple
+    color_table: tuple = ()
+    valid_values: str = ""
+
+    def __post_init__(self):
+        if len(self.id_table) != 256:
+            raise ValueError(
+                f"LabelMapping.id_table needs 256 entries (one per 8-bit "
+                f"value); received {len(self.id_table)}."
+            )
+
+    @classmethod
+    def identity(cls, num_classes, ignore_index, color_table=()):
+        """Masks hold the class ids themselves, plus the ignore id."""
+        table = [-1] * 256
+        for value in range(min(num_classes, 256)):
+            table[value] = value
+        if 0 <= ignore_index < 256:
+            table[ignore_index] = ignore_index
+        valid = f"class ids 0-{num_classes - 1} or the ignore id {ignore_index}"
+        if color_table:
+            valid += " (or, in colour masks, the colours of classes.json)"
+        return cls(ignore_index, tuple(table), tuple(color_table), valid)
+
+    def id_array(self):
+        """`id_table` as int32 [256], -1 marking invalid values."""
+        return np.asarray(self.id_table, np.int32)
+
+    def color_arrays(self):
+        """Sorted packed colours `R << 16 | G << 8 | B` and their ids.
+
+        Returns:
+            (keys, ids): int32 arrays [M], `keys` ascending, for lookup by
+            binary search.
+        """
+        keys = np.asarray(
+            [(r << 16) | (g << 8) | b for (r, g, b), _ in self.color_table],
+            np.int32,
+        )
+        ids = np.asarray([i for _, i in self.color_table], np.int32)
+        order = np.argsort(keys, kind="stable")
+        return keys[order], ids[order]
+
+
+class SegmentationDataset:
+    """A dataset on disk: its classes and the (image, mask) pairs per split.
+
+    Subclasses set `info` and `label_mapping` and implement `files`.
+
+    Args:
+        data_dir: str. Root directory of the dataset.
+    """
+
+    info: DatasetInfo
+    label_mapping: LabelMapping
+
+    def __init__(self, data_dir):
+        self.data_dir = os.path.abspath(os.fspath(data_dir))
+        if not os.path.isdir(self.data_dir):
+            raise DatasetError(
+                f"{type(self).__name__}: data_dir {self.data_dir} does not "
+                f"exist or is not a directory."
+            )
+
+    def files(self, split):
+        """Lists the split's sorted `(image_path, mask_path)` pairs.
+
+        `mask_path` is None for splits published without labels.
+
+        Raises:
+            DatasetError: if the split is missing or files are unpaired.
+        """
+        raise NotImplementedError
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.data_dir!r})"
+
+
+def list_files(directory, extensions, recursive=False):
+    """Maps file stems to paths for files with the given extensions.
+
+    Args:
+        directory: str. Directory to list.
+        extensions: tuple of str. Lower-case extensions with the dot.
+        recursive: bool. Whether to descend into subdirectories.
+
+    Returns:
+        dict `stem -> path`.
+
+    Raises:
+        DatasetError: if two files share a stem, since pairing by name would
+            be ambiguous.
+    """
+    found = {}
+    if recursive:
+        walk = (
+            (root, name)
+            for root, _, names in os.walk(directory)
+            for name in names
+        )
+    else:
+        walk = (
+            (directory, entry.name)
+            for entry in os.scandir(directory)
+            if entry.is_file()
+        )
+    for root, name in walk:
+        stem, ext = os.path.splitext(name)
+        if ext.lower() not in extensions or name.startswith("."):
+            continue
+        path = os.path.join(root, name)
+        if stem in found:
+            raise DatasetError(
+                f"Two files named {stem!r} in {directory}: {found[stem]} and "
+                f"{path}; pairing images with masks by name needs unique "
+                f"names."
+            )
+        found[stem] = path
+    return found
+
+
+def format_names(paths):
+    names = sorted(os.path.basename(p) for p in paths)
+    shown = ", ".join(names[:_MAX_NAMES])
+    return shown + (", ..." if len(names) > _MAX_NAMES else "")
+
+
+def pair_files(images, masks, image_dir, mask_dir):
+    """Pairs images with masks of the same key, refusing leftovers.
+
+    Args:
+        images: dict `key -> image path`.
+        masks: dict `key -> mask path`, using the same keys.
+        image_dir: str. Named in the error for masks without an image.
+        mask_dir: str. Named in the error for images without a mask.
+
+    Returns:
+        list of `(image_path, mask_path)` sorted by image path.
+
+    Raises:
+        DatasetError: naming the count and the first files of each side
+            that has no partner.
+    """
+    lonely_images = [images[k] for k in images if k not in masks]
+    lonely_masks = [masks[k] for k in masks if k not in images]
+    problems = []
+    if lonely_images:
+        problems.append(
+            f"{len(lonely_images)} images without a mask in {mask_dir}, "
+            f"first: {format_names(lonely_images)}"
+        )
+    if lonely_masks:
+        problems.append(
+            f"{len(lonely_masks)} masks without an image in {image_dir}, "
+            f"first: {format_names(lonely_masks)}"
+        )
+    if problems:
+        raise DatasetError("; ".join(problems) + ".")
+    return sorted((images[k], masks[k]) for k in images)
+
+
+def require_dir(path, what):
+    """Raises a DatasetError naming `what` unless `path` is a directory."""
+    if not os.path.isdir(path):
+        raise DatasetError(f"{what} not found: {path} is not a directory.")
+
+
+def read_image_array(path):
+    """Decodes an image file with OpenCV, without conversions.
+
+    Returns:
+        np.ndarray as stored: [H, W] or [H, W, C] (BGR order), uint8 or
+        uint16.
+
+    Raises:
+        DatasetError: naming the file if it cannot be read or decoded, or if
+            a JPEG is truncated (OpenCV decodes those with a warning, but
+            TensorFlow's decoder rejects them mid-training).
+    """
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as err:
+        raise DatasetError(f"Cannot read {path}: {err.strerror}.") from err
+    if data.size == 0:
+        raise DatasetError(f"Cannot decode {path}: the file is empty.")
+    # Unchanged keeps channels and bit depth; it also skips the EXIF
+    # rotation, as tf.io.decode_image does, so both decoders agree.
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise DatasetError(
+            f"Cannot decode {path}: not a readable image (corrupt, truncated "
+            f"or unsupported format)."
+        )
+    is_jpeg = data[:2].tobytes() == b"\xff\xd8"
+    # The end-of-image marker cannot occur inside entropy-coded data, so its
+    # absence near the end means the file was cut short.
+    if is_jpeg and b"\xff\xd9" not in data[-4096:].tobytes():
+        raise DatasetError(f"Cannot decode {path}: the JPEG is truncated.")
+    if array.dtype not in (np.uint8, np.uint16):
+        raise DatasetError(
+            f"Cannot use {path}: pixel type {array.dtype} is not supported; "
+            f"expected 8- or 16-bit integers."
+        )
+    return array
+
+
+def to_rgb8(array):
+    """Converts an OpenCV image array to 8-bit RGB.
+
+    Follows `tf.io.decode_image(..., channels=3, dtype=tf.uint8)`: grey is
+    replicated, alpha dropped (not composited), 16-bit values shifted right
+    by 8.
+
+    Args:
+        array: np.ndarray [H, W] or [H, W, C], uint8 or uint16, BGR order.
+
+    Returns:
+        np.ndarray uint8 [H, W, 3], RGB.
+    """
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    channels = array.shape[2]
+    if channels in (1, 2):
+        return np.repeat(array[:, :, :1], 3, axis=2)
+    return np.ascontiguousarray(array[:, :, 2::-1])
+
+
+def decode_image_file(path):
+    """Reads an image file as 8-bit RGB, like the training pipeline does.
+
+    Args:
+        path: str. PNG, JPEG or BMP file; grey, RGBA and 16-bit are
+            converted.
+
+    Returns:
+        np.ndarray uint8 [H, W, 3], RGB.
+
+    Raises:
+        DatasetError: naming the file if it is unreadable.
+    """
+    return to_rgb8(read_image_array(os.fspath(path)))
+
+
+def colorize(labels, palette):
+    """Paints a label map with a palette.
+
+    Args:
+        labels: np.ndarray int [H, W]. Class ids; the ignore id and any value
+            outside `[0, len(palette))` are painted black.
+        palette: sequence of (R, G, B), e.g. `DatasetInfo.palette`.
+
+    Returns:
+        np.ndarray uint8 [H, W, 3], RGB.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(
+            f"colorize expects labels of shape [H, W]; received shape "
+            f"{labels.shape}."
+        )
+    colors = np.zeros((len(palette) + 1, 3), np.uint8)
+    colors[:-1] = np.asarray(palette, np.uint8).reshape(-1, 3)
+    valid = (labels >= 0) & (labels < len(palette))
+    index = np.where(valid, labels, len(palette)).astype(np.intp)
+    return colors[index]
+
+
+def read_mask_array(path):
+    """Decodes a PNG mask as the pipeline's `tf.io.decode_png` would see it.
+
+    Returns:
+        np.ndarray uint8: [H, W] for single-channel (class id) masks, or
+        [H, W, 3] RGB for colour and palette masks.
+
+    Raises:
+        DatasetError: naming the file if it is unreadable, not a PNG, or
+            16-bit (TensorFlow would rescale 16-bit ids to 8 bits).
+    """
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as err:
+        raise DatasetError(f"Cannot read {path}: {err.strerror}.") from err
+    header = data[:26].tobytes()
+    if not header.startswith(b"\x89PNG\r\n\x1a\n") or len(header) < 26:
+        raise DatasetError(
+            f"Cannot use mask {path}: not a PNG file; masks must be lossless "
+            f"PNGs."
+        )
+    bit_depth, color_type = header[24], header[25]
+    if bit_depth == 16:
+        raise DatasetError(
+            f"Cannot use mask {path}: it is a 16-bit PNG; save masks as "
+            f"8-bit PNGs."
+        )
+    # Grey+alpha masks would come out of OpenCV as BGRA but out of TensorFlow
+    # as two channels; reading them as grey keeps both on the class-id path.
+    flag = cv2.IMREAD_GRAYSCALE if color_type in (0, 4) else cv2.IMREAD_UNCHANGED
+    array = cv2.imdecode(data, flag)
+    if array is None:
+        raise DatasetError(
+            f"Cannot decode mask {path}: corrupt or truncated PNG."
+        )
+    if array.ndim == 3:
+        array = np.ascontiguousarray(array[:, :, 2::-1])
+    return array
+
+
+def map_mask(raw, mapping, path):
+    """Turns a raw mask into class ids, refusing values the mapping lacks.
+
+    Args:
+        raw: np.ndarray uint8, [H, W] ids or [H, W, 3] RGB, as returned by
+            `read_mask_array`.
+        mapping: LabelMapping.
+        path: str. The mask file, named in errors.
+
+    Returns:
+        np.ndarray int32 [H, W] of class ids and the ignore id.
+
+    Raises:
+        DatasetError: naming the file and the invalid values or colours.
+    """
+    if raw.ndim == 2:
+        ids = mapping.id_array()[raw]
+        bad = ids < 0
+        if bad.any():
+            values = np.unique(raw[bad]).tolist()
+            raise DatasetError(
+                f"Mask {path} has invalid values {_listed(values)}; expected "
+                f"{mapping.valid_values}."
+            )
+        return ids
+    if not mapping.color_table:
+        raise DatasetError(
+            f"Mask {path} has 3 (colour) channels; expected a single-channel "
+            f"mask of {mapping.valid_values}."
+        )
+    keys, key_ids = mapping.color_arrays()
+    raw = raw.astype(np.int32)
+    packed = (raw[..., 0] << 16) | (raw[..., 1] << 8) | raw[..., 2]
+    index = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
+    found = keys[index] == packed
+    if not found.all():
+        colors = [
+            (int(k) >> 16, (int(k) >> 8) & 255, int(k) & 255)
+            for k in np.unique(packed[~found])
+        ]
+        raise DatasetError(
+            f"Mask {path} has colours not in the class list: "
+            f"{_listed(colors)}; expected {mapping.valid_values}."
+        )
+    return key_ids[index]
+
+
+def _listed(values, limit=10):
+    shown = ", ".join(str(v) for v in values[:limit])
+    more = f" and {len(values) - limit} more" if len(values) > limit else ""
+    return f"[{shown}]{more}"

@@ -1,0 +1,160 @@
+"""Cityscapes fine annotations, mapped to the 19 official training classes.
+
+Layout (as unpacked from leftImg8bit_trainvaltest.zip and
+gtFine_trainvaltest.zip):
+
+    <data_dir>/leftImg8bit/<split>/<city>/<name>_leftImg8bit.png
+    <data_dir>/gtFine/<split>/<city>/<name>_gtFine_labelIds.png
+
+The `labelIds` masks hold the 34 Cityscapes label ids; the official table
+(cityscapesScripts `helpers/labels.py`) maps them to 19 `trainId`s, every
+other label to the ignore id 255. The test split's annotations are not
+public, so its pairs have no mask.
+
+Reference: Cordts et al., "The Cityscapes Dataset for Semantic Urban Scene
+Understanding", CVPR 2016.
+"""
+
+import os
+
+from tf_enet.data import base
+
+CLASS_NAMES = (
+    "road",
+    "sidewalk",
+    "building",
+    "wall",
+    "fence",
+    "pole",
+    "traffic light",
+    "traffic sign",
+    "vegetation",
+    "terrain",
+    "sky",
+    "person",
+    "rider",
+    "car",
+    "truck",
+    "bus",
+    "train",
+    "motorcycle",
+    "bicycle",
+)
+PALETTE = (
+    (128, 64, 128),
+    (244, 35, 232),
+    (70, 70, 70),
+    (102, 102, 156),
+    (190, 153, 153),
+    (153, 153, 153),
+    (250, 170, 30),
+    (220, 220, 0),
+    (107, 142, 35),
+    (152, 251, 152),
+    (70, 130, 180),
+    (220, 20, 60),
+    (255, 0, 0),
+    (0, 0, 142),
+    (0, 0, 70),
+    (0, 60, 100),
+    (0, 80, 100),
+    (0, 0, 230),
+    (119, 11, 32),
+)
+IGNORE_INDEX = 255
+# labelId -> trainId for labelIds 0..33, from cityscapesScripts; labels
+# outside the benchmark (unlabeled, ego vehicle, parking, rail track, ...)
+# go to the ignore id.
+LABEL_ID_TO_TRAIN_ID = {
+    7: 0,  # road
+    8: 1,  # sidewalk
+    11: 2,  # building
+    12: 3,  # wall
+    13: 4,  # fence
+    17: 5,  # pole
+    19: 6,  # traffic light
+    20: 7,  # traffic sign
+    21: 8,  # vegetation
+    22: 9,  # terrain
+    23: 10,  # sky
+    24: 11,  # person
+    25: 12,  # rider
+    26: 13,  # car
+    27: 14,  # truck
+    28: 15,  # bus
+    31: 16,  # train
+    32: 17,  # motorcycle
+    33: 18,  # bicycle
+}
+NUM_LABEL_IDS = 34
+SPLITS = ("train", "val", "test")
+_IMAGE_SUFFIX = "_leftImg8bit.png"
+_MASK_SUFFIX = "_gtFine_labelIds.png"
+
+
+def _label_mapping():
+    table = [-1] * 256
+    for label_id in range(NUM_LABEL_IDS):
+        table[label_id] = LABEL_ID_TO_TRAIN_ID.get(label_id, IGNORE_INDEX)
+    # The license plate's label id is -1, which an 8-bit file stores as 255.
+    table[255] = IGNORE_INDEX
+    return base.LabelMapping(
+        IGNORE_INDEX,
+        tuple(table),
+        valid_values=f"Cityscapes labelIds 0-{NUM_LABEL_IDS - 1} (or 255)",
+    )
+
+
+def _list(directory, suffix):
+    """Maps `<city>/<name>` to paths of files ending in `suffix`."""
+    found = {}
+    for root, _, names in os.walk(directory):
+        for name in names:
+            if name.endswith(suffix):
+                city = os.path.relpath(root, directory)
+                found[os.path.join(city, name[: -len(suffix)])] = os.path.join(
+                    root, name
+                )
+    return found
+
+
+class Cityscapes(base.SegmentationDataset):
+    """Cityscapes with fine annotations and the 19 training classes.
+
+    Args:
+        data_dir: str. Directory holding `leftImg8bit/` and `gtFine/`.
+
+    Raises:
+        DatasetError: if `leftImg8bit/` is missing.
+    """
+
+    info = base.DatasetInfo("cityscapes", CLASS_NAMES, PALETTE, IGNORE_INDEX)
+    label_mapping = _label_mapping()
+
+    def __init__(self, data_dir):
+        super().__init__(data_dir)
+        base.require_dir(
+            os.path.join(self.data_dir, "leftImg8bit"),
+            "Cityscapes images (leftImg8bit/)",
+        )
+
+    def files(self, split):
+        """Pairs images with `labelIds` masks; the test split has no masks."""
+        if split not in SPLITS:
+            raise base.DatasetError(
+                f"Cityscapes has no split {split!r}; expected one of {SPLITS}."
+            )
+        image_dir = os.path.join(self.data_dir, "leftImg8bit", split)
+        base.require_dir(image_dir, f"Cityscapes split {split!r}")
+        images = _list(image_dir, _IMAGE_SUFFIX)
+        if not images:
+            raise base.DatasetError(
+                f"Cityscapes split {split!r} is empty: no *{_IMAGE_SUFFIX} "
+                f"under {image_dir}."
+            )
+        if split == "test":
+            return [(path, None) for path in sorted(images.values())]
+        mask_dir = os.path.join(self.data_dir, "gtFine", split)
+        base.require_dir(mask_dir, f"Cityscapes annotations for {split!r}")
+        masks = _list(mask_dir, _MASK_SUFFIX)
+        return base.pair_files(images, masks, image_dir, mask_dir)

@@ -1,0 +1,260 @@
+"""One pass over a split that validates every file and counts class pixels.
+
+The tf.data pipeline cannot report a bad file helpfully (a corrupt PNG stops
+training with a decoder stack trace; a stray label value silently trains on
+garbage), so every split is scanned once with OpenCV first. The scan also
+gathers the pixel counts that class weighting needs (`weights.py`), and is
+cached as JSON, keyed by the file list, sizes and modification times, so
+later runs skip it.
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+from absl import logging
+
+from tf_enet.data import base
+
+CACHE_ENV = "TF_ENET_CACHE"
+# Bumped whenever the counting changes, so older cache files are not reused.
+_CACHE_VERSION = 1
+# How many problems a scan error lists before it summarises the rest.
+_MAX_PROBLEMS = 10
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ScanResult:
+    """Class statistics of one split, from `scan`.
+
+    Args:
+        split: str. The split scanned.
+        num_images: int. Number of (image, mask) pairs.
+        pixel_counts: np.ndarray int64 [num_classes]. Pixels of each class;
+            ignore pixels are not counted.
+        image_pixel_counts: np.ndarray int64 [num_classes]. For class `c`,
+            the labelled (non-ignore) pixels of all images containing `c`:
+            the denominator of median frequency balancing.
+        ignore_pixels: int. Pixels with the ignore id.
+        image_sizes: tuple of (height, width). The distinct image sizes,
+            sorted.
+    """
+
+    split: str
+    num_images: int
+    pixel_counts: np.ndarray
+    image_pixel_counts: np.ndarray
+    ignore_pixels: int
+    image_sizes: tuple
+
+    def __post_init__(self):
+        for name in ("pixel_counts", "image_pixel_counts"):
+            array = np.array(getattr(self, name), np.int64)
+            # Read-only so the frozen result cannot be changed behind a cache.
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+        object.__setattr__(
+            self, "image_sizes", tuple(tuple(s) for s in self.image_sizes)
+        )
+
+    @property
+    def num_classes(self):
+        return len(self.pixel_counts)
+
+    def to_dict(self):
+        return {
+            "split": self.split,
+            "num_images": self.num_images,
+            "pixel_counts": self.pixel_counts.tolist(),
+            "image_pixel_counts": self.image_pixel_counts.tolist(),
+            "ignore_pixels": self.ignore_pixels,
+            "image_sizes": [list(s) for s in self.image_sizes],
+        }
+
+    @classmethod
+    def from_dict(cls, config):
+        return cls(**config)
+
+
+def default_cache_dir():
+    """`$TF_ENET_CACHE` if set, else `~/.cache/tf_enet`."""
+    return os.environ.get(CACHE_ENV) or os.path.join(
+        os.path.expanduser("~"), ".cache", "tf_enet"
+    )
+
+
+def scan(dataset, split, cache_dir=None):
+    """Validates a split and counts its class pixels, cached across runs.
+
+    Every image is decoded fully (a header alone would not reveal a
+    truncated file) and every mask is mapped to class ids.
+
+    Args:
+        dataset: SegmentationDataset.
+        split: str. Split name, e.g. "train".
+        cache_dir: str or None. Where results are cached; defaults to
+            `default_cache_dir()`. An unwritable directory only costs the
+            caching.
+
+    Returns:
+        ScanResult.
+
+    Raises:
+        DatasetError: listing unreadable files, invalid label values and
+            image/mask size mismatches, each with its file.
+    """
+    return scan_files(dataset, dataset.files(split), split, cache_dir)
+
+
+def scan_files(dataset, pairs, split, cache_dir=None):
+    """`scan` for an explicit list of `(image, mask)` pairs of a split."""
+    cache_dir = cache_dir or default_cache_dir()
+    key = _cache_key(dataset, pairs)
+    cache_path = os.path.join(
+        cache_dir, f"scan_{dataset.info.name}_{split}_{key[:24]}.json"
+    )
+    cached = _read_cache(cache_path, key)
+    if cached is not None:
+        return cached
+
+    start = time.monotonic()
+    logging.info(
+        "Scanning %d files of %s split %r (once; the result is cached).",
+        len(pairs),
+        dataset.info.name,
+        split,
+    )
+    num_classes = dataset.info.num_classes
+    ignore = dataset.info.ignore_index
+    pixel_counts = np.zeros(num_classes, np.int64)
+    image_pixel_counts = np.zeros(num_classes, np.int64)
+    ignore_pixels = 0
+    sizes = set()
+    problems = []
+
+    def scan_pair(pair):
+        try:
+            return _scan_pair(*pair, dataset.label_mapping, num_classes, ignore)
+        except base.DatasetError as err:
+            return err
+
+    # OpenCV releases the GIL while decoding, so threads decode in parallel.
+    workers = min(16, os.cpu_count() or 1)
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        for outcome in pool.map(scan_pair, pairs):
+            if isinstance(outcome, base.DatasetError):
+                problems.append(str(outcome))
+                continue
+            size, counts = outcome
+            sizes.add(size)
+            if counts is None:
+                continue
+            labelled = int(counts.sum())
+            pixel_counts += counts
+            image_pixel_counts[counts > 0] += labelled
+            ignore_pixels += size[0] * size[1] - labelled
+    if problems:
+        shown = "\n  ".join(problems[:_MAX_PROBLEMS])
+        more = len(problems) - _MAX_PROBLEMS
+        raise base.DatasetError(
+            f"{dataset.info.name} split {split!r}: {len(problems)} of "
+            f"{len(pairs)} files are unusable:\n  {shown}"
+            + (f"\n  ... and {more} more." if more > 0 else "")
+        )
+    result = ScanResult(
+        split=split,
+        num_images=len(pairs),
+        pixel_counts=pixel_counts,
+        image_pixel_counts=image_pixel_counts,
+        ignore_pixels=ignore_pixels,
+        image_sizes=tuple(sorted(sizes)),
+    )
+    logging.info(
+        "Scanned %d files in %.1f s.", len(pairs), time.monotonic() - start
+    )
+    _write_cache(cache_path, key, result)
+    return result
+
+
+def _scan_pair(image_path, mask_path, mapping, num_classes, ignore):
+    """Returns `((height, width), class pixel counts or None)`."""
+    image = base.read_image_array(image_path)
+    size = image.shape[:2]
+    if mask_path is None:
+        return size, None
+    raw = base.read_mask_array(mask_path)
+    if raw.shape[:2] != size:
+        raise base.DatasetError(
+            f"Size mismatch: image {image_path} is {size[1]}x{size[0]} but "
+            f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} (width x "
+            f"height)."
+        )
+    ids = base.map_mask(raw, mapping, mask_path)
+    labelled = ids[ids != ignore]
+    return size, np.bincount(labelled.ravel(), minlength=num_classes)
+
+
+def _cache_key(dataset, pairs):
+    entries = []
+    for pair in pairs:
+        for path in pair:
+            if path is None:
+                entries.append(None)
+                continue
+            try:
+                stat = os.stat(path)
+            except OSError as err:
+                raise base.DatasetError(
+                    f"Cannot read {path}: {err.strerror}."
+                ) from err
+            entries.append([path, stat.st_size, stat.st_mtime_ns])
+    mapping = dataset.label_mapping
+    blob = json.dumps(
+        {
+            "version": _CACHE_VERSION,
+            "info": dataset.info.to_dict(),
+            "id_table": list(mapping.id_table),
+            "color_table": [[list(c), i] for c, i in mapping.color_table],
+            "files": entries,
+        }
+    )
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _read_cache(path, key):
+    try:
+        with open(path, encoding="utf-8") as f:
+            content = json.load(f)
+        if content.get("key") != key:
+            return None
+        return ScanResult.from_dict(content["result"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logging.warning("Ignoring unreadable scan cache %s: %s", path, err)
+        return None
+
+
+def _write_cache(path, key, result):
+    directory = os.path.dirname(path)
+    try:
+        os.makedirs(directory, exist_ok=True)
+        # Written to a temporary file and renamed, so a concurrent reader
+        # never sees half a file.
+        fd, temp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"key": key, "result": result.to_dict()}, f)
+        os.replace(temp, path)
+    except OSError as err:
+        logging.warning(
+            "Cannot write the scan cache in %s (%s); the next run scans "
+            "again. Set %s to a writable directory to cache.",
+            directory,
+            err,
+            CACHE_ENV,
+        )
