@@ -63,8 +63,9 @@ def segnet_zip():
         zf.writestr(top + "Models/segnet_train.prototxt", "model")
         for split in ("train", "val", "test"):
             for name in ("0001TP_006690.png", "0001TP_006720.png"):
-                zf.writestr(f"{top}CamVid/{split}/{name}", png_bytes(np.zeros((8, 8, 3))))
-                zf.writestr(f"{top}CamVid/{split}annot/{name}", png_bytes(np.ones((8, 8))))
+                image, mask = np.zeros((8, 8, 3)), np.ones((8, 8))
+                zf.writestr(f"{top}CamVid/{split}/{name}", png_bytes(image))
+                zf.writestr(f"{top}CamVid/{split}annot/{name}", png_bytes(mask))
             zf.writestr(f"{top}CamVid/{split}.txt", "/SegNet/CamVid/... /SegNet/...\n")
     return buffer.getvalue()
 
@@ -94,7 +95,8 @@ def test_download_extracts_only_camvid(tmp_path, server, capsys):
     assert "100.0%" in err and "MB/s" in err and " MB / " in err
 
     # A second run finds the folder and does not fetch again.
-    assert download.main(["camvid", "--data_dir", str(data_dir), "--url", "http://0.0.0.0:1/"]) == 0
+    unused = "http://127.0.0.1:1/"
+    assert download.main(["camvid", "--data_dir", str(data_dir), "--url", unused]) == 0
 
 
 def test_unreachable_server_fails_cleanly(tmp_path, capsys):

@@ -262,7 +262,8 @@ def test_decode_image_file_converts_to_8bit_rgb(tmp_path):
     gray = np.array([[0, 100], [200, 255]], np.uint8)
     cv2.imwrite(str(tmp_path / "gray.png"), gray)
     # BGRA in OpenCV: blue 10, green 20, red 30, alpha 40.
-    cv2.imwrite(str(tmp_path / "rgba.png"), np.full((2, 2, 4), (10, 20, 30, 40), np.uint8))
+    bgra = np.full((2, 2, 4), (10, 20, 30, 40), np.uint8)
+    cv2.imwrite(str(tmp_path / "rgba.png"), bgra)
     cv2.imwrite(str(tmp_path / "deep.png"), np.full((2, 2, 3), 0xABCD, np.uint16))
 
     out = data.decode_image_file(str(tmp_path / "gray.png"))

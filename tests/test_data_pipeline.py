@@ -33,7 +33,8 @@ def write(path, array):
 def make_folder(root, images, masks, num_classes=4, **extra):
     """A folder dataset of `images` (name -> array) and `masks`."""
     classes = [
-        {"name": f"c{i}", "color": [i * 50, 255 - i * 50, 7]} for i in range(num_classes)
+        {"name": f"c{i}", "color": [i * 50, 255 - i * 50, 7]}
+        for i in range(num_classes)
     ]
     os.makedirs(root, exist_ok=True)
     (root / "classes.json").write_text(
@@ -102,7 +103,8 @@ def test_colour_and_id_masks_map_to_ids(tmp_path):
     )
     ds = make_folder(
         tmp_path,
-        {"a.png": np.zeros((1, 4, 3), np.uint8), "b.png": np.zeros((1, 4, 3), np.uint8)},
+        {"a.png": np.zeros((1, 4, 3), np.uint8),
+         "b.png": np.zeros((1, 4, 3), np.uint8)},
         {"a.png": colour_mask, "b.png": np.array([[3, 2, IGNORE, 0]], np.uint8)},
         ignore_color=[0, 0, 0],
     )
@@ -185,7 +187,8 @@ def test_label_stride_takes_cell_centres(tmp_path):
     ids_24 = (np.arange(24 * 32).reshape(24, 32) % 4).astype(np.uint8)
     ds = make_folder(
         tmp_path,
-        {"a.png": np.zeros((20, 30, 3), np.uint8), "b.png": np.zeros((24, 32, 3), np.uint8)},
+        {"a.png": np.zeros((20, 30, 3), np.uint8),
+         "b.png": np.zeros((24, 32, 3), np.uint8)},
         {"a.png": ids, "b.png": ids_24},
     )
     evaluation = data.make_eval_dataset(ds, "train", batch_size=1, label_stride=8)
@@ -205,10 +208,12 @@ def test_label_stride_takes_cell_centres(tmp_path):
 def test_eval_resizes_images_only_and_pads_masks(tmp_path):
     ds = make_folder(
         tmp_path,
-        {"a.png": np.zeros((4, 6, 3), np.uint8), "b.png": np.zeros((2, 8, 3), np.uint8)},
+        {"a.png": np.zeros((4, 6, 3), np.uint8),
+         "b.png": np.zeros((2, 8, 3), np.uint8)},
         {"a.png": np.ones((4, 6), np.uint8), "b.png": np.full((2, 8), 2, np.uint8)},
     )
-    (x, y), = batches(data.make_eval_dataset(ds, "train", batch_size=2, height=8, width=8))
+    evaluation = data.make_eval_dataset(ds, "train", batch_size=2, height=8, width=8)
+    (x, y), = batches(evaluation)
     assert x.shape == (2, 8, 8, 3)
     # Masks keep their own resolution, padded with the ignore id to 4x8.
     assert y.shape == (2, 4, 8)

@@ -28,6 +28,7 @@ class DatasetError(ValueError):
 
 
 def check_rgb(color, where):
+    """Returns `color` as an (R, G, B) tuple; ValueError naming `where`."""
     if (
         not isinstance(color, (tuple, list))
         or len(color) != 3
@@ -178,7 +179,8 @@ class LabelMapping:
 class SegmentationDataset:
     """A dataset on disk: its classes and the (image, mask) pairs per split.
 
-    Subclasses set `info` and `label_mapping` and implement `files`.
+    Subclasses set `info` and `label_mapping` and implement `splits` and
+    `files`.
 
     Args:
         data_dir: str. Root directory of the dataset.
@@ -195,6 +197,10 @@ class SegmentationDataset:
                 f"exist or is not a directory."
             )
 
+    def splits(self):
+        """The names of the splits present on disk."""
+        raise NotImplementedError
+
     def files(self, split):
         """Lists the split's sorted `(image_path, mask_path)` pairs.
 
@@ -209,13 +215,12 @@ class SegmentationDataset:
         return f"{type(self).__name__}({self.data_dir!r})"
 
 
-def list_files(directory, extensions, recursive=False):
-    """Maps file stems to paths for files with the given extensions.
+def list_files(directory, extensions):
+    """Maps file stems to paths for the files of a directory.
 
     Args:
-        directory: str. Directory to list.
+        directory: str. Directory to list (not its subdirectories).
         extensions: tuple of str. Lower-case extensions with the dot.
-        recursive: bool. Whether to descend into subdirectories.
 
     Returns:
         dict `stem -> path`.
@@ -225,23 +230,14 @@ def list_files(directory, extensions, recursive=False):
             be ambiguous.
     """
     found = {}
-    if recursive:
-        walk = (
-            (root, name)
-            for root, _, names in os.walk(directory)
-            for name in names
-        )
-    else:
-        walk = (
-            (directory, entry.name)
-            for entry in os.scandir(directory)
-            if entry.is_file()
-        )
-    for root, name in walk:
+    for entry in os.scandir(directory):
+        if not entry.is_file():
+            continue
+        name = entry.name
         stem, ext = os.path.splitext(name)
         if ext.lower() not in extensions or name.startswith("."):
             continue
-        path = os.path.join(root, name)
+        path = os.path.join(directory, name)
         if stem in found:
             raise DatasetError(
                 f"Two files named {stem!r} in {directory}: {found[stem]} and "
@@ -253,6 +249,7 @@ def list_files(directory, extensions, recursive=False):
 
 
 def format_names(paths):
+    """The first sorted base names of `paths`, for error messages."""
     names = sorted(os.path.basename(p) for p in paths)
     shown = ", ".join(names[:_MAX_NAMES])
     return shown + (", ..." if len(names) > _MAX_NAMES else "")

@@ -138,6 +138,14 @@ class Cityscapes(base.SegmentationDataset):
             "Cityscapes images (leftImg8bit/)",
         )
 
+    def splits(self):
+        """The splits present under `leftImg8bit/`."""
+        return tuple(
+            s
+            for s in SPLITS
+            if os.path.isdir(os.path.join(self.data_dir, "leftImg8bit", s))
+        )
+
     def files(self, split):
         """Pairs images with `labelIds` masks; the test split has no masks."""
         if split not in SPLITS:
@@ -145,7 +153,11 @@ class Cityscapes(base.SegmentationDataset):
                 f"Cityscapes has no split {split!r}; expected one of {SPLITS}."
             )
         image_dir = os.path.join(self.data_dir, "leftImg8bit", split)
-        base.require_dir(image_dir, f"Cityscapes split {split!r}")
+        if not os.path.isdir(image_dir):
+            raise base.DatasetError(
+                f"Cityscapes split {split!r} not found: {image_dir} is not a "
+                f"directory (available splits: {', '.join(self.splits())})."
+            )
         images = _list(image_dir, _IMAGE_SUFFIX)
         if not images:
             raise base.DatasetError(

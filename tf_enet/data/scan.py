@@ -247,9 +247,13 @@ def _write_cache(path, key, result):
         # Written to a temporary file and renamed, so a concurrent reader
         # never sees half a file.
         fd, temp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"key": key, "result": result.to_dict()}, f)
-        os.replace(temp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"key": key, "result": result.to_dict()}, f)
+            os.replace(temp, path)
+        finally:
+            if os.path.exists(temp):
+                os.remove(temp)
     except OSError as err:
         logging.warning(
             "Cannot write the scan cache in %s (%s); the next run scans "
