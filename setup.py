@@ -20,6 +20,7 @@ setup(
         "numpy>=1.26,<3",
         "opencv-python>=4.8,<5.1",
         "absl-py>=2.0,<3",
+        "tensorboard>=2.16,<3",
     ],
     extras_require={
         "test": ["pytest>=8,<10"],

@@ -1,0 +1,75 @@
+"""Segmentation metrics from a confusion matrix: IoU and accuracies."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def confusion_matrix(labels, predictions, num_classes, ignore_index):
+    """Counts (true class, predicted class) pairs, ignored pixels excluded.
+
+    Labels outside `[0, num_classes)` (the ignore id among them) are
+    excluded as well.
+
+    Args:
+        labels: int array-like `[...]` of class ids or `ignore_index`.
+        predictions: int array-like of the same shape, predicted ids.
+        num_classes: int. Number of classes.
+        ignore_index: int. Label of pixels to leave out.
+
+    Returns:
+        np.ndarray int64 `[num_classes, num_classes]`; rows are true
+        classes, columns predictions.
+    """
+    labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
+    predictions = tf.reshape(tf.cast(predictions, tf.int64), [-1])
+    valid = tf.logical_and(
+        tf.not_equal(labels, ignore_index),
+        tf.logical_and(labels >= 0, labels < num_classes),
+    )
+    pairs = tf.boolean_mask(labels * num_classes + predictions, valid)
+    counts = tf.math.bincount(
+        pairs, minlength=num_classes * num_classes, dtype=tf.int64
+    )
+    return counts.numpy().reshape(num_classes, num_classes)
+
+
+def scores(confusion):
+    """The metrics of the paper's tables, from one confusion matrix.
+
+    A class that appears neither in the labels nor in the predictions has
+    no IoU (NaN) and is left out of the mean; likewise for its accuracy
+    when it has no labelled pixel.
+
+    Args:
+        confusion: array-like `[num_classes, num_classes]`, rows true
+            classes, columns predictions.
+
+    Returns:
+        dict with `per_class_iou` (np.ndarray float64 `[num_classes]`),
+        `mean_iou`, `global_accuracy` (correct pixels / labelled pixels),
+        `class_accuracy` (mean over classes of per-class recall) and
+        `per_class_accuracy`.
+    """
+    confusion = np.asarray(confusion, np.float64)
+    true_positives = np.diag(confusion)
+    labelled = confusion.sum(axis=1)
+    predicted = confusion.sum(axis=0)
+    union = labelled + predicted - true_positives
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_class_iou = np.where(union > 0, true_positives / union, np.nan)
+        per_class_accuracy = np.where(
+            labelled > 0, true_positives / labelled, np.nan
+        )
+    total = confusion.sum()
+    return {
+        "per_class_iou": per_class_iou,
+        "mean_iou": _nanmean(per_class_iou),
+        "global_accuracy": float(true_positives.sum() / total) if total else float("nan"),
+        "class_accuracy": _nanmean(per_class_accuracy),
+        "per_class_accuracy": per_class_accuracy,
+    }
+
+
+def _nanmean(values):
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else float("nan")

@@ -1,0 +1,593 @@
+"""Training ENet the paper's way: encoder first, then the whole network.
+
+`train(TrainConfig(...))` runs both stages (Paszke et al. 2016, Sec. 5.1):
+the encoder alone on labels downsampled 8x, then the full network
+initialised from it, with Adam, L2 weight decay and a class-weighted
+cross-entropy. Everything needed to resume, evaluate and predict is written
+to the checkpoint directory:
+
+    <checkpoint_dir>/config.json         every option, classes, palette,
+                                         class weights, ignore id, input
+                                         normalisation
+    <checkpoint_dir>/model.keras         best full model by val mIoU
+    <checkpoint_dir>/best.json           its epoch and scores
+    <checkpoint_dir>/history.csv         per-epoch losses, lr, IoUs
+    <checkpoint_dir>/backup/             weights + optimizer state of the
+                                         last completed epoch (resume)
+    <checkpoint_dir>/encoder/...         the same for the encoder stage
+    <checkpoint_dir>/logs/               TensorBoard
+
+Killing the process at any moment and running it again continues from the
+last completed epoch; model files are written to a temporary name and
+renamed, so the best model on disk is never half-written.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tf_enet import data as data_lib
+from tf_enet import metrics as metrics_lib
+from tf_enet.losses import WeightedSparseCategoricalCrossentropy
+from tf_enet.model import (
+    OUTPUT_STRIDE,
+    PIXEL_MEAN,
+    PIXEL_STD,
+    build_enet,
+    build_enet_encoder,
+    transfer_weights,
+)
+
+DEFAULT_DATA_DIRS = {
+    "camvid": "data/CamVid",
+    "cityscapes": "data/cityscapes",
+    "folder": "data/custom",
+}
+STAGES = ("both", "encoder", "full")
+SCHEDULES = ("step", "poly", "cosine")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+# Options that may change between runs in one checkpoint directory: more
+# epochs extend a run; the rest do not change what is trained.
+RESUMABLE_CHANGES = frozenset({"epochs", "encoder_epochs", "verbose", "overwrite"})
+CONFIG_FILE = "config.json"
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or go on; the message says why and what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every option of a training run; defaults follow the paper.
+
+    Args:
+        dataset: str. "camvid", "cityscapes" or "folder".
+        data_dir: str or None. Dataset root; None takes
+            `DEFAULT_DATA_DIRS[dataset]`.
+        checkpoint_dir: str. Where the run's files go.
+        height: int. Training crop height.
+        width: int. Training crop width.
+        batch_size: int. Global batch size (the paper: 10).
+        epochs: int. Epochs of the full-network stage.
+        encoder_epochs: int. Epochs of the encoder stage.
+        stages: str. "both" (the paper), "encoder" or "full".
+        learning_rate: float. Initial Adam learning rate (5e-4).
+        weight_decay: float. L2 weight decay on convolution kernels (2e-4),
+            as Torch's `weightDecay`: adds `weight_decay * w` to gradients.
+        lr_schedule: str. "step" (multiply by `lr_decay_factor` every
+            `lr_decay_epochs`), "poly" (power 0.9) or "cosine".
+        lr_decay_epochs: int. Step schedule period.
+        lr_decay_factor: float. Step schedule factor.
+        class_weighting: str. "mfb", "enet" or "none".
+        num_initial_blocks: int. See `tf_enet.ENetConfig`.
+        stage_two_repeat: int. See `tf_enet.ENetConfig`.
+        skip_connections: bool. See `tf_enet.ENetConfig`.
+        augment: bool. Random scale, crop and flip.
+        min_scale: float. Smallest random scale.
+        max_scale: float. Largest random scale.
+        limit: int or None. Train on only the first N images.
+        val_limit: int or None. Validate on only the first N images.
+        validation_freq: int. Validate every N epochs.
+        strategy: str. "default", "mirrored" or "multi_worker".
+        jit_compile: bool. XLA-compile the training step.
+        seed: int. Seeds weights, shuffling and augmentation.
+        verbose: int. Keras progress output: 0 silent, 1 progress bar,
+            2 one line per epoch.
+    """
+
+    dataset: str = "camvid"
+    data_dir: str = None
+    checkpoint_dir: str = "runs/camvid"
+    height: int = 360
+    width: int = 480
+    batch_size: int = 10
+    epochs: int = 300
+    encoder_epochs: int = 100
+    stages: str = "both"
+    learning_rate: float = 5e-4
+    weight_decay: float = 2e-4
+    lr_schedule: str = "step"
+    lr_decay_epochs: int = 100
+    lr_decay_factor: float = 0.1
+    class_weighting: str = "mfb"
+    num_initial_blocks: int = 1
+    stage_two_repeat: int = 2
+    skip_connections: bool = False
+    augment: bool = True
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    limit: int = None
+    val_limit: int = None
+    validation_freq: int = 1
+    strategy: str = "default"
+    jit_compile: bool = False
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self):
+        def fail(name, expected):
+            raise ValueError(
+                f"`{name}` must be {expected}; received {getattr(self, name)!r}."
+            )
+
+        if self.dataset not in data_lib.DATASETS:
+            fail("dataset", f"one of {sorted(data_lib.DATASETS)}")
+        if self.data_dir is None:
+            object.__setattr__(self, "data_dir", DEFAULT_DATA_DIRS[self.dataset])
+        for name in ("height", "width", "batch_size", "lr_decay_epochs",
+                     "validation_freq"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                fail(name, "a positive integer")
+        for name in ("epochs", "encoder_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                fail(name, "a non-negative integer")
+        for name in ("limit", "val_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                fail(name, "a positive integer or None")
+        if self.stages not in STAGES:
+            fail("stages", f"one of {STAGES}")
+        if self.lr_schedule not in SCHEDULES:
+            fail("lr_schedule", f"one of {SCHEDULES}")
+        if self.strategy not in STRATEGIES:
+            fail("strategy", f"one of {STRATEGIES}")
+        if self.class_weighting not in ("mfb", "enet", "none"):
+            fail("class_weighting", "one of ('mfb', 'enet', 'none')")
+        if not self.learning_rate > 0:
+            fail("learning_rate", "positive")
+        if not self.weight_decay >= 0:
+            fail("weight_decay", "non-negative")
+        if not 0 < self.lr_decay_factor <= 1:
+            fail("lr_decay_factor", "in (0, 1]")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @property
+    def model_options(self):
+        return {
+            "num_initial_blocks": self.num_initial_blocks,
+            "stage_two_repeat": self.stage_two_repeat,
+            "skip_connections": self.skip_connections,
+        }
+
+
+def write_atomically(path, write):
+    """Calls `write(tmp_path)` then renames it to `path` in one step."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    suffix = os.path.splitext(path)[1]
+    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def write_json(path, value):
+    def write(tmp_path):
+        with open(tmp_path, "w", encoding="utf-8") as f:
+            json.dump(value, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+    write_atomically(path, write)
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def learning_rate_schedule(config, steps_per_epoch, epochs):
+    """The learning rate as a function of the optimizer step."""
+    total_steps = max(1, steps_per_epoch * epochs)
+    if config.lr_schedule == "poly":
+        return keras.optimizers.schedules.PolynomialDecay(
+            config.learning_rate, total_steps, end_learning_rate=0.0, power=0.9
+        )
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, total_steps
+        )
+    period = steps_per_epoch * config.lr_decay_epochs
+    boundaries = list(range(period, total_steps, period))
+    values = [
+        config.learning_rate * config.lr_decay_factor**i
+        for i in range(len(boundaries) + 1)
+    ]
+    if not boundaries:
+        return config.learning_rate
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+class PerClassIoU(keras.callbacks.Callback):
+    """Adds per-class IoU and accuracies of the validation pass to the logs.
+
+    Reads the confusion matrix the compiled `MeanIoU` metric holds right
+    after Keras's validation pass, so no second pass over the data is needed.
+    """
+
+    def __init__(self, metric, class_names):
+        super().__init__()
+        self.metric = metric
+        self.class_names = class_names
+        self.last_scores = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or "val_miou" not in logs:
+            return
+        result = metrics_lib.scores(keras.ops.convert_to_numpy(self.metric.total_cm))
+        self.last_scores = result
+        for name, iou in zip(self.class_names, result["per_class_iou"]):
+            logs[f"val_iou_{name}"] = float(iou)
+        logs["val_global_accuracy"] = result["global_accuracy"]
+        logs["val_class_accuracy"] = result["class_accuracy"]
+
+
+class LossGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss, before any checkpoint.
+
+    Raising (instead of `stop_training`) keeps the epoch-end callbacks from
+    saving the diverged weights, so the last good backup stays usable.
+    """
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            raise TrainingError(
+                f"The loss became {loss} at batch {batch}; training stopped "
+                "without saving this epoch. Lower --learning_rate or check the "
+                "labels, then run the same command to resume from the last "
+                "completed epoch."
+            )
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Keeps the model with the best `monitor` value, written atomically.
+
+    The best value survives restarts through `best.json` beside the model.
+    """
+
+    def __init__(self, path, monitor="val_miou", write=True):
+        super().__init__()
+        self.path = path
+        self.record_path = os.path.join(os.path.dirname(path), "best.json")
+        self.monitor = monitor
+        self.write = write
+        self.best = -math.inf
+
+    def on_train_begin(self, logs=None):
+        if os.path.exists(self.record_path) and os.path.exists(self.path):
+            self.best = read_json(self.record_path)[self.monitor]
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or not value > self.best:
+            return
+        self.best = float(value)
+        if not self.write:
+            return
+        write_atomically(self.path, self.model.save)
+        record = {k: float(v) for k, v in logs.items() if k.startswith("val_")}
+        record.update({"epoch": epoch + 1, self.monitor: self.best})
+        write_json(self.record_path, record)
+
+
+class PredictionImages(keras.callbacks.Callback):
+    """Writes a few validation images, labels and predictions to TensorBoard."""
+
+    def __init__(self, log_dir, images, labels, palette, ignore_index):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(log_dir)
+        self.images = images
+        self.labels = labels
+        self.palette = palette
+        self.ignore_index = ignore_index
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None or "val_miou" not in logs:
+            return
+        logits = self.model(self.images, training=False)
+        predictions = keras.ops.convert_to_numpy(keras.ops.argmax(logits, -1))
+        with self.writer.as_default(step=epoch):
+            tf.summary.image(
+                "validation/image", self.images.astype("uint8"), max_outputs=4
+            )
+            tf.summary.image(
+                "validation/label",
+                np.stack([data_lib.colorize(m, self.palette) for m in self.labels]),
+                max_outputs=4,
+            )
+            tf.summary.image(
+                "validation/prediction",
+                np.stack([data_lib.colorize(p, self.palette) for p in predictions]),
+                max_outputs=4,
+            )
+        self.writer.flush()
+
+
+def make_strategy(name):
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if "TF_CONFIG" not in os.environ:
+            raise TrainingError(
+                "--strategy=multi_worker needs the TF_CONFIG environment "
+                "variable describing the cluster and this worker's task; "
+                "see the README's 'Training on several machines'."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief():
+    """Whether this process writes the run's files (not a non-chief worker)."""
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    task = cluster.get("task", {})
+    if not task or task.get("type") == "chief":
+        return True
+    has_chief = "chief" in cluster.get("cluster", {})
+    return task.get("type") == "worker" and task.get("index", 0) == 0 and not has_chief
+
+
+def run_config(config, info, weights):
+    """The JSON written beside the model: all evaluation and prediction need."""
+    return {
+        "format": "tf_enet/1",
+        "train": config.to_dict(),
+        "model": {"num_classes": info.num_classes, **config.model_options},
+        "dataset": info.to_dict(),
+        "class_weighting": config.class_weighting,
+        "class_weights": [float(w) for w in weights],
+        "input": {
+            "channels": "RGB",
+            "range": [0, 255],
+            "mean": list(PIXEL_MEAN),
+            "std": list(PIXEL_STD),
+            "normalized_inside_model": True,
+        },
+    }
+
+
+def check_checkpoint_dir(config, overwrite):
+    """Refuses to mix a different run into an existing checkpoint directory."""
+    path = os.path.join(config.checkpoint_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        leftovers = [
+            name for name in ("model.keras", "backup", "encoder")
+            if os.path.exists(os.path.join(config.checkpoint_dir, name))
+        ]
+        if leftovers and not overwrite:
+            raise TrainingError(
+                f"{config.checkpoint_dir} holds {', '.join(leftovers)} but no "
+                f"{CONFIG_FILE}; it is not a tf_enet run this command can "
+                "resume. Choose another --checkpoint_dir."
+            )
+        return False
+    try:
+        previous = read_json(path)["train"]
+    except (OSError, ValueError, KeyError) as error:
+        raise TrainingError(f"Cannot read {path}: {error}") from None
+    current = config.to_dict()
+    changed = sorted(
+        key for key in set(previous) | set(current)
+        if key not in RESUMABLE_CHANGES and previous.get(key) != current.get(key)
+    )
+    if changed and not overwrite:
+        details = ", ".join(
+            f"{key}: {previous.get(key)!r} -> {current.get(key)!r}" for key in changed
+        )
+        raise TrainingError(
+            f"{config.checkpoint_dir} holds a different run ({details}). "
+            "Run the same command to resume it, choose another "
+            "--checkpoint_dir, or pass --overwrite to start over there."
+        )
+    return not changed
+
+
+def _stage_plan(config):
+    if config.stages == "both":
+        return ("encoder", "full")
+    return (config.stages,)
+
+
+def _datasets(config, dataset, stage, strategy):
+    label_stride = OUTPUT_STRIDE if stage == "encoder" else 1
+    train_args = dict(
+        height=config.height, width=config.width, batch_size=config.batch_size,
+        seed=config.seed, label_stride=label_stride, limit=config.limit,
+        augment=config.augment, min_scale=config.min_scale,
+        max_scale=config.max_scale,
+    )
+    val_args = dict(
+        batch_size=config.batch_size, label_stride=label_stride,
+        limit=config.val_limit,
+    )
+    if config.strategy == "default":
+        train = data_lib.make_train_dataset(dataset, "train", **train_args)
+    else:
+        # Each input pipeline decodes only its own share of the files.
+        train = strategy.distribute_datasets_from_function(
+            lambda context: data_lib.make_train_dataset(
+                dataset, "train", input_context=context, **train_args
+            ).repeat()
+        )
+    val = data_lib.make_eval_dataset(dataset, "val", **val_args)
+    return train, val
+
+
+def _compile(model, config, steps_per_epoch, epochs, weights, info):
+    loss = WeightedSparseCategoricalCrossentropy(
+        class_weights=weights, ignore_index=info.ignore_index
+    )
+    miou = keras.metrics.MeanIoU(
+        num_classes=info.num_classes,
+        ignore_class=info.ignore_index,
+        sparse_y_pred=False,
+        name="miou",
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(
+            learning_rate_schedule(config, steps_per_epoch, epochs)
+        ),
+        loss=loss,
+        metrics=[miou],
+        jit_compile=config.jit_compile,
+    )
+    return miou
+
+
+def _add_weight_decay(model, weight_decay):
+    """L2 penalty on every convolution kernel (Torch-style weight decay).
+
+    Set on the variables, not the layers' configs, so saved models carry no
+    training-only regularizers.
+    """
+    if not weight_decay:
+        return
+    # Torch adds weight_decay * w to the gradient: the gradient of
+    # (weight_decay / 2) * sum(w ** 2).
+    regularizer = keras.regularizers.L2(weight_decay / 2)
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+            layer.kernel.regularizer = regularizer
+
+
+def train(config, overwrite=False):
+    """Trains ENet as `config` says, resuming what the directory holds.
+
+    Args:
+        config: TrainConfig.
+        overwrite: bool. Start over in a checkpoint directory that holds a
+            different run.
+
+    Returns:
+        dict: `checkpoint_dir`, `class_weights`, and per stage the best
+        epoch and validation scores.
+
+    Raises:
+        TrainingError: the directory holds another run, the loss diverged,
+            or the strategy is misconfigured.
+        tf_enet.data.DatasetError: the dataset is missing or broken.
+    """
+    keras.utils.set_random_seed(config.seed)
+    dataset = data_lib.get_dataset(config.dataset, config.data_dir)
+    info = dataset.info
+    same_run = check_checkpoint_dir(config, overwrite)
+    stats = data_lib.scan(dataset, "train")
+    data_lib.scan(dataset, "val")
+    weights = data_lib.class_weights(stats, config.class_weighting)
+    chief = is_chief()
+    if chief:
+        write_json(
+            os.path.join(config.checkpoint_dir, CONFIG_FILE),
+            run_config(config, info, weights),
+        )
+    if not same_run:
+        logging.info("Starting a new run in %s", config.checkpoint_dir)
+
+    strategy = make_strategy(config.strategy)
+    results = {"checkpoint_dir": config.checkpoint_dir,
+               "class_weights": [float(w) for w in weights]}
+    for stage in _stage_plan(config):
+        results[stage] = _train_stage(
+            config, stage, dataset, weights, strategy, chief
+        )
+    return results
+
+
+def _train_stage(config, stage, dataset, weights, strategy, chief):
+    info = dataset.info
+    epochs = config.encoder_epochs if stage == "encoder" else config.epochs
+    stage_dir = (
+        os.path.join(config.checkpoint_dir, "encoder")
+        if stage == "encoder" else config.checkpoint_dir
+    )
+    best_path = os.path.join(stage_dir, "model.keras")
+    done_path = os.path.join(stage_dir, "done.json")
+    if os.path.exists(done_path) and read_json(done_path)["epochs"] >= epochs:
+        logging.info("The %s stage is complete in %s", stage, stage_dir)
+        return read_json(done_path)
+
+    train_ds, val_ds = _datasets(config, dataset, stage, strategy)
+    num_train = len(dataset.files("train")[: config.limit])
+    steps_per_epoch = num_train // config.batch_size
+    if config.strategy == "default":
+        train_ds = train_ds.repeat()
+
+    with strategy.scope():
+        builder = build_enet_encoder if stage == "encoder" else build_enet
+        model = builder(info.num_classes, **config.model_options)
+        encoder_path = os.path.join(config.checkpoint_dir, "encoder", "model.keras")
+        if stage == "full" and os.path.exists(encoder_path):
+            encoder = keras.saving.load_model(encoder_path, compile=False)
+            copied = transfer_weights(encoder, model)
+            logging.info("Initialised %d layers from %s", len(copied), encoder_path)
+        _add_weight_decay(model, config.weight_decay)
+        miou = _compile(model, config, steps_per_epoch, epochs, weights, info)
+
+    os.makedirs(stage_dir, exist_ok=True)
+    per_class = PerClassIoU(miou, info.class_names)
+    best = BestModelCheckpoint(best_path, write=chief)
+    log_dir = os.path.join(config.checkpoint_dir, "logs", stage)
+    sample_images, sample_labels = next(iter(val_ds.take(1)))
+    callbacks = [
+        LossGuard(),
+        per_class,
+        best,
+        keras.callbacks.CSVLogger(os.path.join(stage_dir, "history.csv"), append=True),
+        keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
+        PredictionImages(
+            os.path.join(log_dir, "images"), sample_images.numpy()[:4],
+            sample_labels.numpy()[:4], info.palette, info.ignore_index,
+        ),
+        keras.callbacks.BackupAndRestore(
+            os.path.join(stage_dir, "backup"), double_checkpoint=True,
+            delete_checkpoint=False,
+        ),
+    ]
+    model.fit(
+        train_ds,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        validation_data=val_ds,
+        validation_freq=config.validation_freq,
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+    summary = {"stage": stage, "epochs": epochs, "best_val_miou": best.best}
+    if os.path.exists(best.record_path):
+        summary.update(read_json(best.record_path))
+    if chief:
+        write_json(done_path, summary)
+    return summary
