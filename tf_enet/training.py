@@ -399,9 +399,13 @@ def check_checkpoint_dir(config, overwrite):
     except (OSError, ValueError, KeyError) as error:
         raise TrainingError(f"Cannot read {path}: {error}") from None
     current = config.to_dict()
+    # Options added to TrainConfig after the run started count as unchanged
+    # while they keep their default.
+    defaults = TrainConfig(dataset=current["dataset"]).to_dict()
     changed = sorted(
         key for key in set(previous) | set(current)
-        if key not in RESUMABLE_CHANGES and previous.get(key) != current.get(key)
+        if key not in RESUMABLE_CHANGES
+        and previous.get(key, defaults.get(key)) != current.get(key)
     )
     if changed and not overwrite:
         details = ", ".join(
