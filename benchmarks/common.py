@@ -1,0 +1,73 @@
+"""Timing, FLOP counting and machine description shared by the benchmarks."""
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import tensorflow as tf
+
+
+def median_seconds(run, warmup, repeats):
+    """Median wall time of `run()` over `repeats` calls after `warmup` calls."""
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def count_flops(function, *specs):
+    """FLOPs of one call of a `tf.function`, multiply-add counted as 2.
+
+    Uses TensorFlow's profiler on the traced graph, the same count the
+    paper-comparison figures use.
+    """
+    concrete = function.get_concrete_function(*specs)
+    graph = concrete.graph
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    profile = tf.compat.v1.profiler.profile(graph=graph, options=options)
+    return profile.total_float_ops
+
+
+def matmul_flops_per_second(size=2048, repeats=5):
+    """float32 GFLOP/s of a large matrix product: this machine's practical peak."""
+    a = tf.random.normal([size, size])
+    b = tf.random.normal([size, size])
+    product = tf.function(lambda: tf.matmul(a, b))
+    seconds = median_seconds(lambda: product().numpy(), warmup=2, repeats=repeats)
+    return 2 * size**3 / seconds
+
+
+def machine_description():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores visible; TensorFlow {tf.__version__} "
+        f"(intra-op threads {tf.config.threading.get_intra_op_parallelism_threads() or 'auto'}, "
+        f"inter-op {tf.config.threading.get_inter_op_parallelism_threads() or 'auto'}); "
+        f"NumPy {np.__version__}"
+    )
+
+
+def print_table(headers, rows):
+    widths = [
+        max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)
+    ]
+    line = " | ".join(str(h).ljust(w) for h, w in zip(headers, widths))
+    print(line)
+    print("-|-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
