@@ -54,8 +54,11 @@ STAGES = ("both", "encoder", "full")
 SCHEDULES = ("step", "poly", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # Options that may change between runs in one checkpoint directory: more
-# epochs extend a run; the rest do not change what is trained.
-RESUMABLE_CHANGES = frozenset({"epochs", "encoder_epochs", "verbose", "overwrite"})
+# epochs extend a run; a moved dataset or directory is the same run; the
+# rest do not change what is trained.
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "encoder_epochs", "data_dir", "checkpoint_dir", "verbose", "overwrite"}
+)
 CONFIG_FILE = "config.json"
 
 
