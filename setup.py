@@ -24,5 +24,6 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8,<10"],
+        "docs": ["matplotlib>=3.7,<4"],
     },
 )
