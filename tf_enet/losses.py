@@ -12,8 +12,9 @@ class WeightedSparseCategoricalCrossentropy(keras.losses.Loss):
     the sum of their weights, `sum_i w[y_i] * ce_i / sum_i w[y_i]`, as
     PyTorch's `CrossEntropyLoss(weight=...)` and Torch's
     `SpatialCrossEntropyCriterion` (the paper's) compute it. Pixels labelled
-    `ignore_index` weigh 0, so they neither add loss nor count in the
-    denominator; a batch with no labelled pixel has loss 0.
+    `ignore_index` (and any label outside `[0, num_classes)`) weigh 0, so
+    they neither add loss nor count in the denominator; a batch with no
+    labelled pixel has loss 0.
 
     Args:
         class_weights: list of float or None. One weight per class (e.g.

@@ -19,9 +19,27 @@ def confusion_matrix(labels, predictions, num_classes, ignore_index):
     Returns:
         np.ndarray int64 `[num_classes, num_classes]`; rows are true
         classes, columns predictions.
+
+    Raises:
+        ValueError: if shapes differ or a prediction is outside
+            `[0, num_classes)` (it would be counted in the wrong cell).
     """
+    labels = tf.convert_to_tensor(labels)
+    predictions = tf.convert_to_tensor(predictions)
+    if labels.shape != predictions.shape:
+        raise ValueError(
+            f"labels and predictions must have the same shape; received "
+            f"{labels.shape} and {predictions.shape}."
+        )
     labels = tf.reshape(tf.cast(labels, tf.int64), [-1])
     predictions = tf.reshape(tf.cast(predictions, tf.int64), [-1])
+    outside = tf.logical_or(predictions < 0, predictions >= num_classes)
+    if bool(tf.reduce_any(outside)):
+        values = np.unique(tf.boolean_mask(predictions, outside).numpy())
+        raise ValueError(
+            f"predictions must be class ids in [0, {num_classes}); received "
+            f"{values[:10].tolist()}."
+        )
     valid = tf.logical_and(
         tf.not_equal(labels, ignore_index),
         tf.logical_and(labels >= 0, labels < num_classes),
