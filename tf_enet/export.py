@@ -1,0 +1,368 @@
+"""Exporting a trained ENet: SavedModel (TF Serving), TFLite and ONNX.
+
+Every export carries the model's configuration (class names, palette,
+ignore id, training options) so `tf_enet.inference.load_predictor` and
+`predict.py` name and paint the classes:
+
+    SavedModel   <dir>/assets/tf_enet_config.json
+    TFLite       <file>.tflite.json beside the model
+    ONNX         <file>.onnx.json beside the model
+
+All preprocessing is inside the exported graphs: they take RGB pixels in
+[0, 255] of any height and width.
+
+SavedModel signatures:
+    serving_default: images uint8 [batch, height, width, 3]
+                     -> classes int32 [batch, height, width],
+                        probabilities float32 [batch, height, width, K]
+    serve_encoded:   image_bytes string [batch] (PNG or JPEG files; all of
+                     one request must have the same size) -> the same.
+It also keeps a `logits` function (float32 images -> float32 logits) for
+`load_predictor`.
+"""
+
+import json
+import os
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_enet import data as data_lib
+from tf_enet import inference
+from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
+
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "int8")
+ONNX_OPSET = 17
+
+
+class ExportError(ValueError):
+    """An export cannot be made as asked; the message says why."""
+
+
+def export_config(config, num_classes, **export):
+    """The configuration stored with an export.
+
+    Args:
+        config: dict or None. The checkpoint's config.json; None gives a
+            minimal one with generic class names.
+        num_classes: int. The model's number of classes.
+        **export: Facts about the export (format, quantization, source),
+            stored under "export".
+
+    Returns:
+        dict, JSON-serialisable.
+    """
+    if config is None:
+        config = {
+            "format": "tf_enet/1",
+            "model": {"num_classes": num_classes},
+            "dataset": inference.generic_info(num_classes).to_dict(),
+        }
+    return {**config, "export": export}
+
+
+def _write_json(path, value):
+    _make_parent(path)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(value, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+_IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
+_PIXELS = tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
+_BYTES = tf.TensorSpec([None], tf.string, name="image_bytes")
+
+
+def _archive(model, endpoints):
+    """A `keras.export.ExportArchive` of `model` with `(name, fn, spec)`s."""
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, fn, spec in endpoints:
+        archive.add_endpoint(name, fn, [spec])
+    return archive
+
+
+def _serving_endpoints(model):
+    def logits(images):
+        return model(images, training=False)
+
+    def serve(images):
+        logits = model(tf.cast(images, tf.float32), training=False)
+        return {
+            "classes": tf.argmax(logits, axis=-1, output_type=tf.int32),
+            "probabilities": tf.nn.softmax(logits, axis=-1),
+        }
+
+    def serve_encoded(image_bytes):
+        images = tf.map_fn(
+            _decode,
+            image_bytes,
+            fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
+        )  # [batch, height, width, 3]; fails if the sizes differ
+        return serve(images)
+
+    return [
+        ("serving_default", serve, _PIXELS),
+        ("serve_encoded", serve_encoded, _BYTES),
+        ("logits", logits, _IMAGES),
+    ]
+
+
+def _decode(contents):
+    return tf.io.decode_image(
+        contents, channels=3, dtype=tf.uint8, expand_animations=False
+    )
+
+
+def export_saved_model(model, output_dir, config=None, *, source=None):
+    """Writes a SavedModel for TF Serving (see the module docstring).
+
+    Args:
+        model: keras.Model. An ENet from `build_enet` or a checkpoint.
+        output_dir: str. The SavedModel directory (created or replaced).
+        config: dict or None. The checkpoint's configuration.
+        source: str or None. Where the model came from, recorded.
+
+    Returns:
+        str. `output_dir`.
+    """
+    num_classes = int(model.outputs[0].shape[-1])
+    _archive(model, _serving_endpoints(model)).write_out(output_dir, verbose=False)
+    # A plain file in assets/: TF Serving ignores it, load_predictor reads it.
+    _write_json(
+        os.path.join(output_dir, "assets", inference.SAVED_MODEL_CONFIG),
+        export_config(
+            config, num_classes, format="saved_model", source=source,
+            signatures=["serving_default", "serve_encoded", "logits"],
+        ),
+    )
+    return output_dir
+
+
+def representative_images(paths, *, height=None, width=None):
+    """Calibration images for int8 quantization, as the converter wants.
+
+    Args:
+        paths: sequence of str. Image files.
+        height: int or None. Resize (bilinear) to this height, with `width`.
+        width: int or None.
+
+    Returns:
+        A callable returning a generator of `[float32 [1, H, W, 3]]` lists.
+
+    Raises:
+        DatasetError: naming a file that cannot be read (when iterated).
+    """
+    paths = list(paths)
+
+    def generate():
+        for path in paths:
+            image = data_lib.decode_image_file(path).astype(np.float32)
+            if height is not None:
+                image = tf.image.resize(
+                    image, [height, width], method="bilinear"
+                ).numpy()
+            yield [image[None]]
+
+    return generate
+
+
+def export_tflite(
+    model, output_path, config=None, *, quantize=None, representative=None,
+    source=None,
+):
+    """Converts to TFLite with builtin ops only (no Flex delegate needed).
+
+    The input is dynamic (`resize_tensor_input` to any image size). Float32
+    by default; "float16" halves the weights; "int8" quantizes weights and
+    activations (full integer): the input is then uint8 pixels (scale ~1,
+    zero point 0, so pixels pass unchanged) and the output int8 logits,
+    dequantized by `load_predictor`.
+
+    Args:
+        model: keras.Model.
+        output_path: str. The .tflite file; the configuration goes to
+            `<output_path>.json`.
+        config: dict or None. The checkpoint's configuration.
+        quantize: None, "float16" or "int8".
+        representative: callable from `representative_images`; needed for
+            "int8".
+        source: str or None. Where the model came from, recorded.
+
+    Returns:
+        str. `output_path`.
+
+    Raises:
+        ExportError: unknown quantization, int8 without calibration images,
+            or a failed conversion.
+    """
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ExportError(
+            f"Unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}."
+        )
+    if quantize == "int8" and representative is None:
+        raise ExportError(
+            "int8 quantization needs calibration images: give "
+            "--representative_images or --dataset/--data_dir."
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        # What TFLiteConverter.from_keras_model does, without its printing.
+        archive = _archive(
+            model, [("serve", lambda images: model(images, training=False), _IMAGES)]
+        )
+        archive.write_out(tmp, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        flatbuffer = _convert(converter, quantize, representative)
+    num_classes = int(model.outputs[0].shape[-1])
+    _make_parent(output_path)
+    with open(output_path, "wb") as f:
+        f.write(flatbuffer)
+    _write_json(
+        output_path + inference.SIDECAR_SUFFIX,
+        export_config(
+            config, num_classes, format="tflite", quantize=quantize or "none",
+            source=source,
+        ),
+    )
+    return output_path
+
+
+def _convert(converter, quantize, representative):
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.int8
+    try:
+        return converter.convert()
+    except data_lib.DatasetError:
+        raise
+    except Exception as err:  # The converter raises several error types.
+        raise ExportError(f"TFLite conversion failed: {err}") from None
+
+
+def _make_parent(path):
+    parent = os.path.dirname(os.path.abspath(path))
+    os.makedirs(parent, exist_ok=True)
+
+
+class _PaddedForOnnx(keras.Model):
+    """Pads images to a multiple of 8 outside ENet, for tf2onnx.
+
+    tf2onnx 1.17 converts TensorFlow's integer FloorMod as a truncating
+    remainder, so `PadToMultiple`'s `-height % 8` turns negative and the
+    ONNX graph crops instead of padding. Padding here with non-negative
+    arithmetic leaves ENet's own padding at zero. The padding holds the
+    mean pixel, which ENet's normalisation maps to the 0 its own padding
+    would add, so the logits equal the Keras model's.
+    """
+
+    def __init__(self, model, mean):
+        super().__init__(name=f"{model.name}_onnx")
+        self.enet = model
+        self.mean = tuple(float(m) for m in mean)
+
+    def call(self, images):
+        shape = tf.shape(images)
+        pad_height = (OUTPUT_STRIDE - shape[1] % OUTPUT_STRIDE) % OUTPUT_STRIDE
+        pad_width = (OUTPUT_STRIDE - shape[2] % OUTPUT_STRIDE) % OUTPUT_STRIDE
+        mean = tf.constant(self.mean, tf.float32)
+        padded = tf.pad(
+            images - mean, [[0, 0], [0, pad_height], [0, pad_width], [0, 0]]
+        ) + mean
+        logits = self.enet(padded, training=False)
+        return logits[:, : shape[1], : shape[2], :]
+
+
+def export_onnx(model, output_path, config=None, *, source=None):
+    """Converts to ONNX with tf2onnx (opset 17), for onnxruntime.
+
+    Input `images` float32 `[batch, height, width, 3]` RGB in [0, 255] of
+    any size; output float32 logits `[batch, height, width, K]`.
+
+    Args:
+        model: keras.Model.
+        output_path: str. The .onnx file; the configuration goes to
+            `<output_path>.json`.
+        config: dict or None. The checkpoint's configuration.
+        source: str or None. Where the model came from, recorded.
+
+    Returns:
+        str. `output_path`.
+
+    Raises:
+        ExportError: tf2onnx is not installed or the conversion failed.
+    """
+    try:
+        import tf2onnx  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise ExportError(
+            "ONNX export needs tf2onnx and onnxruntime: pip install "
+            "tf2onnx onnxruntime."
+        ) from None
+    mean = PIXEL_MEAN
+    if config is not None:
+        mean = config.get("input", {}).get("mean", PIXEL_MEAN)
+    spec = (tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),)
+    _make_parent(output_path)
+    try:
+        tf2onnx.convert.from_keras(
+            _PaddedForOnnx(model, mean), input_signature=spec,
+            opset=ONNX_OPSET, output_path=output_path,
+        )
+    except Exception as err:  # tf2onnx raises many error types.
+        raise ExportError(f"ONNX conversion failed: {err}") from None
+    num_classes = int(model.outputs[0].shape[-1])
+    _write_json(
+        output_path + inference.SIDECAR_SUFFIX,
+        export_config(
+            config, num_classes, format="onnx", opset=ONNX_OPSET, source=source,
+        ),
+    )
+    return output_path
+
+
+def export_model(
+    model_path, output, format, *, quantize=None, representative=None,
+):
+    """Loads a Keras checkpoint and exports it.
+
+    Args:
+        model_path: str. A checkpoint directory or a .keras file.
+        output: str. The SavedModel directory, .tflite or .onnx file.
+        format: str. One of `FORMATS`.
+        quantize: None, "float16" or "int8" (TFLite only).
+        representative: callable from `representative_images` (int8).
+
+    Returns:
+        str. `output`.
+
+    Raises:
+        ModelError: the model cannot be loaded.
+        ExportError: invalid options or a failed conversion.
+    """
+    if format not in FORMATS:
+        raise ExportError(f"Unknown format {format!r}; expected one of {FORMATS}.")
+    if quantize is not None and format != "tflite":
+        raise ExportError(
+            f"Quantization ({quantize}) applies to TFLite only; received "
+            f"format {format!r}."
+        )
+    model, config, _ = inference.load_keras_model(model_path)
+    source = os.fspath(model_path)
+    if format == "saved_model":
+        return export_saved_model(model, output, config, source=source)
+    if format == "tflite":
+        return export_tflite(
+            model, output, config, quantize=quantize,
+            representative=representative, source=source,
+        )
+    return export_onnx(model, output, config, source=source)
