@@ -195,7 +195,7 @@ def load_keras_model(path):
     except Exception as err:  # Keras raises many types for a bad file.
         raise ModelError(
             f"Cannot load {model_file} as a Keras model (safe mode, so no "
-            f"code stored in the file runs): {_first_line(err)}"
+            f"code stored in the file runs): {_first_sentence(err)}"
         ) from None
     if not isinstance(model, keras.Model):
         raise ModelError(f"{model_file} holds a {type(model).__name__}, not a model.")
@@ -208,6 +208,13 @@ def load_keras_model(path):
 def _first_line(error):
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
+
+
+def _first_sentence(error):
+    """Keras errors go on to advise `safe_mode=False`, which tf_enet never uses."""
+    line = _first_line(error)
+    sentence, dot, _ = line.partition(". ")
+    return sentence + dot.strip()
 
 
 def _check_segmentation_model(model, model_file):

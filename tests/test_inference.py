@@ -1,0 +1,340 @@
+"""Tests of model loading, prediction and evaluation (tf_enet.inference).
+
+Most tests use a "pixel model": a 1x1 convolution whose logits are
+`k * R - k**2 / 2` for class `k`, so it predicts the class id written in
+each pixel's red channel. Predictions are then known exactly, and scores
+can be checked against a confusion matrix counted by hand.
+"""
+
+import json
+import os
+
+import cv2
+import keras
+import numpy as np
+import pytest
+
+from tf_enet import data, inference
+
+PALETTE = ((200, 0, 0), (0, 200, 0), (0, 0, 200))
+CLASSES = ("road", "car", "sky")
+IGNORE = 255
+
+
+def pixel_model(num_classes):
+    """A Keras model predicting the class id stored in the red channel."""
+    images = keras.Input((None, None, 3), name="images")
+    conv = keras.layers.Conv2D(num_classes, 1, name="logits")
+    model = keras.Model(images, conv(images))
+    kernel = np.zeros((1, 1, 3, num_classes), np.float32)
+    kernel[0, 0, 0] = np.arange(num_classes)
+    bias = -0.5 * np.arange(num_classes, dtype=np.float32) ** 2
+    conv.set_weights([kernel, bias])
+    return model
+
+
+def run_config(class_names=CLASSES, palette=PALETTE, ignore_index=IGNORE):
+    """A config.json as train.py writes it (the parts inference reads)."""
+    return {
+        "format": "tf_enet/1",
+        "model": {"num_classes": len(class_names)},
+        "dataset": {
+            "name": "folder",
+            "class_names": list(class_names),
+            "palette": [list(c) for c in palette],
+            "ignore_index": ignore_index,
+        },
+    }
+
+
+def write_checkpoint(directory, model, config=None):
+    """A checkpoint directory: model.keras and, if given, config.json."""
+    os.makedirs(directory, exist_ok=True)
+    model.save(os.path.join(directory, "model.keras"))
+    if config is not None:
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            json.dump(config, f)
+    return str(directory)
+
+
+def write_rgb(path, rgb):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    assert cv2.imwrite(str(path), cv2.cvtColor(np.uint8(rgb), cv2.COLOR_RGB2BGR))
+
+
+def red_image(red):
+    """An RGB image whose red channel is `red` (the pixel model's answer)."""
+    red = np.asarray(red, np.uint8)
+    return np.stack([red, np.full_like(red, 90), np.full_like(red, 30)], -1)
+
+
+# Two 8x8 images of the folder dataset below, with hand-counted results.
+# a: predicted 0 in columns 0-3 and 1 in 4-7; labelled 0 in rows 0-3, 1 in
+#    rows 4-6, ignore in row 7.  -> [[16, 16, 0], [12, 12, 0], [0, 0, 0]]
+# b: predicted 2 everywhere; labelled 0 in column 0, else 2.
+#                               -> [[0, 0, 8], [0, 0, 0], [0, 0, 56]]
+PREDICTED_A = np.repeat([[0] * 4 + [1] * 4], 8, axis=0)
+LABEL_A = np.array([[0] * 8] * 4 + [[1] * 8] * 3 + [[IGNORE] * 8])
+PREDICTED_B = np.full((8, 8), 2)
+LABEL_B = np.where(np.arange(8)[None, :] == 0, 0, np.full((8, 8), 2))
+CONFUSION = [[16, 16, 8], [12, 12, 0], [0, 0, 56]]
+# IoU = TP / (row + column - TP): 16/52, 12/40, 56/64.
+PER_CLASS_IOU = [16 / 52, 12 / 40, 56 / 64]
+MEAN_IOU = (16 / 52 + 12 / 40 + 56 / 64) / 3  # 0.49423
+GLOBAL_ACCURACY = (16 + 12 + 56) / 120  # 0.7 of the 120 labelled pixels
+CLASS_ACCURACY = (16 / 40 + 12 / 24 + 56 / 56) / 3  # 0.63333
+
+
+def write_folder_dataset(root):
+    """A folder dataset with a 'val' split of the two images above."""
+    classes = [{"name": n, "color": list(c)} for n, c in zip(CLASSES, PALETTE)]
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "classes.json"), "w") as f:
+        json.dump({"classes": classes, "ignore_index": IGNORE}, f)
+    for name, predicted, label in (
+        ("a", PREDICTED_A, LABEL_A),
+        ("b", PREDICTED_B, LABEL_B),
+    ):
+        write_rgb(os.path.join(root, "images", "val", f"{name}.png"), red_image(predicted))
+        mask = os.path.join(root, "masks", "val", f"{name}.png")
+        os.makedirs(os.path.dirname(mask), exist_ok=True)
+        assert cv2.imwrite(mask, np.uint8(label))
+    return str(root)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    return write_checkpoint(tmp_path / "run", pixel_model(3), run_config())
+
+
+# --- Loading -----------------------------------------------------------------
+
+
+def test_checkpoint_loads_with_its_classes_and_predicts(checkpoint):
+    predictor = inference.load_predictor(checkpoint)
+    assert predictor.kind == "keras"
+    assert predictor.info.class_names == CLASSES
+    assert predictor.info.palette == PALETTE
+    classes = predictor.predict(red_image(PREDICTED_A)[None])
+    np.testing.assert_array_equal(classes[0], PREDICTED_A)
+    assert classes.dtype == np.int32
+
+
+def test_keras_file_alone_gets_generic_classes(tmp_path):
+    path = str(tmp_path / "model.keras")
+    pixel_model(4).save(path)
+    predictor = inference.load_predictor(path)
+    assert predictor.info.class_names == ("class_0", "class_1", "class_2", "class_3")
+    palette = predictor.info.palette
+    assert len(set(palette)) == 4 and (0, 0, 0) not in palette  # black = ignore
+    assert predictor.info.ignore_index == 255
+
+
+def test_keras_file_uses_the_config_beside_it(tmp_path):
+    path = write_checkpoint(tmp_path, pixel_model(3), run_config())
+    predictor = inference.load_predictor(os.path.join(path, "model.keras"))
+    assert predictor.info.class_names == CLASSES
+
+
+# Each returns (path to load, file the message must name, expected words).
+def _not_enet(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.save(tmp_path / "dense.keras")
+    path = tmp_path / "dense.keras"
+    return path, path, "is not an ENet segmentation model"
+
+
+def _random_bytes(tmp_path):
+    path = tmp_path / "noise.keras"
+    path.write_bytes(np.random.RandomState(0).bytes(300))
+    return path, path, "Cannot load"
+
+
+def _lambda_layer(tmp_path):
+    # Safe mode refuses the layer instead of running its stored bytecode.
+    images = keras.Input((None, None, 3))
+    model = keras.Model(images, keras.layers.Lambda(lambda x: x * 2)(images))
+    path = tmp_path / "lambda.keras"
+    model.save(path)
+    return path, path, "Lambda"
+
+
+def _class_mismatch(tmp_path):
+    write_checkpoint(tmp_path, pixel_model(4), run_config())
+    return tmp_path, tmp_path / "model.keras", "outputs 4 classes but its configuration"
+
+
+def _bad_config(tmp_path):
+    write_checkpoint(tmp_path, pixel_model(3))
+    (tmp_path / "config.json").write_text('{"model": {}}')
+    return tmp_path, tmp_path / "config.json", 'no "dataset" entry'
+
+
+def _missing(tmp_path):
+    return tmp_path / "nothing", tmp_path / "nothing", "not found"
+
+
+def _unknown_extension(tmp_path):
+    path = tmp_path / "weights.h5"
+    path.write_bytes(b"x")
+    return path, path, "unknown file type '.h5'"
+
+
+def _empty_directory(tmp_path):
+    return tmp_path, tmp_path, "without model.keras or saved_model.pb"
+
+
+def _corrupt_tflite(tmp_path):
+    path = tmp_path / "model.tflite"
+    path.write_bytes(b"not a flatbuffer")
+    return path, path, "Cannot load"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [_not_enet, _random_bytes, _lambda_layer, _class_mismatch, _bad_config,
+     _missing, _unknown_extension, _empty_directory, _corrupt_tflite],
+)
+def test_bad_models_give_one_line_errors_naming_the_file(tmp_path, make):
+    path, named, expected = make(tmp_path)
+    with pytest.raises(inference.ModelError) as error:
+        inference.load_predictor(str(path))
+    message = str(error.value)
+    assert expected in message
+    assert str(named) in message
+    assert "\n" not in message
+
+
+def test_missing_default_model_says_it_is_the_pretrained_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(inference.ModelError, match="pretrained CamVid model"):
+        inference.load_predictor()
+
+
+# --- Prediction ----------------------------------------------------------------
+
+
+class RecordingRunner:
+    """A runner computing the pixel model's logits and recording shapes."""
+
+    num_classes = 3
+
+    def __init__(self):
+        self.shapes = []
+
+    def __call__(self, images):
+        self.shapes.append(images.shape)
+        k = np.arange(self.num_classes, dtype=np.float32)
+        return images[..., :1] * k - 0.5 * k**2
+
+
+def fake_predictor():
+    info = data.DatasetInfo("folder", CLASSES, PALETTE, IGNORE)
+    return inference.Predictor(RecordingRunner(), info, None, "fake", "keras")
+
+
+def test_predict_resizes_input_and_logits_back():
+    predictor = fake_predictor()
+    image = red_image(np.repeat(np.repeat([[0, 1], [2, 1]], 6, 0), 6, 1))  # 12x12
+    classes = predictor.predict(image[None], input_size=(6, 6))
+    assert predictor.runner.shapes == [(1, 6, 6, 3)]
+    # The model saw 6x6; its logits came back to 12x12 (bilinear, so the
+    # blocks' inner pixels keep their class).
+    assert classes.shape == (1, 12, 12)
+    np.testing.assert_array_equal(classes[0, 1:5, 1:5], 0)
+    np.testing.assert_array_equal(classes[0, 7:11, 1:5], 2)
+    labels = predictor.predict(image[None], output_size=(3, 3))
+    assert labels.shape == (1, 3, 3)
+
+
+def test_predict_files_batches_equal_sizes_and_reports_bad_files(tmp_path):
+    sizes = {"a": (8, 8), "b": (6, 10), "c": (8, 8), "d": (8, 8)}
+    for i, (name, size) in enumerate(sizes.items()):
+        write_rgb(tmp_path / f"{name}.png", red_image(np.full(size, i % 3)))
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    paths = [str(tmp_path / f"{n}.png") for n in ("a", "broken", "b", "c", "d")]
+    predictor = fake_predictor()
+    results = list(inference.predict_files(predictor, paths, batch_size=2))
+
+    assert predictor.runner.shapes == [(2, 8, 8, 3), (1, 6, 10, 3), (1, 8, 8, 3)]
+    by_path = {r.path: r for r in results}
+    assert sorted(by_path) == sorted(paths)
+    assert "broken.png" in by_path[paths[1]].error
+    assert by_path[paths[1]].classes is None
+    for i, name in enumerate(sizes):
+        result = by_path[str(tmp_path / f"{name}.png")]
+        assert result.error is None
+        assert result.classes.shape == sizes[name]
+        np.testing.assert_array_equal(result.classes, i % 3)
+        assert result.image.shape == (*sizes[name], 3)
+
+
+def test_find_images_expands_directories_globs_and_notes_the_rest(tmp_path):
+    for name in ("b.png", "a.JPG", "notes.txt", ".hidden.png"):
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.bmp").write_bytes(b"")
+    found = inference.find_images([
+        str(tmp_path), str(tmp_path / "sub" / "*.bmp"), str(tmp_path / "b.png"),
+        str(tmp_path / "missing.png"), str(tmp_path / "none*.png"),
+    ])
+    assert found.paths == [
+        str(tmp_path / "a.JPG"), str(tmp_path / "b.png"), str(tmp_path / "sub" / "c.bmp"),
+    ]
+    assert found.skipped == [str(tmp_path / "notes.txt")]
+    assert found.unmatched == [str(tmp_path / "missing.png"), str(tmp_path / "none*.png")]
+
+
+def test_overlay_blends_colours_over_the_image():
+    image = np.full((1, 2, 3), 100, np.uint8)
+    classes = np.array([[0, IGNORE]])
+    blended = inference.overlay(image, classes, PALETTE, alpha=0.25)
+    # 0.75 * 100 + 0.25 * (200, 0, 0); the ignore id is painted black.
+    np.testing.assert_array_equal(blended[0, 0], [125, 75, 75])
+    np.testing.assert_array_equal(blended[0, 1], [75, 75, 75])
+
+
+def test_default_palette_is_distinct_and_never_black():
+    palette = inference.default_palette(40)
+    assert len(set(palette)) == 40 and (0, 0, 0) not in palette
+    assert palette[:3] == ((128, 0, 0), (0, 128, 0), (128, 128, 0))  # VOC 1-3
+
+
+# --- Evaluation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"batch_size": 2}, {"height": 4, "width": 4}],
+    ids=["full_resolution", "batched", "resized"],
+)
+def test_evaluate_matches_the_hand_counted_confusion_matrix(
+    tmp_path, checkpoint, options, monkeypatch
+):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
+    predictor = inference.load_predictor(checkpoint)
+    progress = []
+    results = inference.evaluate(
+        predictor, dataset, "val", on_batch=lambda *a: progress.append(a), **options
+    )
+    # Resized to 4x4, the red channel keeps its 4-pixel blocks and the logits
+    # (linear in the red value) come back to 8x8 with the same argmax.
+    assert results["confusion_matrix"] == CONFUSION
+    np.testing.assert_allclose(
+        [results["per_class_iou"][c] for c in CLASSES], PER_CLASS_IOU
+    )
+    assert results["mean_iou"] == pytest.approx(MEAN_IOU)
+    assert results["global_accuracy"] == pytest.approx(GLOBAL_ACCURACY)
+    assert results["class_accuracy"] == pytest.approx(CLASS_ACCURACY)
+    assert results["num_images"] == 2
+    assert progress[-1] == (2, 2)
+
+
+def test_evaluate_refuses_a_model_with_other_classes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
+    path = str(tmp_path / "four.keras")
+    pixel_model(4).save(path)
+    with pytest.raises(inference.ModelError, match="outputs 4 classes but folder"):
+        inference.evaluate(inference.load_predictor(path), dataset, "val")
