@@ -17,8 +17,9 @@ SavedModel signatures:
                         probabilities float32 [batch, height, width, K]
     serve_encoded:   image_bytes string [batch] (PNG or JPEG files; all of
                      one request must have the same size) -> the same.
-It also keeps a `logits` function (float32 images -> float32 logits) for
-`load_predictor`.
+    logits:          images float32 [batch, height, width, 3]
+                     -> logits float32 [batch, height, width, K]
+                     (what `load_predictor` runs).
 """
 
 import json
@@ -86,16 +87,20 @@ def _archive(model, endpoints):
 
 
 def _serving_endpoints(model):
+    # Nested tf.functions trace ENet once and share it between endpoints.
+    @tf.function(input_signature=[_IMAGES])
     def logits(images):
-        return model(images, training=False)
+        return {"logits": model(images, training=False)}
 
+    @tf.function(input_signature=[_PIXELS])
     def serve(images):
-        logits = model(tf.cast(images, tf.float32), training=False)
+        scores = logits(tf.cast(images, tf.float32))["logits"]
         return {
-            "classes": tf.argmax(logits, axis=-1, output_type=tf.int32),
-            "probabilities": tf.nn.softmax(logits, axis=-1),
+            "classes": tf.argmax(scores, axis=-1, output_type=tf.int32),
+            "probabilities": tf.nn.softmax(scores, axis=-1),
         }
 
+    @tf.function(input_signature=[_BYTES])
     def serve_encoded(image_bytes):
         images = tf.map_fn(
             _decode,

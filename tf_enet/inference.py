@@ -387,10 +387,12 @@ class _SavedModelRunner:
             )
         spec = tf.TensorSpec([None, None, None, 3], tf.float32)
         concrete = function.get_concrete_function(spec)
-        self.num_classes = int(concrete.structured_outputs.shape[-1])
+        self.num_classes = int(concrete.structured_outputs["logits"].shape[-1])
         self._loaded = loaded  # Keeps the variables alive.
         self._call = tf.function(
-            function, input_signature=[spec], jit_compile=jit_compile
+            lambda images: function(images)["logits"],
+            input_signature=[spec],
+            jit_compile=jit_compile,
         )
 
     def __call__(self, images):

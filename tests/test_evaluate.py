@@ -1,0 +1,83 @@
+"""Tests of evaluate.py, run as a script on a tiny folder dataset.
+
+The dataset and the pixel model come from test_inference, where the
+expected confusion matrix and scores are counted by hand.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_inference import (
+    CLASS_ACCURACY, CLASSES, CONFUSION, GLOBAL_ACCURACY, MEAN_IOU,
+    PER_CLASS_IOU, pixel_model, run_config, write_checkpoint,
+    write_folder_dataset,
+)
+
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "evaluate.py")
+
+
+def evaluate(tmp_path, *args):
+    env = dict(os.environ, TF_ENET_CACHE=str(tmp_path / "cache"))
+    return subprocess.run(
+        [sys.executable, SCRIPT, *map(str, args)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+    )
+
+
+@pytest.fixture
+def setup(tmp_path):
+    data_dir = write_folder_dataset(tmp_path / "data")
+    checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3), run_config())
+    return data_dir, checkpoint
+
+
+def test_evaluate_prints_the_table_and_writes_json(tmp_path, setup):
+    data_dir, checkpoint = setup
+    result = evaluate(
+        tmp_path, "--dataset", "folder", "--data_dir", data_dir, "--split", "val",
+        "--model", checkpoint, "--output_json", tmp_path / "scores.json",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["confusion_matrix"] == CONFUSION
+    assert [scores["per_class_iou"][c] for c in CLASSES] == pytest.approx(PER_CLASS_IOU)
+    assert scores["mean_iou"] == pytest.approx(MEAN_IOU)
+    assert scores["global_accuracy"] == pytest.approx(GLOBAL_ACCURACY)
+    assert scores["class_accuracy"] == pytest.approx(CLASS_ACCURACY)
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    # Percentages: IoU 16/52 = 30.77 and accuracy 16/40 = 40.00 for road;
+    # means 49.42 (IoU), 70.00 (pixels), 63.33 (classes).
+    assert "road 30.77 40.00" in lines
+    assert "car 30.00 50.00" in lines
+    assert "sky 87.50 100.00" in lines
+    assert "mean IoU 49.42" in lines
+    assert "global accuracy 70.00" in lines
+    assert "class-average accuracy 63.33" in lines
+
+
+def _missing_split(tmp_path, checkpoint):
+    directory = tmp_path / "data" / "images" / "test"
+    return ["--split", "test", "--model", checkpoint], f"{directory} is not a directory"
+
+
+def _other_classes(tmp_path, checkpoint):
+    pixel_model(4).save(tmp_path / "four.keras")
+    return (
+        ["--split", "val", "--model", tmp_path / "four.keras"],
+        f"{tmp_path / 'four.keras'} outputs 4 classes but folder",
+    )
+
+
+@pytest.mark.parametrize("make", [_missing_split, _other_classes])
+def test_evaluate_errors_are_one_line(tmp_path, setup, make):
+    data_dir, checkpoint = setup
+    args, expected = make(tmp_path, checkpoint)
+    result = evaluate(tmp_path, "--dataset", "folder", "--data_dir", data_dir, *args)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]

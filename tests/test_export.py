@@ -1,0 +1,275 @@
+"""Tests of the SavedModel, TFLite and ONNX exports (tf_enet.export).
+
+One small ENet checkpoint (stage_two_repeat=1, 3 classes, non-trivial
+batch-norm statistics) is exported once per format and every export is
+compared with the Keras model it came from.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import cv2
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_enet
+from test_inference import (
+    CLASSES, pixel_model, red_image, run_config, write_checkpoint, write_rgb,
+)
+from tf_enet import export, inference
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NUM_CLASSES = len(CLASSES)
+
+
+def images(batch, height, width, seed=0):
+    rng = np.random.RandomState(seed)
+    return rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
+
+
+def colour_blocks(batch, height, width, seed=0):
+    """Street-scene-like inputs: 8x8 blocks of a few colours, with noise."""
+    rng = np.random.RandomState(seed)
+    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [128, 128, 128]])
+    ids = rng.randint(0, 4, (batch, height // 8 + 1, width // 8 + 1))
+    ids = ids.repeat(8, 1).repeat(8, 2)[:, :height, :width]
+    pixels = colours[ids] + rng.normal(0, 20, (batch, height, width, 3))
+    return np.clip(pixels, 0, 255).astype("float32")
+
+
+def run(args, **kwargs):
+    return subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=300, **kwargs
+    )
+
+
+def agree_where_confident(classes, logits):
+    """Share of equal classes among pixels whose top-2 logits differ by 1e-4."""
+    top2 = np.sort(logits, axis=-1)[..., -2:]
+    confident = top2[..., 1] - top2[..., 0] > 1e-4
+    return (classes == logits.argmax(-1))[confident].mean(), confident.mean()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = tf_enet.build_enet(NUM_CLASSES, stage_two_repeat=1)
+    rng = np.random.RandomState(0)
+    # Batch-norm statistics away from (0, 1), so an export that dropped
+    # them would not match.
+    for weight in model.non_trainable_weights:
+        if "moving_variance" in weight.path:
+            weight.assign(rng.uniform(0.5, 2.0, weight.shape))
+        elif "moving_mean" in weight.path:
+            weight.assign(rng.normal(0, 0.2, weight.shape))
+    path = write_checkpoint(tmp_path_factory.mktemp("run"), model, run_config())
+    return path, model
+
+
+@pytest.fixture(scope="module")
+def saved_model(checkpoint, tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("exports") / "enet" / "1")
+    result = run([
+        sys.executable, "export.py", "--model", checkpoint[0],
+        "--format", "saved_model", "--output", output,
+    ])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"to {output}" in result.stdout
+    return output
+
+
+def _signature(show_output, name):
+    block = show_output.split(f"signature_def['{name}']:", 1)[1]
+    return block.split("signature_def[", 1)[0]
+
+
+def test_saved_model_cli_shows_both_signatures(saved_model):
+    result = run(["saved_model_cli", "show", "--dir", saved_model, "--all"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    default = _signature(result.stdout, "serving_default")
+    encoded = _signature(result.stdout, "serve_encoded")
+    flat = lambda text: " ".join(text.split())
+    assert flat("inputs['images'] tensor_info: dtype: DT_UINT8 shape: (-1, -1, -1, 3)") in flat(default)
+    assert flat("inputs['image_bytes'] tensor_info: dtype: DT_STRING shape: (-1)") in flat(encoded)
+    for block in (default, encoded):
+        assert flat("outputs['classes'] tensor_info: dtype: DT_INT32 shape: (-1, -1, -1)") in flat(block)
+        assert flat(
+            f"outputs['probabilities'] tensor_info: dtype: DT_FLOAT "
+            f"shape: (-1, -1, -1, {NUM_CLASSES})"
+        ) in flat(block)
+
+
+def test_saved_model_cli_runs_the_default_signature(saved_model, checkpoint, tmp_path):
+    # TF 2.21's saved_model_cli only literal_evals --input_exprs, which
+    # refuses "np.zeros(...)"; --inputs feeds the same array from a file.
+    np.save(tmp_path / "zeros.npy", np.zeros((1, 40, 56, 3), np.uint8))
+    result = run([
+        "saved_model_cli", "run", "--dir", saved_model, "--tag_set", "serve",
+        "--signature_def", "serving_default",
+        "--inputs", f"images={tmp_path / 'zeros.npy'}",
+        "--outdir", str(tmp_path), "--overwrite",
+    ])
+    assert result.returncode == 0, result.stderr[-2000:]
+    classes = np.load(tmp_path / "classes.npy")
+    probabilities = np.load(tmp_path / "probabilities.npy")
+    assert classes.shape == (1, 40, 56) and classes.dtype == np.int32
+    assert probabilities.shape == (1, 40, 56, NUM_CLASSES)
+    np.testing.assert_allclose(probabilities.sum(-1), 1, atol=1e-5)
+    logits = checkpoint[1](np.zeros((1, 40, 56, 3), "float32"), training=False).numpy()
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(logits).numpy(), atol=1e-5)
+
+
+def test_saved_model_in_a_fresh_process_without_tf_enet(saved_model, checkpoint, tmp_path):
+    pixels = images(2, 37, 53, seed=1).astype(np.uint8)  # odd size on purpose
+    files = []
+    for i, image in enumerate(pixels):
+        files.append(str(tmp_path / f"{i}.png"))
+        write_rgb(files[-1], image)
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        import tensorflow as tf
+        model = tf.saved_model.load({saved_model!r})
+        pixels = np.load({str(tmp_path / 'pixels.npy')!r})
+        default = model.signatures["serving_default"](images=tf.constant(pixels))
+        encoded = model.signatures["serve_encoded"](image_bytes=tf.constant(
+            [open(f, "rb").read() for f in {files!r}]))
+        assert "tf_enet" not in sys.modules
+        np.savez({str(tmp_path / 'out.npz')!r},
+                 classes=default["classes"].numpy(),
+                 probabilities=default["probabilities"].numpy(),
+                 encoded_classes=encoded["classes"].numpy())
+    """)
+    np.save(tmp_path / "pixels.npy", pixels)
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = np.load(tmp_path / "out.npz")
+    logits = checkpoint[1](pixels.astype("float32"), training=False).numpy()
+    np.testing.assert_allclose(out["probabilities"], tf.nn.softmax(logits).numpy(), atol=1e-5)
+    agreement, confident = agree_where_confident(out["classes"], logits)
+    assert agreement == 1.0 and confident > 0.99
+    # PNG is lossless, so the decoded request predicts the same classes.
+    np.testing.assert_array_equal(out["encoded_classes"], out["classes"])
+
+
+def test_saved_model_runs_through_the_predictor(saved_model, checkpoint):
+    predictor = inference.load_predictor(saved_model)
+    assert predictor.kind == "saved_model"
+    assert predictor.info.class_names == CLASSES  # from assets/tf_enet_config.json
+    x = images(2, 29, 45, seed=2)
+    np.testing.assert_allclose(
+        predictor.logits(x), checkpoint[1](x, training=False).numpy(), atol=1e-4
+    )
+
+
+def tflite_ops(path):
+    interpreter = tf.lite.Interpreter(model_path=path)
+    return {op["op_name"] for op in interpreter._get_ops_details()}
+
+
+def assert_builtin_ops_only(path):
+    ops = tflite_ops(path)
+    assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), ops
+
+
+@pytest.mark.parametrize("quantize", [None, "float16", "int8"])
+def test_tflite_predictor_resizes_and_dequantizes(tmp_path, quantize):
+    # The pixel model converts in a second; its logits k * R - k**2 / 2
+    # are in [-2, 2] for red values 0-2, where int8 steps are ~0.016, so
+    # every quantization predicts the red value exactly.
+    checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3), run_config())
+    rng = np.random.RandomState(0)
+    calibration = []
+    for i in range(4):
+        image = red_image(rng.randint(0, 3, (8, 8)))
+        image[0, 0] = (0, 255, 0)  # pixels span [0, 255], as in photos
+        calibration.append(str(tmp_path / f"calibration_{i}.png"))
+        write_rgb(calibration[-1], image)
+    path = export.export_model(
+        checkpoint, str(tmp_path / "pixel.tflite"), "tflite", quantize=quantize,
+        representative=export.representative_images(calibration),
+    )
+    assert_builtin_ops_only(path)
+    predictor = inference.load_predictor(path)
+    assert predictor.info.class_names == CLASSES  # from pixel.tflite.json
+    red = np.random.RandomState(1).randint(0, 3, (2, 7, 13))
+    x = np.stack([red_image(r) for r in red])
+    k = np.arange(3, dtype=np.float32)
+    expected = red[..., None] * k - 0.5 * k**2  # [batch, 7, 13, 3]
+    tolerance = {None: 1e-5, "float16": 1e-2, "int8": 0.05}[quantize]
+    np.testing.assert_allclose(predictor.logits(x), expected, atol=tolerance)
+    np.testing.assert_array_equal(predictor.predict(x[:1]), red[:1])  # resized
+
+
+@pytest.mark.slow
+def test_float_tflite_enet_uses_builtin_ops_and_matches_keras(checkpoint, tmp_path):
+    path = export.export_model(checkpoint[0], str(tmp_path / "enet.tflite"), "tflite")
+    assert_builtin_ops_only(path)
+    predictor = inference.load_predictor(path)
+    for x in (images(1, 37, 53, seed=3), images(2, 24, 40, seed=4)):
+        np.testing.assert_allclose(
+            predictor.logits(x), checkpoint[1](x, training=False).numpy(), atol=1e-4
+        )
+
+
+@pytest.mark.slow
+def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path):
+    calibration = []
+    for i, image in enumerate(colour_blocks(8, 32, 48, seed=5)):
+        calibration.append(str(tmp_path / f"{i}.png"))
+        write_rgb(calibration[-1], image)
+    path = export.export_model(
+        checkpoint[0], str(tmp_path / "enet_int8.tflite"), "tflite",
+        quantize="int8", representative=export.representative_images(calibration),
+    )
+    assert_builtin_ops_only(path)
+    interpreter = tf.lite.Interpreter(model_path=path)
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+
+    x = colour_blocks(2, 40, 56, seed=6)
+    quantized = inference.load_predictor(path).logits(x)
+    logits = checkpoint[1](x, training=False).numpy()
+    # Dequantised logits on the float scale: a missed scale or zero point
+    # would be off by far more than the quantization noise (~17% of the
+    # logits' spread for this untrained model).
+    assert np.abs(quantized - logits).mean() < 0.3 * logits.std()
+    assert np.corrcoef(quantized.ravel(), logits.ravel())[0, 1] > 0.9
+    # Where the float model is not near a tie, int8 picks the same class.
+    top2 = np.sort(logits, -1)[..., -2:]
+    margin = top2[..., 1] - top2[..., 0]
+    clear = margin > np.median(margin)
+    assert (quantized.argmax(-1) == logits.argmax(-1))[clear].mean() > 0.9
+
+
+@pytest.mark.slow
+def test_onnx_matches_keras_at_odd_sizes(checkpoint, tmp_path):
+    pytest.importorskip("tf2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    path = export.export_model(checkpoint[0], str(tmp_path / "enet.onnx"), "onnx")
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    # 37x53 is not a multiple of 8: the size tf2onnx's FloorMod gets wrong.
+    x = images(2, 37, 53, seed=7)
+    logits = checkpoint[1](x, training=False).numpy()
+    (out,) = session.run(None, {"images": x})
+    assert out.shape == logits.shape
+    np.testing.assert_allclose(out, logits, atol=1e-4)
+    predictor = inference.load_predictor(path)
+    assert predictor.info.class_names == CLASSES
+    np.testing.assert_allclose(predictor.logits(x), logits, atol=1e-4)
+
+
+def test_export_refuses_bad_requests(checkpoint, tmp_path):
+    with pytest.raises(export.ExportError, match="calibration images"):
+        export.export_model(checkpoint[0], str(tmp_path / "a.tflite"), "tflite", quantize="int8")
+    with pytest.raises(export.ExportError, match="TFLite only"):
+        export.export_model(checkpoint[0], str(tmp_path / "a"), "saved_model", quantize="float16")
+    with pytest.raises(export.ExportError, match="Unknown format"):
+        export.export_model(checkpoint[0], str(tmp_path / "a"), "caffe")
+    (tmp_path / "model.tflite").write_bytes(b"")
+    with pytest.raises(inference.ModelError, match="needs a Keras model"):
+        export.export_model(str(tmp_path / "model.tflite"), str(tmp_path / "b"), "saved_model")
