@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import cv2
 import keras
 import numpy as np
 import pytest

@@ -336,14 +336,14 @@ def export_onnx(model, output_path, config=None, *, source=None):
 
 
 def export_model(
-    model_path, output, format, *, quantize=None, representative=None,
+    model_path, output, export_format, *, quantize=None, representative=None,
 ):
     """Loads a Keras checkpoint and exports it.
 
     Args:
         model_path: str. A checkpoint directory or a .keras file.
         output: str. The SavedModel directory, .tflite or .onnx file.
-        format: str. One of `FORMATS`.
+        export_format: str. One of `FORMATS`.
         quantize: None, "float16" or "int8" (TFLite only).
         representative: callable from `representative_images` (int8).
 
@@ -354,18 +354,20 @@ def export_model(
         ModelError: the model cannot be loaded.
         ExportError: invalid options or a failed conversion.
     """
-    if format not in FORMATS:
-        raise ExportError(f"Unknown format {format!r}; expected one of {FORMATS}.")
-    if quantize is not None and format != "tflite":
+    if export_format not in FORMATS:
+        raise ExportError(
+            f"Unknown format {export_format!r}; expected one of {FORMATS}."
+        )
+    if quantize is not None and export_format != "tflite":
         raise ExportError(
             f"Quantization ({quantize}) applies to TFLite only; received "
-            f"format {format!r}."
+            f"format {export_format!r}."
         )
     model, config, _ = inference.load_keras_model(model_path)
     source = os.fspath(model_path)
-    if format == "saved_model":
+    if export_format == "saved_model":
         return export_saved_model(model, output, config, source=source)
-    if format == "tflite":
+    if export_format == "tflite":
         return export_tflite(
             model, output, config, quantize=quantize,
             representative=representative, source=source,
