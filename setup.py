@@ -25,5 +25,6 @@ setup(
     extras_require={
         "test": ["pytest>=8,<10"],
         "docs": ["matplotlib>=3.7,<4"],
+        "onnx": ["tf2onnx>=1.17,<2", "onnxruntime>=1.20,<2"],
     },
 )
