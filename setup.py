@@ -23,7 +23,7 @@ setup(
         "tensorboard>=2.16,<3",
     ],
     extras_require={
-        "test": ["pytest>=8,<10"],
+        "test": ["pytest>=8,<10", "tf2onnx>=1.17,<2", "onnxruntime>=1.20,<2"],
         "docs": ["matplotlib>=3.7,<4"],
         "onnx": ["tf2onnx>=1.17,<2", "onnxruntime>=1.20,<2"],
     },
