@@ -26,7 +26,7 @@ def _define_flags():
     f.DEFINE_string("checkpoint_dir", None, "Run directory. Default: runs/<dataset>.")
     f.DEFINE_integer("height", 360, "Training crop height.")
     f.DEFINE_integer("width", 480, "Training crop width.")
-    f.DEFINE_integer("batch_size", 10, "Global batch size (the paper: 10).")
+    f.DEFINE_integer("batch_size", 10, "Global batch size, split across replicas (the paper: 10).")
     f.DEFINE_integer("epochs", 300, "Epochs of the full-network stage.")
     f.DEFINE_integer("encoder_epochs", 100, "Epochs of the encoder-only stage.")
     f.DEFINE_enum("stages", "both", list(STAGES),
@@ -50,14 +50,16 @@ def _define_flags():
     f.DEFINE_integer("val_limit", None, "Validate on only the first N images.")
     f.DEFINE_integer("validation_freq", 1, "Validate every N epochs.")
     f.DEFINE_enum("strategy", "default", list(STRATEGIES),
-                  "tf.distribute strategy: default (one device), mirrored (several "
-                  "GPUs), multi_worker (several machines, TF_CONFIG).")
+                  "tf.distribute strategy: default (one device), mirrored (all "
+                  "GPUs of this machine), multi_worker (several machines, each "
+                  "running this command with its TF_CONFIG; see the README).")
     f.DEFINE_bool("jit_compile", False, "XLA-compile the training step (slower than oneDNN on CPU; try it on GPUs).")
     f.DEFINE_integer("seed", 0, "Random seed.")
     f.DEFINE_integer("verbose", None, "0 silent, 1 progress bar, 2 a line per epoch. "
                      "Default: 1 on a terminal, else 2.")
     f.DEFINE_bool("overwrite", False,
-                  "Start over in a --checkpoint_dir that holds a different run.")
+                  "Start over in a --checkpoint_dir that holds a different run, "
+                  "deleting that run's files.")
 
 
 _define_flags()
@@ -87,4 +89,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # absl exits with status 1 after --help; asking for help is no error.
+    if {"--help", "--helpshort", "-h", "-?"} & set(sys.argv[1:]):
+        app.usage(shorthelp=True, writeto_stdout=True, exitcode=0)
     app.run(main)

@@ -16,6 +16,12 @@ class WeightedSparseCategoricalCrossentropy(keras.losses.Loss):
     they neither add loss nor count in the denominator; a batch with no
     labelled pixel has loss 0.
 
+    Under a `tf.distribute` strategy with several replicas, the denominator
+    is summed over all of them, so each replica returns its share of the
+    global batch's loss and the replicas' losses (and gradients, which Keras
+    adds up) sum to the loss of the global batch. Keras does not rescale a
+    loss that is already a scalar, so no `1 / num_replicas` is applied.
+
     Args:
         class_weights: list of float or None. One weight per class (e.g.
             from `tf_enet.data.class_weights`); None weighs every class 1.
@@ -74,7 +80,10 @@ class WeightedSparseCategoricalCrossentropy(keras.losses.Loss):
         else:
             table = tf.constant(self.class_weights, tf.float32)
             weights = tf.where(valid, tf.gather(table, safe_labels), 0.0)
-        total_weight = tf.reduce_sum(weights)
+        total_weight = tf.reduce_sum(tf.stop_gradient(weights))
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            total_weight = replica.all_reduce("sum", total_weight)
         return tf.math.divide_no_nan(tf.reduce_sum(weights * per_pixel), total_weight)
 
     def get_config(self):

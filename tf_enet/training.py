@@ -11,21 +11,28 @@ to the checkpoint directory:
                                          normalisation
     <checkpoint_dir>/model.keras         best full model by val mIoU
     <checkpoint_dir>/best.json           its epoch and scores
-    <checkpoint_dir>/history.csv         per-epoch losses, lr, IoUs
+    <checkpoint_dir>/history.csv         per-epoch losses and IoUs
     <checkpoint_dir>/backup/             weights + optimizer state of the
                                          last completed epoch (resume)
     <checkpoint_dir>/encoder/...         the same for the encoder stage
-    <checkpoint_dir>/logs/               TensorBoard
+    <checkpoint_dir>/logs/               TensorBoard (also the learning
+                                         rate)
 
 Killing the process at any moment and running it again continues from the
 last completed epoch; model files are written to a temporary name and
 renamed, so the best model on disk is never half-written.
+
+With `strategy="multi_worker"` every worker runs `train` with the same
+config and a `checkpoint_dir` on storage they all see; only the chief
+writes there, and the other workers read the chief's backup to resume.
 """
 
+import csv
 import dataclasses
 import json
 import math
 import os
+import shutil
 import tempfile
 
 import keras
@@ -60,6 +67,10 @@ RESUMABLE_CHANGES = frozenset(
     {"epochs", "encoder_epochs", "data_dir", "checkpoint_dir", "verbose", "overwrite"}
 )
 CONFIG_FILE = "config.json"
+# Everything `train` writes into a checkpoint directory; `--overwrite`
+# removes these (and nothing else) before starting another run there.
+RUN_FILES = ("config.json", "model.keras", "best.json", "done.json",
+             "history.csv", "backup", "encoder", "logs")
 
 
 class TrainingError(RuntimeError):
@@ -261,18 +272,82 @@ class LossGuard(keras.callbacks.Callback):
     """Stops training at the first non-finite loss, before any checkpoint.
 
     Raising (instead of `stop_training`) keeps the epoch-end callbacks from
-    saving the diverged weights, so the last good backup stays usable.
+    saving the diverged weights, so the last good backup stays usable. It
+    must come first in the callback list: at the end of an epoch it also
+    checks the weights, which the last step may have broken without a
+    non-finite loss showing yet.
     """
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise TrainingError(
-                f"The loss became {loss} at batch {batch}; training stopped "
-                "without saving this epoch. Lower --learning_rate or check the "
-                "labels, then run the same command to resume from the last "
-                "completed epoch."
-            )
+            self._stop(f"The loss became {float(loss)} at batch {batch}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        finite = [
+            bool(keras.ops.all(keras.ops.isfinite(w)))
+            for w in self.model.trainable_weights
+        ]
+        if not all(finite):
+            self._stop(f"The weights became non-finite in epoch {epoch + 1}")
+
+    def _stop(self, what):
+        raise TrainingError(
+            f"{what}; training stopped without saving this epoch. Lower "
+            "--learning_rate or check the labels, then run the command again "
+            "to resume from the last completed epoch (a changed learning "
+            "rate needs --overwrite, or another --checkpoint_dir)."
+        )
+
+
+class SyncMovingStatistics(keras.callbacks.Callback):
+    """Averages BatchNorm moving statistics over replicas and workers.
+
+    Keras updates each replica's copy of a non-trainable variable on its own
+    share of the batch, so under `tf.distribute` the copies drift apart and
+    workers would validate and save different models. Averaging them before
+    every validation and at the end of every epoch (before any checkpoint)
+    makes all replicas hold the statistics of the whole data, as one device
+    would. Every worker must have this callback at the same place.
+
+    Args:
+        strategy: tf.distribute.Strategy. Nothing happens with one replica.
+    """
+
+    def __init__(self, strategy):
+        super().__init__()
+        self.strategy = strategy
+        self._sync = None
+
+    def on_test_begin(self, logs=None):
+        self.synchronize()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.synchronize()
+
+    def synchronize(self):
+        if self.strategy.num_replicas_in_sync < 2:
+            return
+        if self._sync is None:
+            # Float ones only: the integer states of dropout's seed
+            # generators advance alike everywhere.
+            variables = [
+                v.value for v in self.model.non_trainable_variables
+                if "float" in v.dtype
+            ]
+
+            def mean():
+                context = tf.distribute.get_replica_context()
+                return context.all_reduce(
+                    "mean", [tf.identity(v) for v in variables])
+
+            def sync():
+                means = self.strategy.run(mean)
+                for variable, value in zip(variables, means):
+                    variable.assign(self.strategy.experimental_local_results(value)[0])
+
+            self._sync = tf.function(sync)
+        self._sync()
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
@@ -304,6 +379,35 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         record = {k: float(v) for k, v in logs.items() if k.startswith("val_")}
         record.update({"epoch": epoch + 1, self.monitor: self.best})
         write_json(self.record_path, record)
+
+
+class HistoryLogger(keras.callbacks.CSVLogger):
+    """Appends each epoch's logs to a CSV file, keeping its columns.
+
+    Keras's CSVLogger takes the columns from the first epoch of each `fit`;
+    when a resumed run starts with an epoch that does not validate, they
+    would differ from the header already in the file and put values under
+    the wrong names. Missing values are written as "NA".
+
+    Args:
+        filename: str. The CSV file; created with a header if missing.
+    """
+
+    def __init__(self, filename):
+        super().__init__(filename, append=True)
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        header = _csv_rows(self.filename)[:1]
+        if header and header[0][:1] == ["epoch"]:
+            self.keys = header[0][1:]
+
+
+def _csv_rows(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.reader(f))
 
 
 class PredictionImages(keras.callbacks.Callback):
@@ -340,27 +444,79 @@ class PredictionImages(keras.callbacks.Callback):
 
 
 def make_strategy(name):
+    """The `tf.distribute` strategy called `name` (see `STRATEGIES`).
+
+    "mirrored" replicates over every GPU, or, without GPUs, over the logical
+    CPU devices (one unless configured otherwise). "multi_worker" reads the
+    cluster from `TF_CONFIG`; it has to be created before any other
+    TensorFlow op runs in the process.
+    """
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        devices = tf.config.list_logical_devices("GPU") or (
+            tf.config.list_logical_devices("CPU"))
+        return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi_worker":
-        if "TF_CONFIG" not in os.environ:
+        try:
+            cluster = json.loads(os.environ.get("TF_CONFIG", ""))
+            cluster["cluster"], cluster["task"]["type"], cluster["task"]["index"]
+        except (ValueError, KeyError, TypeError):
             raise TrainingError(
                 "--strategy=multi_worker needs the TF_CONFIG environment "
-                "variable describing the cluster and this worker's task; "
-                "see the README's 'Training on several machines'."
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+                "variable: JSON with the cluster and this worker's task, e.g. "
+                '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                '"task": {"type": "worker", "index": 0}}; received '
+                f"{os.environ.get('TF_CONFIG')!r}. See the README's "
+                "'Training on several machines'."
+            ) from None
+        return _MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
 
 
-def is_chief():
-    """Whether this process writes the run's files (not a non-chief worker)."""
-    cluster = json.loads(os.environ.get("TF_CONFIG", "{}"))
-    task = cluster.get("task", {})
-    if not task or task.get("type") == "chief":
-        return True
-    has_chief = "chief" in cluster.get("cluster", {})
-    return task.get("type") == "worker" and task.get("index", 0) == 0 and not has_chief
+class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
+    """A MultiWorkerMirroredStrategy that Keras 3's `fit` can train with.
+
+    Keras 3 calls `reduce` in two ways this strategy rejects
+    (keras-team/keras#20585):
+
+    - `fit` and `evaluate` reduce one whole input batch, a nested
+      `(images, labels)` structure, only to learn its shapes. Nested values
+      get this worker's own value per leaf: the shapes Keras needs, and no
+      collective on batches whose shapes may differ between workers.
+    - Every step reduces the scalar logs (loss, metrics) with `axis=0`.
+      Scalars are averaged over the replicas instead (`axis=None`), which is
+      what MirroredStrategy does with them.
+    """
+
+    def reduce(self, reduce_op, value, axis):
+        if isinstance(value, (tuple, list, dict)):
+            return tf.nest.map_structure(
+                lambda v: self.experimental_local_results(v)[0], value)
+        if axis is not None and all(
+            v.shape.rank == 0 for v in self.experimental_local_results(value)
+        ):
+            axis = None
+        return super().reduce(reduce_op, value, axis)
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files.
+
+    True except on the non-chief workers of a multi-worker strategy (the
+    chief is the "chief" task, or worker 0 when the cluster has none).
+    """
+    return strategy.extended.should_checkpoint
+
+
+def _barrier(strategy):
+    """Returns once every worker of a multi-worker strategy has got here."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+
+    def count():
+        context = tf.distribute.get_replica_context()
+        return context.all_reduce("sum", tf.ones([]))
+
+    tf.function(lambda: strategy.run(count))()
 
 
 def run_config(config, info, weights):
@@ -383,7 +539,16 @@ def run_config(config, info, weights):
 
 
 def check_checkpoint_dir(config, overwrite):
-    """Refuses to mix a different run into an existing checkpoint directory."""
+    """Refuses to mix a different run into an existing checkpoint directory.
+
+    Returns:
+        bool. Whether the directory holds this run (resume it); False for a
+        new directory, or for a different run when `overwrite` is set.
+
+    Raises:
+        TrainingError: the directory holds a different run (or files
+            without a config.json) and `overwrite` is False.
+    """
     path = os.path.join(config.checkpoint_dir, CONFIG_FILE)
     if not os.path.exists(path):
         leftovers = [
@@ -429,7 +594,14 @@ def _stage_plan(config):
 
 
 def _datasets(config, dataset, stage, strategy):
+    """The repeated training dataset and the validation dataset of a stage."""
     label_stride = OUTPUT_STRIDE if stage == "encoder" else 1
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise TrainingError(
+            f"--batch_size {config.batch_size} must be a multiple of the "
+            f"number of replicas ({replicas}), which share each batch."
+        )
     train_args = dict(
         height=config.height, width=config.width, batch_size=config.batch_size,
         seed=config.seed, label_stride=label_stride, limit=config.limit,
@@ -442,15 +614,38 @@ def _datasets(config, dataset, stage, strategy):
     )
     if config.strategy == "default":
         train = data_lib.make_train_dataset(dataset, "train", **train_args)
+        train = train.repeat()
     else:
-        # Each input pipeline decodes only its own share of the files.
+        # Each input pipeline decodes only its own share of the files. The
+        # shares may differ in size: repeating them and fixing the steps per
+        # epoch keeps every worker running the same number of steps.
         train = strategy.distribute_datasets_from_function(
             lambda context: data_lib.make_train_dataset(
                 dataset, "train", input_context=context, **train_args
             ).repeat()
         )
-    val = data_lib.make_eval_dataset(dataset, "val", **val_args)
-    return train, val
+    if replicas == 1:
+        val = data_lib.make_eval_dataset(dataset, "val", **val_args)
+        return train, val
+    # tf.distribute splits every batch over the replicas and gives a replica
+    # whose share ran out an empty batch, which TensorFlow's convolutions
+    # mishandle. Padding the split to whole batches with copies of its first
+    # image, labelled ignore everywhere, gives every replica real images and
+    # changes no score.
+    num_val = len(dataset.files("val")[: config.val_limit])
+    ignore = dataset.info.ignore_index
+    val_args["batch_size"] = 1
+    images = data_lib.make_eval_dataset(dataset, "val", **val_args).unbatch()
+    padding = images.take(1).map(
+        lambda image, mask: (image, tf.fill(tf.shape(mask), ignore))
+    ).repeat(-num_val % config.batch_size)
+    val = images.concatenate(padding).padded_batch(
+        config.batch_size,
+        padded_shapes=([None, None, 3], [None, None]),
+        padding_values=(0.0, ignore),
+    )
+    num_batches = -(-num_val // config.batch_size)
+    return train, val.apply(tf.data.experimental.assert_cardinality(num_batches))
 
 
 def _compile(model, config, steps_per_epoch, epochs, weights, info):
@@ -496,7 +691,7 @@ def train(config, overwrite=False):
     Args:
         config: TrainConfig.
         overwrite: bool. Start over in a checkpoint directory that holds a
-            different run.
+            different run: its run files (`RUN_FILES`) are deleted first.
 
     Returns:
         dict: `checkpoint_dir`, `class_weights`, and per stage the best
@@ -507,6 +702,9 @@ def train(config, overwrite=False):
             or the strategy is misconfigured.
         tf_enet.data.DatasetError: the dataset is missing or broken.
     """
+    # First: a multi-worker strategy must exist before any other TF op.
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
     keras.utils.set_random_seed(config.seed)
     dataset = data_lib.get_dataset(config.dataset, config.data_dir)
     info = dataset.info
@@ -514,16 +712,19 @@ def train(config, overwrite=False):
     stats = data_lib.scan(dataset, "train")
     data_lib.scan(dataset, "val")
     weights = data_lib.class_weights(stats, config.class_weighting)
-    chief = is_chief()
+    # Every worker has checked the directory before the chief changes it,
+    # and sees the chief's config.json before reading anything else there.
+    _barrier(strategy)
+    config_path = os.path.join(config.checkpoint_dir, CONFIG_FILE)
     if chief:
-        write_json(
-            os.path.join(config.checkpoint_dir, CONFIG_FILE),
-            run_config(config, info, weights),
-        )
-    if not same_run:
-        logging.info("Starting a new run in %s", config.checkpoint_dir)
+        if not same_run:
+            _remove_run_files(config.checkpoint_dir)
+            logging.info("Starting a new run in %s", config.checkpoint_dir)
+        write_json(config_path, run_config(config, info, weights))
+    _barrier(strategy)
+    if not chief:
+        _check_shared_directory(config_path, config)
 
-    strategy = make_strategy(config.strategy)
     results = {"checkpoint_dir": config.checkpoint_dir,
                "class_weights": [float(w) for w in weights]}
     for stage in _stage_plan(config):
@@ -531,6 +732,81 @@ def train(config, overwrite=False):
             config, stage, dataset, weights, strategy, chief
         )
     return results
+
+
+def _remove_run_files(checkpoint_dir):
+    for name in RUN_FILES:
+        path = os.path.join(checkpoint_dir, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+
+
+def _check_shared_directory(config_path, config):
+    """A non-chief worker checks it sees the chief's files."""
+    # Paths may differ between machines; everything else must match.
+    local = {"data_dir", "checkpoint_dir", "verbose"}
+    current = {k: v for k, v in config.to_dict().items() if k not in local}
+    try:
+        chiefs = read_json(config_path)["train"]
+        same = {k: v for k, v in chiefs.items() if k not in local} == current
+    except (OSError, ValueError, KeyError):
+        same = False
+    if not same:
+        raise TrainingError(
+            f"This worker does not see the chief's {config_path} for this "
+            "run: with --strategy=multi_worker every worker needs the same "
+            "flags and a --checkpoint_dir on storage all workers share "
+            "(the chief writes it, the others resume from it)."
+        )
+
+
+class _RestoreOnly(keras.callbacks.BackupAndRestore):
+    """Restores the chief's backup on another worker; never writes it."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+    def on_epoch_end(self, epoch, logs=None):
+        pass
+
+    def on_train_end(self, logs=None):
+        pass
+
+
+def _trim_history(path, backup_dir):
+    """Drops history rows of epochs the backup does not hold.
+
+    A process killed after writing an epoch's row but before backing the
+    epoch up repeats that epoch when resumed; its old row would be doubled.
+    """
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if not (os.path.exists(path) and os.path.exists(metadata)):
+        return
+    restored = read_json(metadata)["epoch"]
+    rows = _csv_rows(path)
+    if not rows or "epoch" not in rows[0]:
+        return
+    column = rows[0].index("epoch")
+    kept = [rows[0]] + [r for r in rows[1:] if int(r[column]) < restored]
+    if len(kept) == len(rows):
+        return
+
+    def write(tmp_path):
+        with open(tmp_path, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerows(kept)
+
+    write_atomically(path, write)
+
+
+def _validation_epochs(config, epochs):
+    """Every `validation_freq`-th epoch, the first (so the history has all
+    columns) and the last (so a best model exists)."""
+    return [
+        e for e in range(1, epochs + 1)
+        if e % config.validation_freq == 0 or e in (1, epochs)
+    ]
 
 
 def _train_stage(config, stage, dataset, weights, strategy, chief):
@@ -542,6 +818,7 @@ def _train_stage(config, stage, dataset, weights, strategy, chief):
     )
     best_path = os.path.join(stage_dir, "model.keras")
     done_path = os.path.join(stage_dir, "done.json")
+    backup_dir = os.path.join(stage_dir, "backup")
     if os.path.exists(done_path) and read_json(done_path)["epochs"] >= epochs:
         logging.info("The %s stage is complete in %s", stage, stage_dir)
         return read_json(done_path)
@@ -549,8 +826,6 @@ def _train_stage(config, stage, dataset, weights, strategy, chief):
     train_ds, val_ds = _datasets(config, dataset, stage, strategy)
     num_train = len(dataset.files("train")[: config.limit])
     steps_per_epoch = num_train // config.batch_size
-    if config.strategy == "default":
-        train_ds = train_ds.repeat()
 
     with strategy.scope():
         builder = build_enet_encoder if stage == "encoder" else build_enet
@@ -563,38 +838,48 @@ def _train_stage(config, stage, dataset, weights, strategy, chief):
         _add_weight_decay(model, config.weight_decay)
         miou = _compile(model, config, steps_per_epoch, epochs, weights, info)
 
-    os.makedirs(stage_dir, exist_ok=True)
     per_class = PerClassIoU(miou, info.class_names)
     best = BestModelCheckpoint(best_path, write=chief)
-    log_dir = os.path.join(config.checkpoint_dir, "logs", stage)
-    sample_images, sample_labels = next(iter(val_ds.take(1)))
-    callbacks = [
-        LossGuard(),
-        per_class,
-        best,
-        keras.callbacks.CSVLogger(os.path.join(stage_dir, "history.csv"), append=True),
-        keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
-        PredictionImages(
-            os.path.join(log_dir, "images"), sample_images.numpy()[:4],
-            sample_labels.numpy()[:4], info.palette, info.ignore_index,
-        ),
-        keras.callbacks.BackupAndRestore(
-            os.path.join(stage_dir, "backup"), double_checkpoint=True,
-            delete_checkpoint=False,
-        ),
-    ]
+    # LossGuard first: it must stop a diverged epoch before anything saves
+    # it; then the replicas agree on the statistics that are saved.
+    callbacks = [LossGuard(), SyncMovingStatistics(strategy), per_class, best]
+    if chief:
+        os.makedirs(stage_dir, exist_ok=True)
+        history_path = os.path.join(stage_dir, "history.csv")
+        _trim_history(history_path, backup_dir)
+        log_dir = os.path.join(config.checkpoint_dir, "logs", stage)
+        sample_images, sample_labels = next(iter(val_ds.take(1)))
+        callbacks += [
+            HistoryLogger(history_path),
+            keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
+            PredictionImages(
+                os.path.join(log_dir, "images"), sample_images.numpy()[:4],
+                sample_labels.numpy()[:4], info.palette, info.ignore_index,
+            ),
+            keras.callbacks.BackupAndRestore(
+                backup_dir, double_checkpoint=True, delete_checkpoint=False
+            ),
+        ]
+    else:
+        callbacks.append(_RestoreOnly(backup_dir, double_checkpoint=True))
     model.fit(
         train_ds,
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=val_ds,
-        validation_freq=config.validation_freq,
+        validation_freq=_validation_epochs(config, epochs),
+        shuffle=False,  # the pipeline shuffles
         callbacks=callbacks,
-        verbose=config.verbose,
+        verbose=config.verbose if chief else 0,
     )
     summary = {"stage": stage, "epochs": epochs, "best_val_miou": best.best}
-    if os.path.exists(best.record_path):
-        summary.update(read_json(best.record_path))
     if chief:
+        if os.path.exists(best.record_path):
+            summary.update(read_json(best.record_path))
         write_json(done_path, summary)
+    # The next stage reads the chief's files (the encoder model): wait for
+    # them on every worker.
+    _barrier(strategy)
+    if not chief and os.path.exists(done_path):
+        summary = read_json(done_path)
     return summary

@@ -1,0 +1,424 @@
+"""Tests of training: options, checkpoint directory, resume, divergence, and
+an end-to-end run on a synthetic dataset that a correct pipeline learns."""
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from helpers import (
+    IGNORE,
+    REPO,
+    SHAPE_CLASSES,
+    make_shapes_dataset,
+    subprocess_env,
+    train_flags,
+)
+from tf_enet import data as data_lib
+from tf_enet import metrics as metrics_lib
+from tf_enet import training
+from tf_enet.training import TrainConfig, TrainingError
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+
+
+def history(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+# ---------------------------------------------------------------- options
+
+
+def test_help_documents_every_option():
+    result = subprocess.run(
+        [sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True,
+        text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    for field in dataclasses.fields(TrainConfig):
+        assert f"--{field.name}:" in result.stdout or (
+            f"--[no]{field.name}:" in result.stdout), field.name
+    assert "--[no]overwrite:" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        ({"height": 0}, "height"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"epochs": -1}, "epochs"),
+        ({"stages": "decoder"}, "stages"),
+        ({"strategy": "tpu"}, "strategy"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"lr_decay_factor": 2.0}, "lr_decay_factor"),
+        ({"limit": 0}, "limit"),
+        ({"dataset": "voc"}, "dataset"),
+    ],
+)
+def test_invalid_options_are_named(options, name):
+    with pytest.raises(ValueError, match=f"`{name}`"):
+        TrainConfig(**options)
+
+
+def test_learning_rate_schedules_by_hand():
+    step = training.learning_rate_schedule(
+        TrainConfig(learning_rate=0.1, lr_decay_epochs=2, lr_decay_factor=0.5),
+        steps_per_epoch=10, epochs=5)
+    # Boundaries after 20 and 40 steps: 0.1, then 0.05, then 0.025.
+    assert [float(step(s)) for s in (0, 20, 21, 40, 41, 49)] == pytest.approx(
+        [0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+    poly = training.learning_rate_schedule(
+        TrainConfig(learning_rate=0.1, lr_schedule="poly"), 10, 5)
+    # 0.1 * (1 - 25 / 50) ** 0.9 = 0.05359
+    assert float(poly(25)) == pytest.approx(0.1 * 0.5**0.9)
+    assert float(poly(50)) == pytest.approx(0.0)
+    constant = training.learning_rate_schedule(TrainConfig(learning_rate=0.1), 10, 5)
+    assert constant == 0.1  # fewer epochs than one decay period
+
+
+def test_weight_decay_adds_torch_style_gradient_and_is_not_saved(tmp_path):
+    model = keras.Sequential([
+        keras.Input((4, 4, 2)),
+        keras.layers.Conv2D(3, 3, name="conv"),
+        keras.layers.BatchNormalization(name="bn"),
+        keras.layers.Conv2DTranspose(2, 2, name="deconv"),
+    ])
+    training._add_weight_decay(model, 2e-4)
+    kernels = [model.get_layer("conv").kernel, model.get_layer("deconv").kernel]
+    with tf.GradientTape() as tape:
+        penalty = tf.add_n(model.losses)
+    # Torch's weight decay adds 2e-4 * w to each kernel's gradient.
+    for gradient, kernel in zip(tape.gradient(penalty, kernels), kernels):
+        np.testing.assert_allclose(gradient, 2e-4 * kernel.numpy(), rtol=1e-5)
+    assert len(model.losses) == 2  # kernels only, no biases or BN
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert not reloaded.losses
+
+
+def test_loss_guard_stops_on_non_finite_loss_or_weights():
+    guard = training.LossGuard()
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    guard.set_model(model)
+    guard.on_train_batch_end(0, {"loss": 0.5})
+    guard.on_epoch_end(0, {"loss": 0.5})
+    with pytest.raises(TrainingError, match="loss became nan at batch 3"):
+        guard.on_train_batch_end(3, {"loss": np.float32("nan")})
+    kernel = model.layers[0].kernel
+    kernel.assign(np.array([[np.inf], [0.0]], "float32"))
+    with pytest.raises(TrainingError, match="weights became non-finite in epoch 2"):
+        guard.on_epoch_end(1, {"loss": 0.5})
+
+
+def test_validation_runs_on_the_first_and_last_epochs_too():
+    config = TrainConfig(validation_freq=3)
+    assert training._validation_epochs(config, 7) == [1, 3, 6, 7]
+    assert training._validation_epochs(config, 6) == [1, 3, 6]
+    assert training._validation_epochs(TrainConfig(), 3) == [1, 2, 3]
+
+
+def test_history_keeps_its_columns_when_an_epoch_has_no_validation(tmp_path):
+    path = str(tmp_path / "history.csv")
+    first = training.HistoryLogger(path)
+    first.on_train_begin()
+    first.on_epoch_end(0, {"loss": 1.0, "val_loss": 2.0, "val_miou": 0.5})
+    first.on_train_end()
+    resumed = training.HistoryLogger(path)
+    resumed.on_train_begin()
+    resumed.on_epoch_end(1, {"loss": 0.9, "miou": 0.1})
+    resumed.on_train_end()
+    assert history(path) == [
+        {"epoch": "0", "loss": "1.0", "val_loss": "2.0", "val_miou": "0.5"},
+        {"epoch": "1", "loss": "0.9", "val_loss": "NA", "val_miou": "NA"},
+    ]
+
+
+def test_history_rows_after_the_backup_are_dropped(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n")
+    (tmp_path / "backup").mkdir()
+    training.write_json(tmp_path / "backup" / "training_metadata.json",
+                        {"epoch": 2, "batch": 0})
+    training._trim_history(str(path), str(tmp_path / "backup"))
+    assert path.read_text() == "epoch,loss\n0,1.0\n1,0.9\n"
+    training._trim_history(str(path), str(tmp_path / "backup"))  # idempotent
+    assert path.read_text() == "epoch,loss\n0,1.0\n1,0.9\n"
+
+
+# ------------------------------------------------------ checkpoint directory
+
+
+def write_run(directory, config):
+    training.write_json(os.path.join(directory, "config.json"),
+                        {"train": config.to_dict()})
+
+
+def test_checkpoint_dir_accepts_its_own_run_and_more_epochs(tmp_path):
+    config = TrainConfig(checkpoint_dir=str(tmp_path), epochs=10)
+    assert training.check_checkpoint_dir(config, overwrite=False) is False  # new
+    write_run(tmp_path, config)
+    assert training.check_checkpoint_dir(config, overwrite=False) is True
+    longer = dataclasses.replace(config, epochs=20, verbose=2)
+    assert training.check_checkpoint_dir(longer, overwrite=False) is True
+
+
+def test_checkpoint_dir_refuses_a_different_run_unless_overwrite(tmp_path):
+    config = TrainConfig(checkpoint_dir=str(tmp_path))
+    write_run(tmp_path, config)
+    other = dataclasses.replace(config, learning_rate=1e-3, height=256)
+    with pytest.raises(TrainingError) as error:
+        training.check_checkpoint_dir(other, overwrite=False)
+    message = str(error.value)
+    assert "holds a different run" in message
+    assert "height: 360 -> 256" in message and "learning_rate: 0.0005 -> 0.001" in message
+    assert "--overwrite" in message
+    assert training.check_checkpoint_dir(other, overwrite=True) is False
+
+
+def test_checkpoint_dir_with_foreign_files_is_refused(tmp_path):
+    (tmp_path / "model.keras").write_text("not ours")
+    config = TrainConfig(checkpoint_dir=str(tmp_path))
+    with pytest.raises(TrainingError, match="no config.json"):
+        training.check_checkpoint_dir(config, overwrite=False)
+
+
+def test_overwrite_removes_only_run_files(tmp_path):
+    for name in ("model.keras", "best.json", "done.json", "history.csv",
+                 "config.json", "notes.txt"):
+        (tmp_path / name).write_text("x")
+    for name in ("backup", "encoder/backup", "logs/full"):
+        (tmp_path / name).mkdir(parents=True)
+    training._remove_run_files(str(tmp_path))
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+# ------------------------------------------------------- end to end (slow)
+
+# A task a correct pipeline, loss and model learn in a few hundred steps.
+LEARNED_OPTIONS = dict(
+    dataset="folder", height=64, width=64, batch_size=4, encoder_epochs=3,
+    epochs=15, learning_rate=5e-3, class_weighting="enet", validation_freq=5,
+    stage_two_repeat=1, verbose=0, seed=0,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learned")
+    os.environ["TF_ENET_CACHE"] = str(root / "cache")
+    try:
+        data_dir = make_shapes_dataset(root / "data", num_train=48, num_val=8)
+        config = TrainConfig(data_dir=data_dir, checkpoint_dir=str(root / "run"),
+                             **LEARNED_OPTIONS)
+        start = time.monotonic()
+        results = training.train(config)
+        seconds = time.monotonic() - start
+    finally:
+        del os.environ["TF_ENET_CACHE"]
+    return config, results, seconds
+
+
+@pytest.mark.slow
+def test_training_learns_the_synthetic_task(trained):
+    config, results, seconds = trained
+    print(f"both stages trained in {seconds:.0f} s; results: {results}")
+    assert results["encoder"]["best_val_miou"] > 0.4
+    assert results["full"]["best_val_miou"] > 0.8
+    # An independent evaluation of the saved model agrees with the logs.
+    model = keras.saving.load_model(os.path.join(config.checkpoint_dir, "model.keras"))
+    dataset = data_lib.get_dataset("folder", config.data_dir)
+    confusion = 0
+    for images, labels in data_lib.make_eval_dataset(dataset, "val", batch_size=4):
+        predictions = np.argmax(model.predict(images, verbose=0), axis=-1)
+        confusion = confusion + metrics_lib.confusion_matrix(
+            labels, predictions, len(SHAPE_CLASSES), IGNORE)
+    scores = metrics_lib.scores(confusion)
+    assert scores["mean_iou"] == pytest.approx(results["full"]["val_miou"], abs=1e-6)
+    for name, iou in zip(dataset.info.class_names, scores["per_class_iou"]):
+        assert results["full"][f"val_iou_{name}"] == pytest.approx(iou, abs=1e-6)
+
+
+@pytest.mark.slow
+def test_config_json_holds_everything_to_use_the_model(trained):
+    config, results, _ = trained
+    with open(os.path.join(config.checkpoint_dir, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["train"] == config.to_dict()  # every option
+    assert set(saved["train"]) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert saved["dataset"] == {
+        "name": "folder",
+        "class_names": [name for name, _, _ in SHAPE_CLASSES],
+        "palette": [list(color) for _, color, _ in SHAPE_CLASSES],
+        "ignore_index": IGNORE,
+    }
+    dataset = data_lib.get_dataset("folder", config.data_dir)
+    expected_weights = data_lib.class_weights(data_lib.scan(dataset, "train"), "enet")
+    assert saved["class_weighting"] == "enet"
+    np.testing.assert_allclose(saved["class_weights"], expected_weights, rtol=1e-6)
+    assert results["class_weights"] == saved["class_weights"]
+    assert saved["input"] == {
+        "channels": "RGB", "range": [0, 255],
+        "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
+        "normalized_inside_model": True,
+    }
+    assert saved["model"] == {"num_classes": 4, "num_initial_blocks": 1,
+                              "stage_two_repeat": 1, "skip_connections": False}
+
+
+@pytest.mark.slow
+def test_run_directory_holds_history_logs_and_backups(trained):
+    config, results, _ = trained
+    run = config.checkpoint_dir
+    for stage_dir, epochs in ((os.path.join(run, "encoder"), 3), (run, 15)):
+        rows = history(os.path.join(stage_dir, "history.csv"))
+        assert [int(r["epoch"]) for r in rows] == list(range(epochs))
+        assert {f"val_iou_{name}" for name, _, _ in SHAPE_CLASSES} <= set(rows[0])
+        validated = [int(r["epoch"]) + 1 for r in rows if r["val_miou"] != "NA"]
+        assert validated == training._validation_epochs(config, epochs)
+        with open(os.path.join(stage_dir, "backup", "training_metadata.json")) as f:
+            assert json.load(f)["epoch"] == epochs
+        with open(os.path.join(stage_dir, "done.json")) as f:
+            assert json.load(f)["epochs"] == epochs
+        assert not [n for n in os.listdir(stage_dir) if n.startswith(".tmp")]
+    best = results["full"]
+    assert best["epoch"] in validated and best["val_miou"] == best["best_val_miou"]
+    for stage in ("encoder", "full"):
+        assert os.listdir(os.path.join(run, "logs", stage, "train"))
+        assert os.listdir(os.path.join(run, "logs", stage, "images"))
+    # A finished run returns at once when started again.
+    start = time.monotonic()
+    assert training.train(config) == results
+    assert time.monotonic() - start < 30
+
+
+# -------------------------------------------------- resume, refuse, diverge
+
+SMALL_OPTIONS = dict(height=32, width=32, batch_size=4, stage_two_repeat=1)
+
+
+def run_train_py(tmp_path, flags, timeout=600):
+    result = subprocess.run(
+        [sys.executable, "train.py", *flags], cwd=REPO, capture_output=True,
+        text=True, timeout=timeout, env=subprocess_env(tmp_path))
+    return result
+
+
+def optimizer_steps(weights_path):
+    import h5py
+
+    with h5py.File(weights_path, "r") as f:
+        return int(f["optimizer/vars/0"][()])  # Adam's iteration count
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_at_the_next_epoch(tmp_path):
+    data_dir = make_shapes_dataset(tmp_path / "data", num_train=16, num_val=4, size=32)
+    run = tmp_path / "run"
+    flags = train_flags(data_dir, run, encoder_epochs=1, epochs=3, **SMALL_OPTIONS)
+    metadata = run / "backup" / "training_metadata.json"
+    with open(tmp_path / "first.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "train.py", *flags], cwd=REPO, stdout=log,
+            stderr=subprocess.STDOUT, env=subprocess_env(tmp_path))
+        try:
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline and process.poll() is None:
+                try:
+                    if json.loads(metadata.read_text())["epoch"] >= 1:
+                        break
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.2)
+            # The first full-network epoch is backed up: kill without warning.
+            process.send_signal(signal.SIGKILL)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    first = (tmp_path / "first.log").read_text()
+    assert process.returncode == -signal.SIGKILL, first[-3000:]
+    assert "Epoch 1/3" in first and "Epoch 3/3" not in first
+    assert keras.saving.load_model(run / "model.keras") is not None
+
+    second = run_train_py(tmp_path, flags)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Epoch 1/3" not in second.stdout and "Epoch 3/3" in second.stdout
+    assert "The encoder stage is complete" in second.stderr
+    assert [r["epoch"] for r in history(run / "history.csv")] == ["0", "1", "2"]
+    assert [r["epoch"] for r in history(run / "encoder" / "history.csv")] == ["0"]
+    # 16 images in batches of 4: the optimizer went on from step 4 to 12.
+    assert optimizer_steps(run / "backup" / "latest.weights.h5") == 12
+    best = keras.saving.load_model(run / "model.keras")
+    best_epoch = json.loads((run / "best.json").read_text())["epoch"]
+    assert int(best.optimizer.iterations.numpy()) == 4 * best_epoch
+
+
+@pytest.mark.slow
+def test_a_different_run_is_refused_and_overwrite_starts_over(tmp_path):
+    data_dir = make_shapes_dataset(tmp_path / "data", num_train=8, num_val=4, size=32)
+    run = tmp_path / "run"
+    first = run_train_py(tmp_path, train_flags(
+        data_dir, run, stages="full", epochs=1, **SMALL_OPTIONS))
+    assert first.returncode == 0, first.stderr[-3000:]
+    other = train_flags(data_dir, run, stages="encoder", encoder_epochs=1,
+                        learning_rate=1e-3, **SMALL_OPTIONS)
+    refused = run_train_py(tmp_path, other)
+    assert refused.returncode == 1
+    message = refused.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"error: {run} holds a different run (")
+    assert "learning_rate: 0.0005 -> 0.001" in message
+    assert "stages: 'full' -> 'encoder'" in message and "--overwrite" in message
+    assert (run / "model.keras").exists()  # untouched
+
+    overwritten = run_train_py(tmp_path, other + ["--overwrite"])
+    assert overwritten.returncode == 0, overwritten.stderr[-3000:]
+    # The full-network run's files are gone; only the new run's remain.
+    assert not (run / "model.keras").exists() and not (run / "backup").exists()
+    assert not (run / "history.csv").exists()
+    assert len(history(run / "encoder" / "history.csv")) == 1
+    saved = json.loads((run / "config.json").read_text())["train"]
+    assert saved["learning_rate"] == 1e-3 and saved["stages"] == "encoder"
+
+
+class NaNLoss(training.WeightedSparseCategoricalCrossentropy):
+    def call(self, y_true, y_pred):
+        return super().call(y_true, y_pred) * float("nan")
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_and_keeps_the_last_good_backup(tmp_path, monkeypatch):
+    data_dir = make_shapes_dataset(tmp_path / "data", num_train=8, num_val=4, size=32)
+    config = TrainConfig(dataset="folder", data_dir=data_dir, verbose=0,
+                         checkpoint_dir=str(tmp_path / "run"), stages="full",
+                         epochs=1, **SMALL_OPTIONS)
+    training.train(config)
+    backup = tmp_path / "run" / "backup"
+    before = {name: sha256(backup / name) for name in os.listdir(backup)}
+
+    monkeypatch.setattr(training, "WeightedSparseCategoricalCrossentropy", NaNLoss)
+    longer = dataclasses.replace(config, epochs=2)
+    with pytest.raises(TrainingError, match=r"loss became nan at batch 0.*--learning_rate"):
+        training.train(longer)
+    assert {name: sha256(backup / name) for name in os.listdir(backup)} == before
+    assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
+    assert len(history(tmp_path / "run" / "history.csv")) == 1
+    assert keras.saving.load_model(tmp_path / "run" / "model.keras") is not None
