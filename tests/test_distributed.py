@@ -176,7 +176,7 @@ def test_train_py_mirrored_on_two_cpus(tmp_path):
     data_dir = make_shapes_dataset(tmp_path / "data", num_train=12, num_val=5, size=32)
     flags = train_flags(
         data_dir, tmp_path / "run", height=32, width=32, batch_size=4,
-        encoder_epochs=1, epochs=2, stage_two_repeat=1, strategy="mirrored")
+        stages="full", epochs=2, stage_two_repeat=1, strategy="mirrored")
     out = tmp_path / "weights"
     result = run_python(TWO_CPUS + RUN_TRAIN_PY, flags,
                         env=subprocess_env(tmp_path, WEIGHTS_OUT=str(out)))
