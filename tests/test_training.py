@@ -440,3 +440,20 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_backup(
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
     assert len(history(tmp_path / "run" / "history.csv")) == 1
     assert keras.saving.load_model(tmp_path / "run" / "model.keras") is not None
+
+
+def test_new_run_keeps_unrelated_files_in_its_directory(tmp_path, monkeypatch):
+    # Stop right after the directory is prepared: no training needed.
+    def stop(*args, **kwargs):
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(training, "_train_stage", stop)
+    data_dir = make_shapes_dataset(tmp_path / "data", num_train=4, num_val=2, size=32)
+    run = tmp_path / "run"
+    (run / "logs").mkdir(parents=True)
+    (run / "logs" / "notes.txt").write_text("mine")
+    config = TrainConfig(dataset="folder", data_dir=data_dir, checkpoint_dir=str(run))
+    with pytest.raises(RuntimeError, match="stop"):
+        training.train(config)
+    assert (run / "logs" / "notes.txt").read_text() == "mine"
+    assert json.loads((run / "config.json").read_text())["train"] == config.to_dict()

@@ -718,7 +718,8 @@ def train(config, overwrite=False):
     config_path = os.path.join(config.checkpoint_dir, CONFIG_FILE)
     if chief:
         if not same_run:
-            _remove_run_files(config.checkpoint_dir)
+            if overwrite:
+                _remove_run_files(config.checkpoint_dir)
             logging.info("Starting a new run in %s", config.checkpoint_dir)
         write_json(config_path, run_config(config, info, weights))
     _barrier(strategy)
