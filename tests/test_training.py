@@ -457,3 +457,13 @@ def test_new_run_keeps_unrelated_files_in_its_directory(tmp_path, monkeypatch):
         training.train(config)
     assert (run / "logs" / "notes.txt").read_text() == "mine"
     assert json.loads((run / "config.json").read_text())["train"] == config.to_dict()
+
+
+@pytest.mark.parametrize("tf_config", [None, "", "{}", '{"cluster": {}}', "not json"])
+def test_multi_worker_without_a_valid_tf_config_is_explained(tf_config, monkeypatch):
+    if tf_config is None:
+        monkeypatch.delenv("TF_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(TrainingError, match="TF_CONFIG.*Training on several machines"):
+        training.make_strategy("multi_worker")

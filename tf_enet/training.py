@@ -11,6 +11,7 @@ to the checkpoint directory:
                                          normalisation
     <checkpoint_dir>/model.keras         best full model by val mIoU
     <checkpoint_dir>/best.json           its epoch and scores
+    <checkpoint_dir>/done.json           written when the stage finished
     <checkpoint_dir>/history.csv         per-epoch losses and IoUs
     <checkpoint_dir>/backup/             weights + optimizer state of the
                                          last completed epoch (resume)
@@ -88,7 +89,8 @@ class TrainConfig:
         checkpoint_dir: str. Where the run's files go.
         height: int. Training crop height.
         width: int. Training crop width.
-        batch_size: int. Global batch size (the paper: 10).
+        batch_size: int. Global batch size (the paper: 10), split evenly
+            over the replicas of a distribution strategy.
         epochs: int. Epochs of the full-network stage.
         encoder_epochs: int. Epochs of the encoder stage.
         stages: str. "both" (the paper), "encoder" or "full".
@@ -109,7 +111,8 @@ class TrainConfig:
         limit: int or None. Train on only the first N images.
         val_limit: int or None. Validate on only the first N images.
         validation_freq: int. Validate every N epochs.
-        strategy: str. "default", "mirrored" or "multi_worker".
+        strategy: str. "default" (one device), "mirrored" (this machine's
+            GPUs) or "multi_worker" (several machines; see `make_strategy`).
         jit_compile: bool. XLA-compile the training step.
         seed: int. Seeds weights, shuffling and augmentation.
         verbose: int. Keras progress output: 0 silent, 1 progress bar,
