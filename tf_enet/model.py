@@ -120,6 +120,12 @@ def _batch_norm(name):
     )
 
 
+def _bn_activation(x, prefix, activation):
+    """Batch norm then activation, named `<prefix>_bn`, `<prefix>_activation`."""
+    x = _batch_norm(f"{prefix}_bn")(x)
+    return _activation(activation, f"{prefix}_activation")(x)
+
+
 def _conv(filters, kernel_size, name, strides=1, dilation_rate=1):
     return keras.layers.Conv2D(
         filters,
@@ -155,15 +161,13 @@ def _bottleneck(
     internal = filters // 4
     shortcut = x
     x = _conv(internal, 1, name=f"{name}_projection")(x)
-    x = _batch_norm(f"{name}_projection_bn")(x)
-    x = _activation(activation, f"{name}_projection_activation")(x)
+    x = _bn_activation(x, f"{name}_projection", activation)
     if kind == "asymmetric":
         x = _conv(internal, (asymmetric, 1), name=f"{name}_conv_{asymmetric}x1")(x)
         x = _conv(internal, (1, asymmetric), name=f"{name}_conv_1x{asymmetric}")(x)
     else:
         x = _conv(internal, 3, dilation_rate=dilation, name=f"{name}_conv")(x)
-    x = _batch_norm(f"{name}_conv_bn")(x)
-    x = _activation(activation, f"{name}_conv_activation")(x)
+    x = _bn_activation(x, f"{name}_conv", activation)
     x = _conv(filters, 1, name=f"{name}_expansion")(x)
     x = _batch_norm(f"{name}_expansion_bn")(x)
     x = keras.layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
@@ -177,11 +181,9 @@ def _downsampling_bottleneck(x, filters, name, activation, dropout):
     main, argmax = MaxPoolingWithArgmax2D(name=f"{name}_pool")(x)
     main = ChannelPadding(filters, name=f"{name}_channel_padding")(main)
     x = _conv(internal, 2, strides=2, name=f"{name}_projection")(x)
-    x = _batch_norm(f"{name}_projection_bn")(x)
-    x = _activation(activation, f"{name}_projection_activation")(x)
+    x = _bn_activation(x, f"{name}_projection", activation)
     x = _conv(internal, 3, name=f"{name}_conv")(x)
-    x = _batch_norm(f"{name}_conv_bn")(x)
-    x = _activation(activation, f"{name}_conv_activation")(x)
+    x = _bn_activation(x, f"{name}_conv", activation)
     x = _conv(filters, 1, name=f"{name}_expansion")(x)
     x = _batch_norm(f"{name}_expansion_bn")(x)
     x = keras.layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
@@ -196,14 +198,12 @@ def _upsampling_bottleneck(x, argmax, filters, name, activation):
     main = _batch_norm(f"{name}_main_bn")(main)
     main = MaxUnpooling2D(name=f"{name}_unpool")([main, argmax])
     x = _conv(internal, 1, name=f"{name}_projection")(x)
-    x = _batch_norm(f"{name}_projection_bn")(x)
-    x = _activation(activation, f"{name}_projection_activation")(x)
+    x = _bn_activation(x, f"{name}_projection", activation)
     x = keras.layers.Conv2DTranspose(
         internal, 3, strides=2, padding="same", use_bias=False,
         name=f"{name}_transposed_conv",
     )(x)
-    x = _batch_norm(f"{name}_conv_bn")(x)
-    x = _activation(activation, f"{name}_conv_activation")(x)
+    x = _bn_activation(x, f"{name}_conv", activation)
     x = _conv(filters, 1, name=f"{name}_expansion")(x)
     x = _batch_norm(f"{name}_expansion_bn")(x)
     x = keras.layers.Add(name=f"{name}_add")([main, x])
