@@ -5,6 +5,7 @@ models load with `keras.saving.load_model(path)` in safe mode.
 """
 
 from tf_enet import layers
+from tf_enet import losses  # registers the loss saved with trained models
 from tf_enet.model import (
     ENetConfig,
     build_enet,
@@ -19,5 +20,6 @@ __all__ = [
     "build_enet",
     "build_enet_encoder",
     "layers",
+    "losses",
     "transfer_weights",
 ]
