@@ -159,3 +159,18 @@ def test_tflite_builtin_ops_only_matches_keras(enet, tmp_path):
         interpreter.invoke()
         out = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
         np.testing.assert_allclose(out, enet(x, training=False).numpy(), atol=1e-4)
+
+
+def test_trained_checkpoint_with_its_loss_loads_after_import(tmp_path):
+    # train.py saves the compiled model; its loss must resolve from `import tf_enet`.
+    from tf_enet.losses import WeightedSparseCategoricalCrossentropy
+
+    model = tf_enet.build_enet(3)
+    model.compile(
+        optimizer="adam",
+        loss=WeightedSparseCategoricalCrossentropy([1.0, 2.0, 3.0], ignore_index=3),
+    )
+    path = tmp_path / "trained.keras"
+    model.save(path)
+    code = f"import keras, tf_enet; keras.saving.load_model(r'{path}')"
+    subprocess.run([sys.executable, "-c", code], check=True)
