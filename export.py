@@ -3,7 +3,7 @@
     python export.py --model checkpoints/enet_camvid --format saved_model \
         --output exports/enet_camvid/1
     python export.py --model checkpoints/enet_camvid --format tflite \
-        --quantize int8 --representative_images data/samples/ \
+        --quantize int8 --dataset camvid --height 360 --width 480 \
         --output exports/enet_camvid_int8.tflite
     python export.py --model checkpoints/enet_camvid --format onnx \
         --output exports/enet_camvid.onnx
@@ -50,10 +50,11 @@ flags.DEFINE_string(
 flags.DEFINE_integer("num_representative", 100, "int8: calibration images used.")
 flags.DEFINE_integer(
     "height", None,
-    "int8: resize calibration images to this height (with --width), e.g. the "
-    "size the model will run at.",
+    "TFLite: fix the model's input to this height (with --width), the size "
+    "it will run at. A fixed size runs faster; predict.py and evaluate.py "
+    "resize images to it. int8 calibration images are resized to it too.",
 )
-flags.DEFINE_integer("width", None, "int8: calibration width (with --height).")
+flags.DEFINE_integer("width", None, "TFLite: the fixed input width (with --height).")
 flags.mark_flag_as_required("output")
 FLAGS = flags.FLAGS
 
@@ -90,6 +91,7 @@ def main(argv):
         output = export.export_model(
             FLAGS.model, FLAGS.output, FLAGS.format, quantize=FLAGS.quantize,
             representative=representative,
+            input_size=None if FLAGS.height is None else (FLAGS.height, FLAGS.width),
         )
     except (inference.ModelError, export.ExportError, data.DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -216,6 +216,34 @@ def test_float_tflite_enet_uses_builtin_ops_and_matches_keras(checkpoint, tmp_pa
 
 
 @pytest.mark.slow
+def test_fixed_size_tflite_matches_keras_and_resizes_other_sizes(checkpoint, tmp_path):
+    path = export.export_model(
+        checkpoint[0], str(tmp_path / "enet_24x40.tflite"), "tflite",
+        input_size=(24, 40),
+    )
+    assert_builtin_ops_only(path)
+    # The size-dependent arithmetic folded into constants.
+    assert not tflite_ops(path) & {"SHAPE", "FLOOR_DIV", "FLOOR_MOD", "PACK"}
+    predictor = inference.load_predictor(path)
+    assert predictor.input_size == (24, 40)
+    model = checkpoint[1]
+    x = images(3, 24, 40, seed=8)  # run one image at a time (batch 1)
+    np.testing.assert_allclose(
+        predictor.logits(x), model(x, training=False).numpy(), atol=1e-4
+    )
+    other = images(2, 37, 53, seed=9)
+    with pytest.raises(inference.ModelError, match="exported for 24x40 images"):
+        predictor.logits(other)
+    resized_logits = tf.image.resize(
+        model(tf.image.resize(other, (24, 40)), training=False), (37, 53)
+    ).numpy()
+    classes = predictor.predict(other)
+    assert classes.shape == (2, 37, 53)
+    share, confident = agree_where_confident(classes, resized_logits)
+    assert confident > 0.9 and share == 1.0
+
+
+@pytest.mark.slow
 def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path):
     calibration = []
     for i, image in enumerate(colour_blocks(8, 32, 48, seed=5)):
@@ -226,6 +254,8 @@ def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path)
         quantize="int8", representative=export.representative_images(calibration),
     )
     assert_builtin_ops_only(path)
+    # PReLU has no int8 XNNPack kernel; the export rewrites it (tf_enet.lite).
+    assert "PRELU" not in tflite_ops(path)
     interpreter = tf.lite.Interpreter(model_path=path)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
@@ -269,6 +299,10 @@ def test_export_refuses_bad_requests(checkpoint, tmp_path):
         export.export_model(checkpoint[0], str(tmp_path / "a"), "saved_model", quantize="float16")
     with pytest.raises(export.ExportError, match="Unknown format"):
         export.export_model(checkpoint[0], str(tmp_path / "a"), "caffe")
+    with pytest.raises(export.ExportError, match="fixed input size applies to TFLite"):
+        export.export_model(checkpoint[0], str(tmp_path / "a"), "onnx", input_size=(8, 8))
+    with pytest.raises(export.ExportError, match="must be positive"):
+        export.export_model(checkpoint[0], str(tmp_path / "a.tflite"), "tflite", input_size=(0, 8))
     (tmp_path / "model.tflite").write_bytes(b"")
     with pytest.raises(inference.ModelError, match="needs a Keras model"):
         export.export_model(str(tmp_path / "model.tflite"), str(tmp_path / "b"), "saved_model")

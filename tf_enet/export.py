@@ -9,7 +9,8 @@ ignore id, training options) so `tf_enet.inference.load_predictor` and
     ONNX         <file>.onnx.json beside the model
 
 All preprocessing is inside the exported graphs: they take RGB pixels in
-[0, 255] of any height and width.
+[0, 255] of any height and width (a TFLite model exported with a fixed
+`input_size`: of that size).
 
 SavedModel signatures:
     serving_default: images uint8 [batch, height, width, 3]
@@ -31,7 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_enet import data as data_lib
-from tf_enet import inference
+from tf_enet import inference, lite
 from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -177,15 +178,25 @@ def representative_images(paths, *, height=None, width=None):
 
 def export_tflite(
     model, output_path, config=None, *, quantize=None, representative=None,
-    source=None,
+    input_size=None, source=None,
 ):
     """Converts to TFLite with builtin ops only (no Flex delegate needed).
 
-    The input is dynamic (`resize_tensor_input` to any image size). Float32
-    by default; "float16" halves the weights; "int8" quantizes weights and
-    activations (full integer): the input is then uint8 pixels (scale ~1,
-    zero point 0, so pixels pass unchanged) and the output int8 logits,
-    dequantized by `load_predictor`.
+    By default the input is dynamic (`resize_tensor_input` to any image
+    size). With `input_size` the model takes exactly one image of that size:
+    the padding arithmetic and dilated convolutions then fold into constants
+    and fused ops, so XNNPack runs the whole graph in a few partitions
+    (faster; `load_predictor` resizes images to that size and the logits
+    back).
+
+    Float32 by default; "float16" halves the weights; "int8" quantizes
+    weights and activations (full integer): the input is then uint8 pixels
+    (scale ~1, zero point 0, so pixels pass unchanged) and the output int8
+    logits, dequantized by `load_predictor`.
+
+    The converted model is `tf_enet.lite.tflite_friendly(model)`: the same
+    function in the ops XNNPack runs (window masks instead of argmax
+    indices; for int8, PReLU as depthwise convolutions).
 
     Args:
         model: keras.Model.
@@ -194,7 +205,9 @@ def export_tflite(
         config: dict or None. The checkpoint's configuration.
         quantize: None, "float16" or "int8".
         representative: callable from `representative_images`; needed for
-            "int8".
+            "int8". Calibrate at `input_size` when it is given.
+        input_size: (height, width) or None. Fix the input to
+            `[1, height, width, 3]`.
         source: str or None. Where the model came from, recorded.
 
     Returns:
@@ -202,7 +215,7 @@ def export_tflite(
 
     Raises:
         ExportError: unknown quantization, int8 without calibration images,
-            or a failed conversion.
+            an invalid `input_size`, or a failed conversion.
     """
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ExportError(
@@ -213,15 +226,20 @@ def export_tflite(
             "int8 quantization needs calibration images: give "
             "--representative_images or --dataset/--data_dir."
         )
+    spec = _IMAGES
+    if input_size is not None:
+        input_size = _check_input_size(input_size)
+        spec = tf.TensorSpec([1, *input_size, 3], tf.float32, name="images")
+    num_classes = int(model.outputs[0].shape[-1])
+    model = lite.tflite_friendly(model, int8=quantize == "int8")
     with tempfile.TemporaryDirectory() as tmp:
         # What TFLiteConverter.from_keras_model does, without its printing.
         archive = _archive(
-            model, [("serve", lambda images: model(images, training=False), _IMAGES)]
+            model, [("serve", lambda images: model(images, training=False), spec)]
         )
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         flatbuffer = _convert(converter, quantize, representative)
-    num_classes = int(model.outputs[0].shape[-1])
     _make_parent(output_path)
     with open(output_path, "wb") as f:
         f.write(flatbuffer)
@@ -229,10 +247,25 @@ def export_tflite(
         output_path + inference.SIDECAR_SUFFIX,
         export_config(
             config, num_classes, format="tflite", quantize=quantize or "none",
+            input_size=None if input_size is None else list(input_size),
             source=source,
         ),
     )
     return output_path
+
+
+def _check_input_size(input_size):
+    try:
+        height, width = (int(v) for v in input_size)
+    except (TypeError, ValueError):
+        raise ExportError(
+            f"`input_size` must be (height, width); received {input_size!r}."
+        ) from None
+    if height < 1 or width < 1:
+        raise ExportError(
+            f"`input_size` must be positive; received {input_size!r}."
+        )
+    return height, width
 
 
 def _convert(converter, quantize, representative):
@@ -337,6 +370,7 @@ def export_onnx(model, output_path, config=None, *, source=None):
 
 def export_model(
     model_path, output, export_format, *, quantize=None, representative=None,
+    input_size=None,
 ):
     """Loads a Keras checkpoint and exports it.
 
@@ -346,6 +380,8 @@ def export_model(
         export_format: str. One of `FORMATS`.
         quantize: None, "float16" or "int8" (TFLite only).
         representative: callable from `representative_images` (int8).
+        input_size: (height, width) or None. TFLite only: fix the input size
+            (see `export_tflite`).
 
     Returns:
         str. `output`.
@@ -363,6 +399,11 @@ def export_model(
             f"Quantization ({quantize}) applies to TFLite only; received "
             f"format {export_format!r}."
         )
+    if input_size is not None and export_format != "tflite":
+        raise ExportError(
+            f"A fixed input size applies to TFLite only; received format "
+            f"{export_format!r}."
+        )
     model, config, _ = inference.load_keras_model(model_path)
     source = os.fspath(model_path)
     if export_format == "saved_model":
@@ -370,6 +411,6 @@ def export_model(
     if export_format == "tflite":
         return export_tflite(
             model, output, config, quantize=quantize,
-            representative=representative, source=source,
+            representative=representative, input_size=input_size, source=source,
         )
     return export_onnx(model, output, config, source=source)

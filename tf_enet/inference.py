@@ -285,6 +285,11 @@ class Predictor:
     def num_classes(self):
         return self.info.num_classes
 
+    @property
+    def input_size(self):
+        """(height, width) the model was exported for, or None (any size)."""
+        return getattr(self.runner, "input_size", None)
+
     def logits(self, images):
         """Runs the model.
 
@@ -308,7 +313,8 @@ class Predictor:
         Args:
             images: array-like `[batch, height, width, 3]`, RGB in [0, 255].
             input_size: (height, width) or None. Images are resized
-                (bilinear) to this size before the model.
+                (bilinear) to this size before the model; None uses the
+                model's fixed input size if it has one (`input_size`).
             output_size: (height, width) or None. Logits are resized
                 (bilinear) to this size before the argmax; None keeps the
                 images' own size.
@@ -319,6 +325,8 @@ class Predictor:
         images = np.asarray(images, np.float32)
         size = tuple(images.shape[1:3])
         output_size = tuple(output_size) if output_size is not None else size
+        if input_size is None:
+            input_size = self.input_size
         if input_size is not None and tuple(input_size) != size:
             images = tf.image.resize(images, input_size, method="bilinear").numpy()
         logits = self.logits(images)  # [batch, h, w, num_classes]
@@ -409,6 +417,9 @@ def _quantize(values, detail):
 class _TFLiteRunner:
     """Runs a .tflite model, resizing its input to each batch's shape.
 
+    A model exported with a fixed input size (`input_size`, batch 1) takes
+    only images of that size, run one at a time.
+
     Quantized (uint8/int8) inputs are quantized here and quantized outputs
     dequantized, so callers always see float pixels and float logits.
     """
@@ -442,8 +453,22 @@ class _TFLiteRunner:
         self.num_classes = int(outputs[0]["shape"][-1])
         self._input_index = inputs[0]["index"]
         self._shape = None
+        self._path = path
+        batch, height, width, _ = (int(v) for v in inputs[0]["shape_signature"])
+        # export_tflite(..., input_size=...) fixes the input to [1, h, w, 3].
+        self.input_size = None if height < 0 or width < 0 else (height, width)
+        self._single_image = batch == 1
 
     def __call__(self, images):
+        if self.input_size is not None and tuple(images.shape[1:3]) != self.input_size:
+            raise ModelError(
+                f"{self._path} was exported for {self.input_size[0]}x"
+                f"{self.input_size[1]} images; received "
+                f"{images.shape[1]}x{images.shape[2]}. Predictor.predict "
+                f"resizes images to it."
+            )
+        if self._single_image and len(images) != 1:
+            return np.concatenate([self(image[None]) for image in images])
         interpreter = self._interpreter
         if self._shape != images.shape:
             interpreter.resize_tensor_input(self._input_index, list(images.shape))

@@ -1,0 +1,77 @@
+"""Tests of the TFLite rewrite (tf_enet.lite): same function, other ops."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tf_enet
+from tf_enet import lite
+from tf_enet.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+
+def tied_values(shape, seed):
+    """Few distinct values, so most 2x2 windows hold tied maxima."""
+    return np.random.RandomState(seed).randint(0, 3, shape).astype("float32")
+
+
+@pytest.mark.parametrize("shape", [(2, 8, 12, 3), (1, 7, 9, 5), (3, 6, 10, 16)])
+def test_window_pooling_matches_argmax_pooling_with_ties(shape):
+    inputs = tied_values(shape, seed=shape[-1])
+    values = np.random.RandomState(1).normal(
+        size=(shape[0], shape[1] // 2, shape[2] // 2, shape[3])
+    ).astype("float32")
+    pooled, argmax = MaxPoolingWithArgmax2D()(inputs)
+    window_pooled, mask = lite.WindowMaxPooling2D()(inputs)
+    np.testing.assert_array_equal(window_pooled, pooled)
+    # Exactly one marked position per window.
+    per_window = tf.reduce_sum(
+        tf.reshape(tf.cast(mask, tf.int32), [*mask.shape[:3], 4, shape[3]]), axis=3
+    )
+    np.testing.assert_array_equal(per_window, 1)
+    np.testing.assert_array_equal(
+        lite.WindowUnpooling2D()([values, mask, inputs]),
+        MaxUnpooling2D()([values, argmax, inputs]),
+    )
+    if shape[1] % 2 == 0 and shape[2] % 2 == 0:  # else the reference is needed
+        np.testing.assert_array_equal(
+            lite.WindowUnpooling2D()([values, mask]),
+            MaxUnpooling2D()([values, argmax]),
+        )
+
+
+@pytest.mark.parametrize("low, high", [(-0.3, 0.9), (-0.5, 2.5)])
+def test_depthwise_prelu_matches_prelu(low, high):
+    # Slopes all <= 1 use one depthwise convolution, others two.
+    channels = 6
+    alpha = np.linspace(low, high, channels).astype("float32")
+    prelu = keras.layers.PReLU(shared_axes=[1, 2])
+    x = np.random.RandomState(0).normal(0, 3, (2, 5, 7, channels)).astype("float32")
+    prelu.build(x.shape)
+    prelu.set_weights([alpha.reshape(1, 1, channels)])
+    np.testing.assert_allclose(
+        lite.DepthwisePReLU(prelu.get_weights()[0])(x), prelu(x), atol=1e-5
+    )
+
+
+def test_depthwise_prelu_refuses_slopes_per_pixel():
+    with pytest.raises(ValueError, match="one slope per channel"):
+        lite.DepthwisePReLU(np.zeros((4, 5, 3), np.float32))
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_tflite_friendly_enet_computes_the_same_function(int8):
+    keras.utils.set_random_seed(0)
+    model = tf_enet.build_enet(4, stage_two_repeat=1)
+    for weight in model.weights:
+        if "alpha" in weight.path:  # trained-looking slopes, not all 0.25
+            weight.assign(np.random.RandomState(0).uniform(-0.2, 0.4, weight.shape))
+    rewritten = lite.tflite_friendly(model, int8=int8)
+    kinds = {type(layer) for layer in rewritten.layers}
+    assert MaxPoolingWithArgmax2D not in kinds and MaxUnpooling2D not in kinds
+    assert (keras.layers.PReLU in kinds) is not int8
+    # 37x53 is not a multiple of 8 (padding inside the model).
+    x = np.random.RandomState(1).uniform(0, 255, (2, 37, 53, 3)).astype("float32")
+    np.testing.assert_allclose(
+        rewritten(x, training=False), model(x, training=False), atol=1e-3
+    )
