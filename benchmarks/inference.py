@@ -8,7 +8,8 @@ Paths: `keras_predict` (`model.predict`), `keras_predict_on_batch`,
 `jit_compile=True`), `saved_model` (the exported `serving_default`
 signature, uint8 in, classes and probabilities out), `tflite_float32`,
 `tflite_float16` and `tflite_int8` (XNNPack, builtin ops, `--threads`
-threads), `onnx` (onnxruntime, when installed). The model is freshly
+threads; `_fixed`: exported for the timed image size, `export.py --height
+--width`), `onnx` (onnxruntime, when installed). The model is freshly
 built with `--num_classes` (speed does not depend on the weights; pass
 `--model` to time a checkpoint instead). Every path is timed after
 `--warmup` calls as the median of `--repeats`, on random images. The FLOP
@@ -29,7 +30,8 @@ from tf_enet import export, inference
 
 PATHS = (
     "keras_predict", "keras_predict_on_batch", "graph", "xla", "saved_model",
-    "tflite_float32", "tflite_float16", "tflite_int8", "onnx",
+    "tflite_float32", "tflite_float16", "tflite_int8",
+    "tflite_float32_fixed", "tflite_float16_fixed", "tflite_int8_fixed", "onnx",
 )
 
 FLAGS = flags.FLAGS
@@ -73,24 +75,7 @@ def _runners(model, workdir, paths, calibration_size):
         runners["saved_model"] = lambda x: serving(
             images=tf.constant(x.astype(np.uint8))
         )["classes"].numpy()
-    rng = np.random.RandomState(1)
-
-    def calibration():
-        for _ in range(8):
-            yield [rng.uniform(0, 255, (1, *calibration_size, 3)).astype("float32")]
-
-    for quantize in ("float32", "float16", "int8"):
-        name = f"tflite_{quantize}"
-        if name not in paths:
-            continue
-        path = os.path.join(workdir, f"{name}.tflite")
-        export.export_tflite(
-            model, path,
-            quantize=None if quantize == "float32" else quantize,
-            representative=calibration if quantize == "int8" else None,
-        )
-        interpreter = tf.lite.Interpreter(model_path=path, num_threads=FLAGS.threads)
-        runners[name] = _tflite_runner(interpreter)
+    runners.update(_tflite_runners(model, workdir, paths, calibration_size))
     if "onnx" in paths:
         try:
             path = os.path.join(workdir, "enet.onnx")
@@ -99,6 +84,31 @@ def _runners(model, workdir, paths, calibration_size):
             runners["onnx"] = predictor.logits
         except (ImportError, export.ExportError, inference.ModelError) as error:
             print(f"skipping onnx: {error}")
+    return runners
+
+
+def _tflite_runners(model, workdir, paths, size, fixed=False):
+    """TFLite runners; `fixed`: the `_fixed` paths, exported for `size`."""
+    runners = {}
+    rng = np.random.RandomState(1)
+
+    def calibration():
+        for _ in range(8):
+            yield [rng.uniform(0, 255, (1, *size, 3)).astype("float32")]
+
+    for quantize in ("float32", "float16", "int8"):
+        name = f"tflite_{quantize}" + ("_fixed" if fixed else "")
+        if name not in paths:
+            continue
+        path = os.path.join(workdir, f"{name}_{size[0]}x{size[1]}.tflite")
+        export.export_tflite(
+            model, path,
+            quantize=None if quantize == "float32" else quantize,
+            representative=calibration if quantize == "int8" else None,
+            input_size=size if fixed else None,
+        )
+        interpreter = tf.lite.Interpreter(model_path=path, num_threads=FLAGS.threads)
+        runners[name] = _tflite_runner(interpreter)
     return runners
 
 
@@ -146,6 +156,10 @@ def main(argv):
                 0, 255, (FLAGS.batch_size, height, width, 3)
             ).astype("float32")
             print(f"{height}x{width}: {flops / 1e9:.2f} GFLOP/image, floor {floor_ms:.1f} ms")
+            if FLAGS.batch_size == 1:  # fixed-size exports take one image
+                runners.update(_tflite_runners(
+                    model, workdir, FLAGS.paths, (height, width), fixed=True
+                ))
             for name in FLAGS.paths:
                 if name not in runners:
                     continue

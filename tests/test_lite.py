@@ -15,14 +15,29 @@ def tied_values(shape, seed):
     return np.random.RandomState(seed).randint(0, 3, shape).astype("float32")
 
 
+def near_ties(shape, seed):
+    """Window values one float32 step apart, at magnitudes from 1e-5 to 1e4."""
+    rng = np.random.RandomState(seed)
+    base = 10.0 ** rng.randint(-5, 5, shape) * rng.choice([-1, 1], shape)
+    base = base[:, ::2, ::2].repeat(2, 1).repeat(2, 2)[:, : shape[1], : shape[2]]
+    steps = rng.randint(0, 3, shape)
+    values = base.astype("float32")
+    for _ in range(2):
+        values = np.where(steps > 0, np.nextafter(values, np.float32(np.inf)), values)
+        steps = steps - 1
+    return values.astype("float32")
+
+
+@pytest.mark.parametrize("arithmetic", [False, True])
+@pytest.mark.parametrize("make", [tied_values, near_ties])
 @pytest.mark.parametrize("shape", [(2, 8, 12, 3), (1, 7, 9, 5), (3, 6, 10, 16)])
-def test_window_pooling_matches_argmax_pooling_with_ties(shape):
-    inputs = tied_values(shape, seed=shape[-1])
+def test_window_pooling_matches_argmax_pooling(shape, make, arithmetic):
+    inputs = make(shape, seed=shape[-1])
     values = np.random.RandomState(1).normal(
         size=(shape[0], shape[1] // 2, shape[2] // 2, shape[3])
     ).astype("float32")
     pooled, argmax = MaxPoolingWithArgmax2D()(inputs)
-    window_pooled, mask = lite.WindowMaxPooling2D()(inputs)
+    window_pooled, mask = lite.WindowMaxPooling2D(arithmetic=arithmetic)(inputs)
     np.testing.assert_array_equal(window_pooled, pooled)
     # Exactly one marked position per window.
     per_window = tf.reduce_sum(

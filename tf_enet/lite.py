@@ -7,9 +7,10 @@ copy shares the original's weights and is never trained or saved.
 
 - `MaxPoolingWithArgmax2D` / `MaxUnpooling2D` pairs become `WindowMaxPooling2D`
   / `WindowUnpooling2D`: instead of flat int32 indices the pooling passes on
-  a boolean mask of each window's (first) maximum. The index arithmetic
-  (int32 multiply, floor division, modulo) has no XNNPack kernel and
-  TFLite's own kernels for it dominated the int8 model's time.
+  a mask of each window's (first) maximum. The index arithmetic (int32
+  multiply, floor division, modulo) has no XNNPack kernel and TFLite's own
+  kernels for it dominated the int8 model's time. Float models compute the
+  mask with arithmetic XNNPack runs too; int8 ones with comparisons.
 - For int8, every `PReLU` becomes a `DepthwisePReLU`: TFLite's int8 PRELU
   kernel runs outside XNNPack and cost several times the convolutions.
 """
@@ -26,12 +27,25 @@ class WindowMaxPooling2D(keras.layers.Layer):
     """2x2 max pooling returning the pooled values and a window mask.
 
     Same pooled values as `MaxPoolingWithArgmax2D` ("valid": an odd last row
-    or column is dropped). The mask, `[batch, h // 2, w // 2, 4 * channels]`
-    bool, marks in the layout of `tf.nn.space_to_depth(inputs, 2)` where each
+    or column is dropped). The mask, `[batch, h // 2, w // 2, 4 * channels]`,
+    marks in the layout of `tf.nn.space_to_depth(inputs, 2)` where each
     maximum came from: exactly one of the four window positions per pooled
     value, the first in row-major order on ties, as the argmax indices do.
     `WindowUnpooling2D` places values with it.
+
+    Args:
+        arithmetic: bool. False: a bool mask from comparisons (exact; TFLite
+            runs comparisons and logic outside XNNPack). True: a 0/1 mask
+            of the input's dtype from subtractions, products and minima,
+            which XNNPack runs (float models only: int8 cannot represent
+            the steps). A value then counts as the maximum when it is
+            within `ARITHMETIC_TIE` of it, which two different float32
+            values can only be when both are below 2e-6 in magnitude.
     """
+
+    def __init__(self, arithmetic=False, **kwargs):
+        super().__init__(**kwargs)
+        self.arithmetic = arithmetic
 
     def call(self, inputs):
         shape = tf.shape(inputs)
@@ -41,6 +55,8 @@ class WindowMaxPooling2D(keras.layers.Layer):
             tf.nn.space_to_depth(inputs, 2), 4, axis=-1
         )
         pooled = tf.nn.max_pool2d(inputs, 2, 2, "VALID")
+        if self.arithmetic:
+            return pooled, _arithmetic_mask(pooled, top_left, top_right, bottom_left)
         at_top_left = tf.equal(top_left, pooled)
         at_top_right = tf.equal(top_right, pooled)
         at_bottom_left = tf.equal(bottom_left, pooled)
@@ -63,8 +79,42 @@ class WindowMaxPooling2D(keras.layers.Layer):
         width = None if width is None else width // 2
         return (
             keras.KerasTensor((batch, height, width, channels), dtype=inputs.dtype),
-            keras.KerasTensor((batch, height, width, 4 * channels), dtype="bool"),
+            keras.KerasTensor(
+                (batch, height, width, 4 * channels),
+                dtype=inputs.dtype if self.arithmetic else "bool",
+            ),
         )
+
+
+# Three steps of x -> min(x * 2**14, 1) take every difference >= 2**-42 to
+# 1 and keep 0 at 0, with constants float16 can hold (GPU delegates may run
+# float models in float16, where a single 2**42 would overflow).
+_STEP_SCALE = 2.0**14
+_STEPS = 3
+ARITHMETIC_TIE = 2.0**-42
+
+
+def _below_maximum(pooled, values):
+    """1 where `values < pooled`, 0 where equal (differences >= 2**-42)."""
+    step = pooled - values
+    for _ in range(_STEPS):
+        step = tf.minimum(step * _STEP_SCALE, 1.0)
+    return step
+
+
+def _arithmetic_mask(pooled, top_left, top_right, bottom_left):
+    not_top_left = _below_maximum(pooled, top_left)
+    not_first_two = not_top_left * _below_maximum(pooled, top_right)
+    not_first_three = not_first_two * _below_maximum(pooled, bottom_left)
+    return tf.concat(
+        [
+            1.0 - not_top_left,
+            not_top_left - not_first_two,
+            not_first_two - not_first_three,
+            not_first_three,
+        ],
+        axis=-1,
+    )
 
 
 class WindowUnpooling2D(keras.layers.Layer):
@@ -75,9 +125,8 @@ class WindowUnpooling2D(keras.layers.Layer):
     """
 
     def call(self, inputs):
-        values, mask = inputs[0], inputs[1]
-        repeated = tf.concat([values] * 4, axis=-1)
-        windows = repeated * tf.cast(mask, values.dtype)
+        values, mask = inputs[0], tf.cast(inputs[1], inputs[0].dtype)
+        windows = tf.concat([values] * 4, axis=-1) * mask
         outputs = tf.nn.depth_to_space(windows, 2)
         if len(inputs) == 3:
             shape, reference = tf.shape(outputs), tf.shape(inputs[2])
@@ -141,8 +190,8 @@ def tflite_friendly(model, *, int8=False):
 
     Args:
         model: keras.Model (functional), e.g. from `tf_enet.build_enet`.
-        int8: bool. Also replace PReLUs (for int8 conversion only: in
-            float32, XNNPack runs PRELU itself).
+        int8: bool. For int8 conversion: masks from comparisons, and
+            PReLUs replaced too (in float, XNNPack runs PRELU itself).
 
     Returns:
         keras.Model sharing `model`'s other layers and weights.
@@ -150,7 +199,7 @@ def tflite_friendly(model, *, int8=False):
 
     def replace(layer):
         if isinstance(layer, MaxPoolingWithArgmax2D):
-            return WindowMaxPooling2D(name=layer.name)
+            return WindowMaxPooling2D(arithmetic=not int8, name=layer.name)
         if isinstance(layer, MaxUnpooling2D):
             return WindowUnpooling2D(name=layer.name)
         if int8 and isinstance(layer, keras.layers.PReLU):
