@@ -51,12 +51,18 @@ class WindowMaxPooling2D(keras.layers.Layer):
         shape = tf.shape(inputs)
         height, width = shape[1] // 2 * 2, shape[2] // 2 * 2
         inputs = inputs[:, :height, :width, :]
-        top_left, top_right, bottom_left, _ = tf.split(
-            tf.nn.space_to_depth(inputs, 2), 4, axis=-1
-        )
         pooled = tf.nn.max_pool2d(inputs, 2, 2, "VALID")
         if self.arithmetic:
+            # XNNPack runs space_to_depth and split, not strided slices.
+            top_left, top_right, bottom_left, _ = tf.split(
+                tf.nn.space_to_depth(inputs, 2), 4, axis=-1
+            )
             return pooled, _arithmetic_mask(pooled, top_left, top_right, bottom_left)
+        # int8: strided slices keep the input's quantization, so equal values
+        # stay equal (the converter runs a split of space_to_depth in float).
+        top_left = inputs[:, 0::2, 0::2, :]
+        top_right = inputs[:, 0::2, 1::2, :]
+        bottom_left = inputs[:, 1::2, 0::2, :]
         at_top_left = tf.equal(top_left, pooled)
         at_top_right = tf.equal(top_right, pooled)
         at_bottom_left = tf.equal(bottom_left, pooled)
