@@ -1,13 +1,20 @@
 """Breaks ENet's inference time down by stage (where the time goes).
 
     python benchmarks/profile_stages.py --height 360 --width 480
+    python benchmarks/profile_stages.py --path tflite_int8
 
-Times XLA-compiled prefixes of the network ending after each stage of the
-paper's Table 1 (initial block, stages 1-5, final full convolution); each
-stage's cost is the difference between consecutive prefixes. FLOPs per
-stage come from TensorFlow's profiler, so each row also shows how close
-that stage runs to this machine's matrix-product rate.
+Times prefixes of the network ending after each stage of the paper's
+Table 1 (initial block, stages 1-5, final full convolution); each stage's
+cost is the difference between consecutive prefixes. `--path`: `xla` or
+`graph` (`tf.function` with or without XLA), or `tflite_float32` /
+`tflite_int8` (each prefix exported for the fixed image size, as
+`export.py --height --width` does, and run by XNNPack with `--threads`).
+FLOPs per stage come from TensorFlow's profiler, so each row also shows how
+close that stage runs to this machine's float32 matrix-product rate.
 """
+
+import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
@@ -16,12 +23,16 @@ from absl import app, flags
 
 import common
 import tf_enet
+from tf_enet import export
+
+PATHS = ("xla", "graph", "tflite_float32", "tflite_int8")
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("height", 360, "Image height.")
 flags.DEFINE_integer("width", 480, "Image width.")
-flags.DEFINE_integer("repeats", 10, "Timed calls; the median is reported.")
-flags.DEFINE_bool("jit_compile", True, "XLA (True) or the oneDNN graph (False).")
+flags.DEFINE_integer("repeats", 20, "Timed calls; the median is reported.")
+flags.DEFINE_enum("path", "xla", PATHS, "What runs the prefixes.")
+flags.DEFINE_integer("threads", os.cpu_count(), "TFLite threads.")
 
 STAGE_ENDS = (
     ("initial block", "initial_block_activation"),
@@ -45,16 +56,11 @@ def main(argv):
     rows, previous_ms, previous_flops = [], 0.0, 0
     for name, layer in STAGE_ENDS:
         prefix = keras.Model(model.input, model.get_layer(layer).output)
-        function = tf.function(
-            lambda x, m=prefix: m(x, training=False), jit_compile=FLAGS.jit_compile
-        )
+        run = _runner(prefix, images)
         flops = common.count_flops(
             tf.function(lambda x, m=prefix: m(x, training=False)), spec
         )
-        ms = 1000 * common.median_seconds(
-            lambda: tf.nest.map_structure(lambda t: t.numpy(), function(images)),
-            warmup=3, repeats=FLAGS.repeats,
-        )
+        ms = 1000 * common.median_seconds(run, warmup=3, repeats=FLAGS.repeats)
         stage_ms, stage_flops = ms - previous_ms, flops - previous_flops
         rows.append([
             name, f"{stage_ms:.1f}", f"{stage_flops / 1e9:.3f}",
@@ -62,9 +68,36 @@ def main(argv):
         ])
         previous_ms, previous_flops = ms, flops
     print(common.machine_description())
-    print(f"{FLAGS.height}x{FLAGS.width}, batch 1, "
-          f"{'XLA' if FLAGS.jit_compile else 'oneDNN graph'}; total {previous_ms:.1f} ms")
+    print(f"{FLAGS.height}x{FLAGS.width}, batch 1, {FLAGS.path}; total {previous_ms:.1f} ms")
     common.print_table(["stage", "ms", "GFLOP", "of matmul rate"], rows)
+
+
+def _runner(prefix, images):
+    """A call running `prefix` on `images` the way `--path` says."""
+    if FLAGS.path in ("xla", "graph"):
+        function = tf.function(
+            lambda x: prefix(x, training=False), jit_compile=FLAGS.path == "xla"
+        )
+        return lambda: tf.nest.map_structure(lambda t: t.numpy(), function(images))
+    int8 = FLAGS.path == "tflite_int8"
+
+    def calibration():
+        rng = np.random.RandomState(1)
+        for _ in range(8):
+            yield [rng.uniform(0, 255, images.shape).astype("float32")]
+
+    with tempfile.TemporaryDirectory() as workdir:
+        path = os.path.join(workdir, "prefix.tflite")
+        export.export_tflite(
+            prefix, path, quantize="int8" if int8 else None,
+            representative=calibration if int8 else None,
+            input_size=images.shape[1:3],
+        )
+        interpreter = tf.lite.Interpreter(model_path=path, num_threads=FLAGS.threads)
+    interpreter.allocate_tensors()
+    detail = interpreter.get_input_details()[0]
+    interpreter.set_tensor(detail["index"], images.astype(detail["dtype"]))
+    return interpreter.invoke
 
 
 if __name__ == "__main__":
