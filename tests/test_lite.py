@@ -84,9 +84,20 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     rewritten = lite.tflite_friendly(model, int8=int8)
     kinds = {type(layer) for layer in rewritten.layers}
     assert MaxPoolingWithArgmax2D not in kinds and MaxUnpooling2D not in kinds
+    assert keras.layers.Normalization not in kinds
     assert (keras.layers.PReLU in kinds) is not int8
     # 37x53 is not a multiple of 8 (padding inside the model).
     x = np.random.RandomState(1).uniform(0, 255, (2, 37, 53, 3)).astype("float32")
     np.testing.assert_allclose(
         rewritten(x, training=False), model(x, training=False), atol=1e-3
     )
+
+
+def test_channel_affine_matches_normalization():
+    mean, variance = [120.0, 110.0, 100.0], [3000.0, 2500.0, 0.0]  # 0: epsilon
+    layer = keras.layers.Normalization(mean=mean, variance=variance)
+    x = np.random.RandomState(0).uniform(0, 255, (2, 5, 7, 3)).astype("float32")
+    expected = layer(x)
+    affine = lite._affine_normalization(layer)
+    np.testing.assert_allclose(affine(x), expected, rtol=1e-6, atol=1e-3)
+    assert lite._affine_normalization(keras.layers.Normalization(axis=1)) is None

@@ -13,6 +13,8 @@ copy shares the original's weights and is never trained or saved.
   mask with arithmetic XNNPack runs too; int8 ones with comparisons.
 - For int8, every `PReLU` becomes a `DepthwisePReLU`: TFLite's int8 PRELU
   kernel runs outside XNNPack and cost several times the convolutions.
+- The input `Normalization` becomes a `ChannelAffine` (one depthwise
+  convolution instead of a broadcasting subtract and multiply).
 """
 
 import keras
@@ -191,6 +193,41 @@ class DepthwisePReLU(keras.layers.Layer):
         return inputs + depthwise(negative_part, self._kernel)
 
 
+class ChannelAffine(keras.layers.Layer):
+    """`inputs * scale + offset` per channel, as a 1x1 depthwise convolution.
+
+    Replaces the input `keras.layers.Normalization`: XNNPack's broadcasting
+    subtract and multiply are slow over 3 channels (about 2.4 ms at 360x480,
+    against 0.7 ms for the depthwise convolution, which also absorbs both
+    constants in one op).
+
+    Args:
+        scale: array `[channels]`.
+        offset: array `[channels]`.
+    """
+
+    def __init__(self, scale, offset, **kwargs):
+        super().__init__(**kwargs)
+        scale = np.asarray(scale, np.float32).reshape(-1)
+        self._kernel = tf.constant(scale.reshape(1, 1, -1, 1))
+        self._offset = tf.constant(np.asarray(offset, np.float32).reshape(-1))
+
+    def call(self, inputs):
+        scaled = tf.nn.depthwise_conv2d(inputs, self._kernel, [1, 1, 1, 1], "VALID")
+        return scaled + self._offset
+
+
+def _affine_normalization(layer):
+    """`layer` as a ChannelAffine, or None if it is not per channel."""
+    if layer.invert or tuple(layer.axis) not in ((-1,), (3,)):
+        return None
+    mean = np.reshape(keras.ops.convert_to_numpy(layer.mean), [-1])
+    variance = np.reshape(keras.ops.convert_to_numpy(layer.variance), [-1])
+    # What keras.layers.Normalization divides by.
+    scale = 1.0 / np.maximum(np.sqrt(variance), keras.backend.epsilon())
+    return ChannelAffine(scale, -mean * scale, name=layer.name)
+
+
 def tflite_friendly(model, *, int8=False):
     """A copy of `model` computing the same function in TFLite-fast ops.
 
@@ -210,6 +247,8 @@ def tflite_friendly(model, *, int8=False):
             return WindowUnpooling2D(name=layer.name)
         if int8 and isinstance(layer, keras.layers.PReLU):
             return DepthwisePReLU(layer.get_weights()[0], name=layer.name)
+        if isinstance(layer, keras.layers.Normalization):
+            return _affine_normalization(layer) or layer
         return layer
 
     return keras.models.clone_model(model, clone_function=replace)
