@@ -156,6 +156,16 @@ class WindowUnpooling2D(keras.layers.Layer):
         return keras.KerasTensor((batch, height, width, channels), dtype=inputs[0].dtype)
 
 
+def _per_channel_kernel(values):
+    """A 1x1 depthwise kernel `[1, 1, channels, 1]` from `[channels]` values."""
+    return tf.constant(np.asarray(values, np.float32).reshape(1, 1, -1, 1))
+
+
+def _depthwise(inputs, kernel):
+    """Multiplies each channel by its kernel entry (1x1 depthwise conv)."""
+    return tf.nn.depthwise_conv2d(inputs, kernel, [1, 1, 1, 1], "VALID")
+
+
 class DepthwisePReLU(keras.layers.Layer):
     """A trained PReLU as ops that int8 TFLite runs inside XNNPack.
 
@@ -181,19 +191,16 @@ class DepthwisePReLU(keras.layers.Layer):
             )
         self._single = bool(np.all(alpha <= 1.0))
         if self._single:
-            self._kernel = tf.constant((alpha - 1.0).reshape(1, 1, channels, 1))
+            self._kernel = _per_channel_kernel(alpha - 1.0)
         else:
-            self._negate = tf.constant(-np.ones((1, 1, channels, 1), np.float32))
-            self._kernel = tf.constant((1.0 - alpha).reshape(1, 1, channels, 1))
+            self._negate = _per_channel_kernel(-np.ones(channels))
+            self._kernel = _per_channel_kernel(1.0 - alpha)
 
     def call(self, inputs):
-        def depthwise(x, kernel):
-            return tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "VALID")
-
         if self._single:
-            return inputs + tf.nn.relu(depthwise(inputs, self._kernel))
-        negative_part = tf.nn.relu(depthwise(inputs, self._negate))
-        return inputs + depthwise(negative_part, self._kernel)
+            return inputs + tf.nn.relu(_depthwise(inputs, self._kernel))
+        negative_part = tf.nn.relu(_depthwise(inputs, self._negate))
+        return inputs + _depthwise(negative_part, self._kernel)
 
 
 class ChannelAffine(keras.layers.Layer):
@@ -210,13 +217,11 @@ class ChannelAffine(keras.layers.Layer):
 
     def __init__(self, scale, offset, **kwargs):
         super().__init__(**kwargs)
-        scale = np.asarray(scale, np.float32).reshape(-1)
-        self._kernel = tf.constant(scale.reshape(1, 1, -1, 1))
+        self._kernel = _per_channel_kernel(scale)
         self._offset = tf.constant(np.asarray(offset, np.float32).reshape(-1))
 
     def call(self, inputs):
-        scaled = tf.nn.depthwise_conv2d(inputs, self._kernel, [1, 1, 1, 1], "VALID")
-        return scaled + self._offset
+        return _depthwise(inputs, self._kernel) + self._offset
 
 
 def _affine_normalization(layer):
