@@ -21,6 +21,20 @@ def median_seconds(run, warmup, repeats):
     return statistics.median(times)
 
 
+def random_calibration(shape, count=8):
+    """int8 calibration data: `count` uniform [0, 255] images of `shape`.
+
+    Speed does not depend on the calibration, so random images do.
+    """
+
+    def generate():
+        rng = np.random.RandomState(1)
+        for _ in range(count):
+            yield [rng.uniform(0, 255, shape).astype("float32")]
+
+    return generate
+
+
 def count_flops(function, *specs):
     """FLOPs of one call of a `tf.function`, multiply-add counted as 2.
 

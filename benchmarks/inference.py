@@ -90,12 +90,7 @@ def _runners(model, workdir, paths, calibration_size):
 def _tflite_runners(model, workdir, paths, size, fixed=False):
     """TFLite runners; `fixed`: the `_fixed` paths, exported for `size`."""
     runners = {}
-    rng = np.random.RandomState(1)
-
-    def calibration():
-        for _ in range(8):
-            yield [rng.uniform(0, 255, (1, *size, 3)).astype("float32")]
-
+    calibration = common.random_calibration((1, *size, 3))
     for quantize in ("float32", "float16", "int8"):
         name = f"tflite_{quantize}" + ("_fixed" if fixed else "")
         if name not in paths:

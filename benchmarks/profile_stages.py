@@ -80,12 +80,7 @@ def _runner(prefix, images):
         )
         return lambda: tf.nest.map_structure(lambda t: t.numpy(), function(images))
     int8 = FLAGS.path == "tflite_int8"
-
-    def calibration():
-        rng = np.random.RandomState(1)
-        for _ in range(8):
-            yield [rng.uniform(0, 255, images.shape).astype("float32")]
-
+    calibration = common.random_calibration(images.shape)
     with tempfile.TemporaryDirectory() as workdir:
         path = os.path.join(workdir, "prefix.tflite")
         export.export_tflite(
