@@ -28,20 +28,28 @@ def near_ties(shape, seed):
     return values.astype("float32")
 
 
-@pytest.mark.parametrize("arithmetic", [False, True])
-@pytest.mark.parametrize("make", [tied_values, near_ties])
+def int8_steps(shape, seed):
+    """Values on a grid of step 0.125, as int8 tensors hold: many ties."""
+    return 0.125 * np.random.RandomState(seed).randint(-3, 3, shape).astype("float32")
+
+
+@pytest.mark.parametrize(
+    "make, resolution",
+    [(tied_values, None), (near_ties, None), (tied_values, 1.0), (int8_steps, 0.125)],
+)
 @pytest.mark.parametrize("shape", [(2, 8, 12, 3), (1, 7, 9, 5), (3, 6, 10, 16)])
-def test_window_pooling_matches_argmax_pooling(shape, make, arithmetic):
+def test_window_pooling_matches_argmax_pooling(shape, make, resolution):
     inputs = make(shape, seed=shape[-1])
     values = np.random.RandomState(1).normal(
         size=(shape[0], shape[1] // 2, shape[2] // 2, shape[3])
     ).astype("float32")
     pooled, argmax = MaxPoolingWithArgmax2D()(inputs)
-    window_pooled, mask = lite.WindowMaxPooling2D(arithmetic=arithmetic)(inputs)
+    window_pooled, mask = lite.WindowMaxPooling2D(resolution)(inputs)
     np.testing.assert_array_equal(window_pooled, pooled)
-    # Exactly one marked position per window.
+    # Exactly one marked position per window, with a 0/1 mask.
+    assert set(np.unique(mask)) <= {0.0, 1.0}
     per_window = tf.reduce_sum(
-        tf.reshape(tf.cast(mask, tf.int32), [*mask.shape[:3], 4, shape[3]]), axis=3
+        tf.reshape(mask, [*mask.shape[:3], 4, shape[3]]), axis=3
     )
     np.testing.assert_array_equal(per_window, 1)
     np.testing.assert_array_equal(
@@ -81,16 +89,49 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     for weight in model.weights:
         if "alpha" in weight.path:  # trained-looking slopes, not all 0.25
             weight.assign(np.random.RandomState(0).uniform(-0.2, 0.4, weight.shape))
-    rewritten = lite.tflite_friendly(model, int8=int8)
+    calibration = np.random.RandomState(2).uniform(0, 255, (3, 1, 37, 53, 3))
+    rewritten = lite.tflite_friendly(
+        model, int8=int8,
+        representative=lambda: ([image.astype("float32")] for image in calibration),
+    )
     kinds = {type(layer) for layer in rewritten.layers}
     assert MaxPoolingWithArgmax2D not in kinds and MaxUnpooling2D not in kinds
     assert (keras.layers.Normalization in kinds) is not int8
     assert (keras.layers.PReLU in kinds) is not int8
+    pools = [l for l in rewritten.layers if isinstance(l, lite.WindowMaxPooling2D)]
+    assert all((pool.resolution is not None) is int8 for pool in pools)
+    for pool in pools:
+        if int8:
+            # Float inputs differ by less than an int8 step, which the int8
+            # mask need not resolve; at a float32 resolution it is exact.
+            pool.resolution = 1e-20
     # 37x53 is not a multiple of 8 (padding inside the model).
     x = np.random.RandomState(1).uniform(0, 255, (2, 37, 53, 3)).astype("float32")
     np.testing.assert_allclose(
         rewritten(x, training=False), model(x, training=False), atol=1e-3
     )
+
+
+def test_int8_mask_resolves_differences_of_its_resolution():
+    # The maximum is exactly one resolution above the bottom-right value.
+    inputs = np.array([[0.0, 0.5], [0.25, 0.375]], np.float32).reshape(1, 2, 2, 1)
+    _, mask = lite.WindowMaxPooling2D(resolution=0.125)(inputs)
+    np.testing.assert_array_equal(np.reshape(mask, [4]), [0, 1, 0, 0])
+    with pytest.raises(ValueError, match="resolution"):
+        lite.WindowMaxPooling2D(resolution=0.0)
+
+
+def test_pooling_resolutions_are_a_quarter_of_the_int8_step():
+    inputs = keras.Input((4, 4, 1))
+    scaled = keras.layers.Rescaling(2.0, offset=-1.0)(inputs)
+    pooled, argmax = MaxPoolingWithArgmax2D(name="pool")(scaled)
+    model = keras.Model(inputs, MaxUnpooling2D()([pooled, argmax]))
+    images = [np.full((1, 4, 4, 1), v, np.float32) for v in (0.0, 3.0)]
+    # Pooling inputs span [-1, 5]: int8 step 6 / 255.
+    resolutions = lite.pooling_resolutions(model, lambda: ([x] for x in images))
+    assert resolutions == {"pool": pytest.approx(6 / 255 / 4)}
+    with pytest.raises(ValueError, match="representative"):
+        lite.tflite_friendly(model, int8=True)
 
 
 def test_channel_affine_matches_normalization():

@@ -231,7 +231,9 @@ def export_tflite(
         input_size = _check_input_size(input_size)
         spec = tf.TensorSpec([1, *input_size, 3], tf.float32, name="images")
     num_classes = int(model.outputs[0].shape[-1])
-    model = lite.tflite_friendly(model, int8=quantize == "int8")
+    model = lite.tflite_friendly(
+        model, int8=quantize == "int8", representative=representative
+    )
     with tempfile.TemporaryDirectory() as tmp:
         # What TFLiteConverter.from_keras_model does, without its printing.
         archive = _archive(

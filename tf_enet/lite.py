@@ -10,7 +10,7 @@ copy shares the original's weights and is never trained or saved.
   a mask of each window's (first) maximum. The index arithmetic (int32
   multiply, floor division, modulo) has no XNNPack kernel and TFLite's own
   kernels for it dominated the int8 model's time. Float models compute the
-  mask with arithmetic XNNPack runs too; int8 ones with comparisons.
+  mask with arithmetic XNNPack runs, in float and in int8 alike.
 - For int8, every `PReLU` becomes a `DepthwisePReLU`: TFLite's int8 PRELU
   kernel runs outside XNNPack and cost several times the convolutions.
 - For int8, the input `Normalization` becomes a `ChannelAffine` (one
@@ -19,6 +19,8 @@ copy shares the original's weights and is never trained or saved.
   rounds differently from dividing by it, which can flip a near-tie in a
   max pooling window.
 """
+
+import functools
 
 import keras
 import numpy as np
@@ -33,52 +35,61 @@ class WindowMaxPooling2D(keras.layers.Layer):
 
     Same pooled values as `MaxPoolingWithArgmax2D` ("valid": an odd last row
     or column is dropped). The mask, `[batch, h // 2, w // 2, 4 * channels]`,
-    marks in the layout of `tf.nn.space_to_depth(inputs, 2)` where each
-    maximum came from: exactly one of the four window positions per pooled
-    value, the first in row-major order on ties, as the argmax indices do.
-    `WindowUnpooling2D` places values with it.
+    marks with 1s (else 0s, in the input's dtype), in the layout of
+    `tf.nn.space_to_depth(inputs, 2)`, where each maximum came from: exactly
+    one of the four window positions per pooled value, the first in
+    row-major order on ties, as the argmax indices do. `WindowUnpooling2D`
+    places values with it.
+
+    The mask is arithmetic (subtractions, products, minima), which XNNPack
+    runs in float and in int8; comparisons and logic run outside it.
 
     Args:
-        arithmetic: bool. False: a bool mask from comparisons (exact; TFLite
-            runs comparisons and logic outside XNNPack). True: a 0/1 mask
-            of the input's dtype from subtractions, products and minima,
-            which XNNPack runs (float models only: int8 cannot represent
-            the steps). A value then counts as the maximum when it is
-            within `ARITHMETIC_TIE` of it, which two different float32
-            values can only be when both are below 2e-6 in magnitude.
+        resolution: float or None. None (float models): a value counts as
+            the maximum when it is within `ARITHMETIC_TIE` of it, which two
+            different float32 values can only be when both are below 2e-6
+            in magnitude. A number (int8 models): values closer than it to
+            the maximum may count as tied with it; use at most half the
+            int8 step of the input, as `tflite_friendly` does. The mask is
+            then one saturating product per window position, which int8
+            represents exactly.
     """
 
-    def __init__(self, arithmetic=False, **kwargs):
+    def __init__(self, resolution=None, **kwargs):
         super().__init__(**kwargs)
-        self.arithmetic = arithmetic
+        if resolution is not None and not resolution > 0:
+            raise ValueError(
+                f"`resolution` must be positive or None; received {resolution!r}."
+            )
+        self.resolution = resolution
 
     def call(self, inputs):
         shape = tf.shape(inputs)
         height, width = shape[1] // 2 * 2, shape[2] // 2 * 2
         inputs = inputs[:, :height, :width, :]
         pooled = tf.nn.max_pool2d(inputs, 2, 2, "VALID")
-        if self.arithmetic:
+        if self.resolution is None:
             # XNNPack runs space_to_depth and split, not strided slices.
             top_left, top_right, bottom_left, _ = tf.split(
                 tf.nn.space_to_depth(inputs, 2), 4, axis=-1
             )
-            return pooled, _arithmetic_mask(pooled, top_left, top_right, bottom_left)
-        # int8: strided slices keep the input's quantization, so equal values
-        # stay equal (the converter runs a split of space_to_depth in float).
-        top_left = inputs[:, 0::2, 0::2, :]
-        top_right = inputs[:, 0::2, 1::2, :]
-        bottom_left = inputs[:, 1::2, 0::2, :]
-        at_top_left = tf.equal(top_left, pooled)
-        at_top_right = tf.equal(top_right, pooled)
-        at_bottom_left = tf.equal(bottom_left, pooled)
-        before_bottom_left = tf.logical_or(at_top_left, at_top_right)
-        before_bottom_right = tf.logical_or(before_bottom_left, at_bottom_left)
+            below = _below_maximum
+        else:
+            # int8: strided slices keep the input's quantization (the
+            # converter would run a split of space_to_depth in float).
+            top_left = inputs[:, 0::2, 0::2, :]
+            top_right = inputs[:, 0::2, 1::2, :]
+            bottom_left = inputs[:, 1::2, 0::2, :]
+            below = functools.partial(_below_maximum_int8, resolution=self.resolution)
+        not_top_left = below(pooled, top_left)
+        not_first_two = not_top_left * below(pooled, top_right)
+        not_first_three = not_first_two * below(pooled, bottom_left)
         mask = tf.concat(
             [
-                at_top_left,
-                tf.logical_and(at_top_right, tf.logical_not(at_top_left)),
-                tf.logical_and(at_bottom_left, tf.logical_not(before_bottom_left)),
-                tf.logical_not(before_bottom_right),
+                1.0 - not_top_left,
+                not_top_left - not_first_two,
+                not_first_two - not_first_three,
+                not_first_three,
             ],
             axis=-1,
         )
@@ -90,11 +101,11 @@ class WindowMaxPooling2D(keras.layers.Layer):
         width = None if width is None else width // 2
         return (
             keras.KerasTensor((batch, height, width, channels), dtype=inputs.dtype),
-            keras.KerasTensor(
-                (batch, height, width, 4 * channels),
-                dtype=inputs.dtype if self.arithmetic else "bool",
-            ),
+            keras.KerasTensor((batch, height, width, 4 * channels), dtype=inputs.dtype),
         )
+
+    def get_config(self):
+        return {**super().get_config(), "resolution": self.resolution}
 
 
 # Three steps of x -> min(x * 2**14, 1) take every difference >= 2**-42 to
@@ -113,19 +124,13 @@ def _below_maximum(pooled, values):
     return step
 
 
-def _arithmetic_mask(pooled, top_left, top_right, bottom_left):
-    not_top_left = _below_maximum(pooled, top_left)
-    not_first_two = not_top_left * _below_maximum(pooled, top_right)
-    not_first_three = not_first_two * _below_maximum(pooled, bottom_left)
-    return tf.concat(
-        [
-            1.0 - not_top_left,
-            not_top_left - not_first_two,
-            not_first_two - not_first_three,
-            not_first_three,
-        ],
-        axis=-1,
-    )
+def _below_maximum_int8(pooled, values, resolution):
+    """1 where `values <= pooled - resolution`, 0 where equal.
+
+    `relu6` fuses into the int8 MUL, whose [0, 6] output range saturates;
+    the division by 6 then maps 6 to exactly 1.
+    """
+    return tf.nn.relu6((pooled - values) * (6.0 / resolution)) * (1.0 / 6.0)
 
 
 class WindowUnpooling2D(keras.layers.Layer):
@@ -136,7 +141,7 @@ class WindowUnpooling2D(keras.layers.Layer):
     """
 
     def call(self, inputs):
-        values, mask = inputs[0], tf.cast(inputs[1], inputs[0].dtype)
+        values, mask = inputs[0], inputs[1]
         windows = tf.concat([values] * 4, axis=-1) * mask
         outputs = tf.nn.depth_to_space(windows, 2)
         if len(inputs) == 3:
@@ -235,22 +240,63 @@ def _affine_normalization(layer):
     return ChannelAffine(scale, -mean * scale, name=layer.name)
 
 
-def tflite_friendly(model, *, int8=False):
+def pooling_resolutions(model, representative):
+    """A `WindowMaxPooling2D` resolution per argmax pooling layer, for int8.
+
+    A quarter of the int8 step that calibration on `representative` gives
+    each pooling input (its range, widened to include 0, over 255 steps):
+    a margin of 2 over the half step that one-step differences can round
+    to in the subtraction.
+
+    Args:
+        model: keras.Model with `MaxPoolingWithArgmax2D` layers.
+        representative: callable returning an iterable of `[images]` lists,
+            as `tf_enet.export.representative_images` makes.
+
+    Returns:
+        dict: layer name -> float.
+    """
+    layers = [l for l in model.layers if isinstance(l, MaxPoolingWithArgmax2D)]
+    if not layers:
+        return {}
+    probe = keras.Model(model.inputs, [layer.input for layer in layers])
+    low = np.zeros(len(layers))
+    high = np.zeros(len(layers))
+    for (images,) in representative():
+        for i, values in enumerate(probe(images, training=False)):
+            values = keras.ops.convert_to_numpy(values)
+            low[i] = min(low[i], values.min())
+            high[i] = max(high[i], values.max())
+    return {
+        layer.name: float(max(span, 1e-6) / 255 / 4)
+        for layer, span in zip(layers, high - low)
+    }
+
+
+def tflite_friendly(model, *, int8=False, representative=None):
     """A copy of `model` computing the same function in TFLite-fast ops.
 
     Args:
         model: keras.Model (functional), e.g. from `tf_enet.build_enet`.
-        int8: bool. For int8 conversion: masks from comparisons, and
-            PReLUs and the normalisation replaced too (in float, XNNPack
-            runs PRELU itself, and the rest stays exact).
+        int8: bool. For int8 conversion: pooling masks at the resolution
+            of the calibrated int8 steps, and PReLUs and the normalisation
+            replaced too (in float, XNNPack runs PRELU itself, and the rest
+            stays exact).
+        representative: the int8 calibration data (see
+            `pooling_resolutions`); required when `int8`.
 
     Returns:
         keras.Model sharing `model`'s other layers and weights.
     """
+    resolutions = {}
+    if int8:
+        if representative is None:
+            raise ValueError("int8 needs the `representative` calibration data.")
+        resolutions = pooling_resolutions(model, representative)
 
     def replace(layer):
         if isinstance(layer, MaxPoolingWithArgmax2D):
-            return WindowMaxPooling2D(arithmetic=not int8, name=layer.name)
+            return WindowMaxPooling2D(resolutions.get(layer.name), name=layer.name)
         if isinstance(layer, MaxUnpooling2D):
             return WindowUnpooling2D(name=layer.name)
         if int8 and isinstance(layer, keras.layers.PReLU):
