@@ -20,8 +20,6 @@ copy shares the original's weights and is never trained or saved.
   max pooling window.
 """
 
-import functools
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -41,8 +39,9 @@ class WindowMaxPooling2D(keras.layers.Layer):
     row-major order on ties, as the argmax indices do. `WindowUnpooling2D`
     places values with it.
 
-    The mask is arithmetic (subtractions, products, minima), which XNNPack
-    runs in float and in int8; comparisons and logic run outside it.
+    The mask is arithmetic (subtractions, products, minima or a saturating
+    relu6), which XNNPack runs in float and in int8; comparisons and logic
+    run outside it.
 
     Args:
         resolution: float or None. None (float models): a value counts as
@@ -73,17 +72,19 @@ class WindowMaxPooling2D(keras.layers.Layer):
             top_left, top_right, bottom_left, _ = tf.split(
                 tf.nn.space_to_depth(inputs, 2), 4, axis=-1
             )
-            below = _below_maximum
         else:
             # int8: strided slices keep the input's quantization (the
             # converter would run a split of space_to_depth in float).
             top_left = inputs[:, 0::2, 0::2, :]
             top_right = inputs[:, 0::2, 1::2, :]
             bottom_left = inputs[:, 1::2, 0::2, :]
-            below = functools.partial(_below_maximum_int8, resolution=self.resolution)
-        not_top_left = below(pooled, top_left)
-        not_first_two = not_top_left * below(pooled, top_right)
-        not_first_three = not_first_two * below(pooled, bottom_left)
+        not_top_left = _below_maximum(pooled, top_left, self.resolution)
+        not_first_two = not_top_left * _below_maximum(
+            pooled, top_right, self.resolution
+        )
+        not_first_three = not_first_two * _below_maximum(
+            pooled, bottom_left, self.resolution
+        )
         mask = tf.concat(
             [
                 1.0 - not_top_left,
@@ -116,21 +117,19 @@ _STEPS = 3
 ARITHMETIC_TIE = 2.0**-42
 
 
-def _below_maximum(pooled, values):
-    """1 where `values < pooled`, 0 where equal (differences >= 2**-42)."""
+def _below_maximum(pooled, values, resolution=None):
+    """1 where `values` is below `pooled`, 0 where equal.
+
+    `resolution` None: exact for differences >= 2**-42. A number: 1 for
+    differences >= `resolution`; `relu6` fuses into the int8 MUL, whose
+    [0, 6] output range saturates, and the division by 6 maps 6 to exactly 1.
+    """
     step = pooled - values
+    if resolution is not None:
+        return tf.nn.relu6(step * (6.0 / resolution)) * (1.0 / 6.0)
     for _ in range(_STEPS):
         step = tf.minimum(step * _STEP_SCALE, 1.0)
     return step
-
-
-def _below_maximum_int8(pooled, values, resolution):
-    """1 where `values <= pooled - resolution`, 0 where equal.
-
-    `relu6` fuses into the int8 MUL, whose [0, 6] output range saturates;
-    the division by 6 then maps 6 to exactly 1.
-    """
-    return tf.nn.relu6((pooled - values) * (6.0 / resolution)) * (1.0 / 6.0)
 
 
 class WindowUnpooling2D(keras.layers.Layer):
