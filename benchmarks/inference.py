@@ -3,7 +3,10 @@
     python benchmarks/inference.py
     python benchmarks/inference.py --sizes 360x480 --paths xla,tflite_int8
 
-Paths: `keras_predict` (`model.predict`), `keras_predict_on_batch`,
+Paths: `keras_predict` (`model.predict`: `tf_enet.ENet`'s, which runs
+arrays without tf.data), `keras_model_predict` (Keras's own
+`keras.Model.predict` loop, which builds a tf.data pipeline per call),
+`keras_predict_on_batch`,
 `graph` (`tf.function`, oneDNN kernels), `xla` (`tf.function` with
 `jit_compile=True`), `saved_model` (the exported `serving_default`
 signature, uint8 in, classes and probabilities out), `tflite_float32`,
@@ -20,6 +23,7 @@ by this machine's float32 matrix-product rate, measured here too.
 import os
 import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
@@ -29,8 +33,8 @@ import tf_enet
 from tf_enet import export, inference
 
 PATHS = (
-    "keras_predict", "keras_predict_on_batch", "graph", "xla", "saved_model",
-    "tflite_float32", "tflite_float16", "tflite_int8",
+    "keras_predict", "keras_model_predict", "keras_predict_on_batch", "graph",
+    "xla", "saved_model", "tflite_float32", "tflite_float16", "tflite_int8",
     "tflite_float32_fixed", "tflite_float16_fixed", "tflite_int8_fixed", "onnx",
 )
 
@@ -59,6 +63,10 @@ def _runners(model, workdir, paths, calibration_size):
     spec = tf.TensorSpec([None, None, None, 3], tf.float32)
     if "keras_predict" in paths:
         runners["keras_predict"] = lambda x: model.predict(x, verbose=0)
+    if "keras_model_predict" in paths:
+        runners["keras_model_predict"] = lambda x: keras.Model.predict(
+            model, x, verbose=0
+        )
     if "keras_predict_on_batch" in paths:
         runners["keras_predict_on_batch"] = model.predict_on_batch
     for name, jit in (("graph", False), ("xla", True)):

@@ -125,12 +125,54 @@ def test_keras_file_round_trip_in_safe_mode(enet, tmp_path):
     code = (
         "import sys, numpy as np, keras, tf_enet;"
         f"m = keras.saving.load_model(r'{path}', safe_mode=True);"
+        "assert type(m) is tf_enet.ENet, type(m);"
         f"np.save(r'{tmp_path / 'out.npy'}', m(np.load(r'{tmp_path / 'x.npy'}'), training=False))"
     )
     np.save(tmp_path / "x.npy", x)
     subprocess.run([sys.executable, "-c", code], check=True)
     np.testing.assert_allclose(
         np.load(tmp_path / "out.npy"), enet(x, training=False).numpy(), atol=1e-5
+    )
+
+
+class _BatchCounter(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.batches = []
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.batches.append((batch, logs["outputs"].shape[0]))
+
+
+def test_predict_on_arrays_matches_the_keras_loop(enet, capsys):
+    x = images(5, 24, 40, seed=4)
+    reference = keras.Model.predict(enet, x, batch_size=2, verbose=0)
+    assert reference.shape == (5, 24, 40, 12)
+    counter = _BatchCounter()
+    capsys.readouterr()
+    out = enet.predict(x, batch_size=2, verbose=0, callbacks=[counter])
+    assert capsys.readouterr().out == ""
+    np.testing.assert_array_equal(out, reference)
+    # Three batches, the last one partial.
+    assert counter.batches == [(0, 2), (1, 2), (2, 1)]
+    # Pixels as uint8 with the default batch size, and a tensor, give the same.
+    pixels = np.round(x).astype("uint8")
+    np.testing.assert_array_equal(
+        enet.predict(pixels, verbose=0),
+        keras.Model.predict(enet, pixels, verbose=0),
+    )
+    np.testing.assert_array_equal(
+        enet.predict(tf.constant(x), batch_size=2, verbose=0), out
+    )
+    enet.predict(x[:3], batch_size=2, verbose=1)
+    assert "2/2" in capsys.readouterr().out
+
+
+def test_predict_on_a_dataset_takes_the_keras_loop(enet):
+    x = images(3, 16, 24, seed=5)
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(2)
+    np.testing.assert_array_equal(
+        enet.predict(dataset, verbose=0), enet.predict(x, batch_size=2, verbose=0)
     )
 
 

@@ -7,6 +7,7 @@ models load with `keras.saving.load_model(path)` in safe mode.
 from tf_enet import layers
 from tf_enet import losses  # registers the loss saved with trained models
 from tf_enet.model import (
+    ENet,
     ENetConfig,
     build_enet,
     build_enet_encoder,
@@ -16,6 +17,7 @@ from tf_enet.model import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ENet",
     "ENetConfig",
     "build_enet",
     "build_enet_encoder",

@@ -11,6 +11,8 @@ the paper's first stage loads into the full network by layer name.
 import dataclasses
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from tf_enet.layers import (
     ChannelPadding,
@@ -44,6 +46,63 @@ _DILATED_STAGE = (
 
 # The stride between the input and the encoder's output.
 OUTPUT_STRIDE = 8
+
+
+@keras.saving.register_keras_serializable(package="tf_enet")
+class ENet(keras.Model):
+    """A functional `keras.Model` whose `predict` runs arrays without tf.data.
+
+    `keras.Model.predict` builds a tf.data pipeline and an iterator for every
+    call: about 50 ms on 2 CPU cores, as long as ENet itself takes for a
+    360x480 image. For images held in memory (a NumPy array or a tensor)
+    `predict` cuts the batches itself and runs each with `predict_on_batch`,
+    through the same compiled predict function, progress bar and callbacks.
+    Datasets, generators and `steps` take Keras's loop unchanged.
+
+    `build_enet` and `build_enet_encoder` return this class, and `.keras`
+    files saved from it load as it once `tf_enet` is imported.
+    """
+
+    def predict(
+        self, x, batch_size=None, verbose="auto", steps=None, callbacks=None
+    ):
+        in_memory = isinstance(x, np.ndarray) or tf.is_tensor(x)
+        if not in_memory or steps is not None or len(x.shape) != 4:
+            return super().predict(
+                x,
+                batch_size=batch_size,
+                verbose=verbose,
+                steps=steps,
+                callbacks=callbacks,
+            )
+        batch_size = batch_size or 32
+        starts = range(0, int(x.shape[0]), batch_size)
+        if not isinstance(callbacks, keras.callbacks.CallbackList):
+            callbacks = keras.callbacks.CallbackList(
+                callbacks,
+                add_progbar=verbose != 0,
+                verbose=verbose,
+                epochs=1,
+                steps=len(starts),
+                model=self,
+            )
+        self.stop_predicting = False
+        callbacks.on_predict_begin()
+        outputs = []
+        for step, start in enumerate(starts):
+            callbacks.on_predict_batch_begin(step)
+            batch_outputs = self.predict_on_batch(x[start : start + batch_size])
+            outputs.append(batch_outputs)
+            callbacks.on_predict_batch_end(step, {"outputs": batch_outputs})
+            if self.stop_predicting:
+                break
+        callbacks.on_predict_end()
+        if not outputs:
+            raise ValueError(
+                f"`predict` received an empty array of shape {tuple(x.shape)}; "
+                "expected at least one image."
+            )
+        return np.concatenate(outputs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,7 +324,7 @@ def _config_from(num_classes, options):
 
 
 def build_enet(num_classes, *, name="enet", **options):
-    """Builds ENet as a functional `keras.Model`.
+    """Builds ENet as a functional `keras.Model` (an `ENet`).
 
     The defaults give the paper's network (Table 1): about 0.36 M parameters
     for 12 classes. The model takes RGB images with pixel values in [0, 255]
@@ -306,7 +365,7 @@ def build_enet(num_classes, *, name="enet", **options):
         config.num_classes, 2, strides=2, padding="same", name="fullconv"
     )(x)
     logits = CropToReference(name="logits")([x, images])
-    return keras.Model(images, logits, name=name)
+    return ENet(images, logits, name=name)
 
 
 def build_enet_encoder(num_classes, *, name="enet_encoder", **options):
@@ -332,7 +391,7 @@ def build_enet_encoder(num_classes, *, name="enet_encoder", **options):
     logits = keras.layers.Conv2D(
         config.num_classes, 1, name="encoder_classifier"
     )(x)
-    return keras.Model(images, logits, name=name)
+    return ENet(images, logits, name=name)
 
 
 def transfer_weights(source, target):
