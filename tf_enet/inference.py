@@ -43,10 +43,10 @@ SAVED_MODEL_CONFIG = "tf_enet_config.json"
 SIDECAR_SUFFIX = ".json"
 # Ignore id of models without a configuration (class ids stay below it).
 GENERIC_IGNORE_INDEX = 255
-# On 2 CPU cores, XLA runs 360x480 ENet in 54 ms instead of 82 ms but
-# compiles ~7 s for every new input shape: it pays off from about 250
-# images of one size (see `auto_jit_compile`).
-XLA_BREAK_EVEN_IMAGES = 250
+# On 2 CPU cores, XLA runs 360x480 ENet in 33 ms instead of 53 ms, but its
+# first call for every new input shape takes ~3.3 s instead of ~2.0 s: it
+# pays off from about 60 images of one size (see `auto_jit_compile`).
+XLA_BREAK_EVEN_IMAGES = 60
 
 _EXPECTED = (
     "a checkpoint directory (model.keras + config.json), a .keras file, "
