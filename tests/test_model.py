@@ -166,6 +166,8 @@ def test_predict_on_arrays_matches_the_keras_loop(enet, capsys):
     )
     enet.predict(x[:3], batch_size=2, verbose=1)
     assert "2/2" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="empty array of shape"):
+        enet.predict(x[:0])
 
 
 def test_predict_on_a_dataset_takes_the_keras_loop(enet):

@@ -75,6 +75,11 @@ class ENet(keras.Model):
                 steps=steps,
                 callbacks=callbacks,
             )
+        if x.shape[0] == 0:
+            raise ValueError(
+                f"`predict` received an empty array of shape {tuple(x.shape)}; "
+                "expected at least one image."
+            )
         batch_size = batch_size or 32
         starts = range(0, int(x.shape[0]), batch_size)
         if not isinstance(callbacks, keras.callbacks.CallbackList):
@@ -97,11 +102,6 @@ class ENet(keras.Model):
             if self.stop_predicting:
                 break
         callbacks.on_predict_end()
-        if not outputs:
-            raise ValueError(
-                f"`predict` received an empty array of shape {tuple(x.shape)}; "
-                "expected at least one image."
-            )
         return np.concatenate(outputs)
 
 
