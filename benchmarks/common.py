@@ -8,6 +8,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from tf_enet import export
+
 
 def median_seconds(run, warmup, repeats):
     """Median wall time of `run()` over `repeats` calls after `warmup` calls."""
@@ -33,6 +35,25 @@ def random_calibration(shape, count=8):
             yield [rng.uniform(0, 255, shape).astype("float32")]
 
     return generate
+
+
+def tflite_interpreter(model, path, quantize, size, *, fixed, threads):
+    """Exports `model` to `path` as TFLite and loads it with `threads` threads.
+
+    Args:
+        quantize: "float32", "float16" or "int8" (calibrated on
+            `random_calibration` images of `size`).
+        size: (height, width) of the timed images.
+        fixed: bool. Export for exactly one image of `size`.
+    """
+    int8 = quantize == "int8"
+    export.export_tflite(
+        model, path,
+        quantize=None if quantize == "float32" else quantize,
+        representative=random_calibration((1, *size, 3)) if int8 else None,
+        input_size=size if fixed else None,
+    )
+    return tf.lite.Interpreter(model_path=path, num_threads=threads)
 
 
 def count_flops(function, *specs):

@@ -98,19 +98,14 @@ def _runners(model, workdir, paths, calibration_size):
 def _tflite_runners(model, workdir, paths, size, fixed=False):
     """TFLite runners; `fixed`: the `_fixed` paths, exported for `size`."""
     runners = {}
-    calibration = common.random_calibration((1, *size, 3))
     for quantize in ("float32", "float16", "int8"):
         name = f"tflite_{quantize}" + ("_fixed" if fixed else "")
         if name not in paths:
             continue
         path = os.path.join(workdir, f"{name}_{size[0]}x{size[1]}.tflite")
-        export.export_tflite(
-            model, path,
-            quantize=None if quantize == "float32" else quantize,
-            representative=calibration if quantize == "int8" else None,
-            input_size=size if fixed else None,
+        interpreter = common.tflite_interpreter(
+            model, path, quantize, size, fixed=fixed, threads=FLAGS.threads
         )
-        interpreter = tf.lite.Interpreter(model_path=path, num_threads=FLAGS.threads)
         runners[name] = _tflite_runner(interpreter)
     return runners
 

@@ -23,7 +23,6 @@ from absl import app, flags
 
 import common
 import tf_enet
-from tf_enet import export
 
 PATHS = ("xla", "graph", "tflite_float32", "tflite_int8")
 
@@ -79,16 +78,12 @@ def _runner(prefix, images):
             lambda x: prefix(x, training=False), jit_compile=FLAGS.path == "xla"
         )
         return lambda: tf.nest.map_structure(lambda t: t.numpy(), function(images))
-    int8 = FLAGS.path == "tflite_int8"
-    calibration = common.random_calibration(images.shape)
     with tempfile.TemporaryDirectory() as workdir:
-        path = os.path.join(workdir, "prefix.tflite")
-        export.export_tflite(
-            prefix, path, quantize="int8" if int8 else None,
-            representative=calibration if int8 else None,
-            input_size=images.shape[1:3],
+        interpreter = common.tflite_interpreter(
+            prefix, os.path.join(workdir, "prefix.tflite"),
+            FLAGS.path.removeprefix("tflite_"), images.shape[1:3],
+            fixed=True, threads=FLAGS.threads,
         )
-        interpreter = tf.lite.Interpreter(model_path=path, num_threads=FLAGS.threads)
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     interpreter.set_tensor(detail["index"], images.astype(detail["dtype"]))
