@@ -89,6 +89,11 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     for weight in model.weights:
         if "alpha" in weight.path:  # trained-looking slopes, not all 0.25
             weight.assign(np.random.RandomState(0).uniform(-0.2, 0.4, weight.shape))
+    # Trained-looking statistics where int8 folds the batch norm away.
+    rng = np.random.RandomState(3)
+    for weight in model.get_layer("initial_block_bn").weights:
+        low = 0.5 if "variance" in weight.path or "gamma" in weight.path else -1.0
+        weight.assign(rng.uniform(low, 2.0, weight.shape))
     calibration = np.random.RandomState(2).uniform(0, 255, (3, 1, 37, 53, 3))
     rewritten = lite.tflite_friendly(
         model, int8=int8,
@@ -98,6 +103,7 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     assert MaxPoolingWithArgmax2D not in kinds and MaxUnpooling2D not in kinds
     assert (keras.layers.Normalization in kinds) is not int8
     assert (keras.layers.PReLU in kinds) is not int8
+    assert (lite.PooledChannelAffine in kinds) is int8
     pools = [l for l in rewritten.layers if isinstance(l, lite.WindowMaxPooling2D)]
     assert all((pool.resolution is not None) is int8 for pool in pools)
     for pool in pools:

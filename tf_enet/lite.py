@@ -18,6 +18,13 @@ copy shares the original's weights and is never trained or saved.
   Float models keep Keras's own arithmetic: multiplying by `1 / std`
   rounds differently from dividing by it, which can flip a near-tie in a
   max pooling window.
+- For int8, the initial block's batch norm (after its concatenation) folds
+  into the two branches: a bias and scaled kernel for the convolution, a
+  `ChannelAffine` after the max pooling (`PooledChannelAffine`). TFLite's
+  int8 concatenation and max pooling keep one scale from input to output,
+  so with the batch norm after the concatenation the normalised image was
+  quantized at the step of the convolution's wider output range (0.12,
+  about 7 pixel levels, instead of about 0.02).
 """
 
 import keras
@@ -228,6 +235,85 @@ class ChannelAffine(keras.layers.Layer):
         return _depthwise(inputs, self._kernel) + self._offset
 
 
+class PooledChannelAffine(keras.layers.Layer):
+    """2x2 max pooling, then `ChannelAffine(scale, offset)`.
+
+    The initial block's pooling branch with its share of the batch norm.
+    """
+
+    def __init__(self, scale, offset, **kwargs):
+        super().__init__(**kwargs)
+        self._pool = keras.layers.MaxPooling2D(2)
+        self._affine = ChannelAffine(scale, offset)
+
+    def call(self, inputs):
+        return self._affine(self._pool(inputs))
+
+    def compute_output_spec(self, inputs):
+        return self._pool.compute_output_spec(inputs)
+
+
+class _Folded(keras.layers.Layer):
+    """Passes its input on: stands in for a batch norm folded elsewhere."""
+
+    def call(self, inputs, mask=None):
+        return inputs
+
+
+def _folded_initial_block(model):
+    """Replacements folding `initial_block_bn` into the block's branches.
+
+    Returns:
+        dict: layer name -> replacement layer; empty if `model` has no
+        initial block of convolution and 2x2 pooling concatenated (in that
+        order) into a batch norm.
+    """
+    try:
+        conv, pool, concat, bn = (
+            model.get_layer(f"initial_block_{part}")
+            for part in ("conv", "pool", "concat", "bn")
+        )
+    except ValueError:
+        return {}
+    parents = [tensor._keras_history.operation for tensor in concat.input]
+    if (
+        parents != [conv, pool]
+        or bn.input._keras_history.operation is not concat
+        or not isinstance(conv, keras.layers.Conv2D)
+        or conv.use_bias
+        or not isinstance(pool, keras.layers.MaxPooling2D)
+        or tuple(pool.pool_size) != (2, 2)
+        or tuple(pool.strides) != (2, 2)
+        or pool.padding != "valid"
+        or not isinstance(bn, keras.layers.BatchNormalization)
+        or bn.axis not in (-1, 3)
+    ):
+        return {}
+    # What keras.layers.BatchNormalization computes at inference.
+    variance = keras.ops.convert_to_numpy(bn.moving_variance)
+    mean = keras.ops.convert_to_numpy(bn.moving_mean)
+    scale = 1.0 / np.sqrt(variance + bn.epsilon)
+    if bn.scale:
+        scale = scale * keras.ops.convert_to_numpy(bn.gamma)
+    offset = -mean * scale
+    if bn.center:
+        offset = offset + keras.ops.convert_to_numpy(bn.beta)
+    filters = conv.filters
+    folded = keras.layers.Conv2D.from_config(
+        {**conv.get_config(), "use_bias": True}
+    )
+    folded.build(conv.input.shape)
+    kernel = keras.ops.convert_to_numpy(conv.kernel)
+    folded.set_weights([kernel * scale[:filters], offset[:filters]])
+    return {
+        conv.name: folded,
+        pool.name: PooledChannelAffine(
+            scale[filters:], offset[filters:], name=pool.name
+        ),
+        bn.name: _Folded(name=bn.name),
+    }
+
+
 def _affine_normalization(layer):
     """`layer` as a ChannelAffine, or None if it is not per channel."""
     if layer.invert or tuple(layer.axis) not in ((-1,), (3,)):
@@ -278,22 +364,25 @@ def tflite_friendly(model, *, int8=False, representative=None):
     Args:
         model: keras.Model (functional), e.g. from `tf_enet.build_enet`.
         int8: bool. For int8 conversion: pooling masks at the resolution
-            of the calibrated int8 steps, and PReLUs and the normalisation
-            replaced too (in float, XNNPack runs PRELU itself, and the rest
-            stays exact).
+            of the calibrated int8 steps, PReLUs and the normalisation
+            replaced, and the initial block's batch norm folded (in float,
+            XNNPack runs PRELU itself, and the rest stays exact).
         representative: the int8 calibration data (see
             `pooling_resolutions`); required when `int8`.
 
     Returns:
         keras.Model sharing `model`'s other layers and weights.
     """
-    resolutions = {}
+    resolutions, folded = {}, {}
     if int8:
         if representative is None:
             raise ValueError("int8 needs the `representative` calibration data.")
         resolutions = pooling_resolutions(model, representative)
+        folded = _folded_initial_block(model)
 
     def replace(layer):
+        if layer.name in folded:
+            return folded[layer.name]
         if isinstance(layer, MaxPoolingWithArgmax2D):
             return WindowMaxPooling2D(resolutions.get(layer.name), name=layer.name)
         if isinstance(layer, MaxUnpooling2D):
