@@ -20,6 +20,7 @@ from test_inference import (
     CLASSES, pixel_model, red_image, run_config, write_checkpoint, write_rgb,
 )
 from tf_enet import export, inference
+from tf_enet.model import PIXEL_MEAN, PIXEL_STD
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = len(CLASSES)
@@ -245,8 +246,8 @@ def test_fixed_size_tflite_matches_keras_and_resizes_other_sizes(checkpoint, tmp
 
 @pytest.mark.slow
 def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path):
-    calibration = []
-    for i, image in enumerate(colour_blocks(8, 32, 48, seed=5)):
+    calibration, images = [], colour_blocks(8, 32, 48, seed=5)
+    for i, image in enumerate(images):
         calibration.append(str(tmp_path / f"{i}.png"))
         write_rgb(calibration[-1], image)
     path = export.export_model(
@@ -262,6 +263,20 @@ def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path)
     interpreter = tf.lite.Interpreter(model_path=path)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
+    # The normalised image keeps its own int8 step: int8 concatenation and
+    # max pooling share one scale from input to output, which would hand
+    # the initial block's output step back to the image if its batch norm
+    # were not folded into the branches.
+    ops = interpreter._get_ops_details()
+    scales = {t["index"]: t["quantization"][0] for t in interpreter.get_tensor_details()}
+    first = {}
+    for op in ops:
+        first.setdefault(op["op_name"], op)
+    normalised = (np.stack(images) - PIXEL_MEAN) / PIXEL_STD
+    span = max(normalised.max(), 0) - min(normalised.min(), 0)
+    image_step = scales[first["CONV_2D"]["inputs"][0]]
+    assert image_step == pytest.approx(span / 255, rel=0.02)
+    assert image_step != scales[first["CONCATENATION"]["outputs"][0]]
 
     x = colour_blocks(2, 40, 56, seed=6)
     quantized = inference.load_predictor(path).logits(x)
