@@ -236,14 +236,19 @@ class ChannelAffine(keras.layers.Layer):
 
 
 class PooledChannelAffine(keras.layers.Layer):
-    """2x2 max pooling, then `ChannelAffine(scale, offset)`.
+    """A pooling layer, then `ChannelAffine(scale, offset)` on its output.
 
     The initial block's pooling branch with its share of the batch norm.
+
+    Args:
+        pool: keras.layers.Layer, used as is (shared with its model).
+        scale: array `[channels]`.
+        offset: array `[channels]`.
     """
 
-    def __init__(self, scale, offset, **kwargs):
+    def __init__(self, pool, scale, offset, **kwargs):
         super().__init__(**kwargs)
-        self._pool = keras.layers.MaxPooling2D(2)
+        self._pool = pool
         self._affine = ChannelAffine(scale, offset)
 
     def call(self, inputs):
@@ -265,8 +270,8 @@ def _folded_initial_block(model):
 
     Returns:
         dict: layer name -> replacement layer; empty if `model` has no
-        initial block of convolution and 2x2 pooling concatenated (in that
-        order) into a batch norm.
+        initial block of a bias-free convolution and a pooling layer
+        concatenated (in that order, on channels) into a batch norm.
     """
     try:
         conv, pool, concat, bn = (
@@ -275,18 +280,16 @@ def _folded_initial_block(model):
         )
     except ValueError:
         return {}
-    parents = [tensor._keras_history.operation for tensor in concat.input]
-    if (
-        parents != [conv, pool]
-        or bn.input._keras_history.operation is not concat
-        or not isinstance(conv, keras.layers.Conv2D)
-        or conv.use_bias
-        or not isinstance(pool, keras.layers.MaxPooling2D)
-        or tuple(pool.pool_size) != (2, 2)
-        or tuple(pool.strides) != (2, 2)
-        or pool.padding != "valid"
-        or not isinstance(bn, keras.layers.BatchNormalization)
-        or bn.axis not in (-1, 3)
+    if not (
+        len(concat.input) == 2
+        and concat.input[0] is conv.output
+        and concat.input[1] is pool.output
+        and bn.input is concat.output
+        and concat.axis in (-1, 3)
+        and isinstance(conv, keras.layers.Conv2D)
+        and not conv.use_bias
+        and isinstance(bn, keras.layers.BatchNormalization)
+        and bn.axis in (-1, 3)
     ):
         return {}
     # What keras.layers.BatchNormalization computes at inference.
@@ -308,7 +311,7 @@ def _folded_initial_block(model):
     return {
         conv.name: folded,
         pool.name: PooledChannelAffine(
-            scale[filters:], offset[filters:], name=pool.name
+            pool, scale[filters:], offset[filters:], name=pool.name
         ),
         bn.name: _Folded(name=bn.name),
     }
