@@ -48,6 +48,13 @@ flags.DEFINE_string(
     + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items()) + ".",
 )
 flags.DEFINE_integer("num_representative", 100, "int8: calibration images used.")
+flags.DEFINE_enum(
+    "int8_ranges", "mean", list(export.INT8_RANGES),
+    "int8: activation ranges from the calibration images. mean: the mean of "
+    "each image's minimum and maximum for PReLU, add and batch norm outputs "
+    "(rare outliers saturate rather than coarsen every step); minmax: the "
+    "converter's overall minimum and maximum.",
+)
 flags.DEFINE_integer(
     "height", None,
     "TFLite: fix the model's input to this height (with --width), the size "
@@ -92,6 +99,7 @@ def main(argv):
             FLAGS.model, FLAGS.output, FLAGS.format, quantize=FLAGS.quantize,
             representative=representative,
             input_size=None if FLAGS.height is None else (FLAGS.height, FLAGS.width),
+            int8_ranges=FLAGS.int8_ranges,
         )
     except (inference.ModelError, export.ExportError, data.DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -19,7 +19,7 @@ import tf_enet
 from test_inference import (
     CLASSES, pixel_model, red_image, run_config, write_checkpoint, write_rgb,
 )
-from tf_enet import export, inference
+from tf_enet import export, inference, lite
 from tf_enet.model import PIXEL_MEAN, PIXEL_STD
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -291,6 +291,57 @@ def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path)
     margin = top2[..., 1] - top2[..., 0]
     clear = margin > np.median(margin)
     assert (quantized.argmax(-1) == logits.argmax(-1))[clear].mean() > 0.9
+
+
+@pytest.mark.slow
+def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
+    calibration, images = [], colour_blocks(6, 32, 48, seed=7)
+    for i, image in enumerate(images):
+        calibration.append(str(tmp_path / f"{i}.png"))
+        write_rgb(calibration[-1], image)
+    representative = export.representative_images(calibration)
+    paths = {
+        ranges: export.export_model(
+            checkpoint[0], str(tmp_path / f"{ranges}.tflite"), "tflite",
+            quantize="int8", representative=representative, int8_ranges=ranges,
+        )
+        for ranges in ("mean", "minmax")
+    }
+    interpreters = {k: tf.lite.Interpreter(model_path=p) for k, p in paths.items()}
+    # The ranges become quantization parameters, not extra ops (nor
+    # unfolded batch norms).
+    ops = {
+        k: sorted(op["op_name"] for op in it._get_ops_details())
+        for k, it in interpreters.items()
+    }
+    assert ops["mean"] == ops["minmax"]
+    # A ranged output's int8 step is its mean range over 255.
+    model = checkpoint[1]
+    layer = model.get_layer("bottleneck2_0_add")
+    ((low, high),) = lite.calibrated_ranges(
+        model, [layer.output], representative, "mean"
+    )
+    ((full_low, full_high),) = lite.calibrated_ranges(
+        model, [layer.output], representative, "minmax"
+    )
+    assert high - low < 0.95 * (full_high - full_low)  # outliers to clip
+    steps = {}
+    for k, it in interpreters.items():
+        details = it.get_tensor_details()
+        (step,) = {
+            details[op["outputs"][0]]["quantization"][0]
+            for op in it._get_ops_details()
+            if op["op_name"] == "ADD"
+            and "bottleneck2_0_add" in details[op["outputs"][0]]["name"]
+        }
+        steps[k] = step
+    assert steps["mean"] == pytest.approx((high - low) / 255, rel=0.02)
+    assert steps["minmax"] == pytest.approx((full_high - full_low) / 255, rel=0.02)
+    with pytest.raises(export.ExportError, match="int8 ranges"):
+        export.export_model(
+            checkpoint[0], str(tmp_path / "x.tflite"), "tflite", quantize="int8",
+            representative=representative, int8_ranges="percentile",
+        )
 
 
 @pytest.mark.slow

@@ -95,8 +95,9 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
         low = 0.5 if "variance" in weight.path or "gamma" in weight.path else -1.0
         weight.assign(rng.uniform(low, 2.0, weight.shape))
     calibration = np.random.RandomState(2).uniform(0, 255, (3, 1, 37, 53, 3))
+    # ranges="minmax" leaves every int8 range to TFLite: the same function.
     rewritten = lite.tflite_friendly(
-        model, int8=int8,
+        model, int8=int8, ranges="minmax",
         representative=lambda: ([image.astype("float32")] for image in calibration),
     )
     kinds = {type(layer) for layer in rewritten.layers}
@@ -116,6 +117,46 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     np.testing.assert_allclose(
         rewritten(x, training=False), model(x, training=False), atol=1e-3
     )
+
+
+def test_int8_ranges_are_the_mean_of_each_images_extremes():
+    keras.utils.set_random_seed(0)
+    model = tf_enet.build_enet(4, stage_two_repeat=1)
+    calibration = np.random.RandomState(2).uniform(0, 255, (3, 1, 37, 53, 3))
+    calibration = calibration.astype("float32")
+    rewritten = lite.tflite_friendly(
+        model, int8=True, representative=lambda: ([x] for x in calibration)
+    )
+    ranged = {l.name: l for l in rewritten.layers if isinstance(l, lite.Int8Range)}
+    kinds = (keras.layers.PReLU, keras.layers.Add, keras.layers.BatchNormalization)
+    # Not the folded batch norm, nor those TFLite folds into the
+    # transposed convolutions before them.
+    unranged = {"initial_block_bn", "bottleneck4_0_conv_bn", "bottleneck5_0_conv_bn"}
+    expected = {l.name for l in model.layers if isinstance(l, kinds)} - unranged
+    assert set(ranged) == expected
+    probe = keras.Model(model.inputs, [model.get_layer(n).output for n in sorted(ranged)])
+    per_image = [probe([x], training=False) for x in calibration]
+    for i, name in enumerate(sorted(ranged)):
+        low = np.mean([np.min(values[i]) for values in per_image])
+        high = np.mean([np.max(values[i]) for values in per_image])
+        assert ranged[name].minimum == pytest.approx(min(low, 0.0), rel=1e-5, abs=1e-6)
+        assert ranged[name].maximum == pytest.approx(max(high, 0.0), rel=1e-5)
+    # Pooling masks resolve a quarter step of the ranged pooling inputs
+    # (initial_block_activation feeds bottleneck1_0's pooling).
+    pool = rewritten.get_layer("bottleneck1_0_pool")
+    source = ranged["initial_block_activation"]
+    assert pool.resolution == pytest.approx((source.maximum - source.minimum) / 255 / 4)
+    # In float the ranged copy clips and rounds to the int8 steps.
+    clipped = lite.Int8Range(keras.layers.Identity(), -1.0, 1.0)(
+        np.array([-3.0, 0.3, 2.0], np.float32)
+    ).numpy()
+    np.testing.assert_allclose(clipped[[0, 2]], [-1.0, 1.0], atol=2 / 255)
+    assert clipped[1] != np.float32(0.3)
+    assert abs(clipped[1] - 0.3) <= 1 / 255
+    with pytest.raises(ValueError, match="ranges"):
+        lite.tflite_friendly(
+            model, int8=True, ranges="max", representative=lambda: iter([])
+        )
 
 
 def test_int8_mask_resolves_differences_of_its_resolution():

@@ -37,6 +37,7 @@ from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
 
 FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
+INT8_RANGES = lite.RANGES
 ONNX_OPSET = 17
 
 
@@ -178,7 +179,7 @@ def representative_images(paths, *, height=None, width=None):
 
 def export_tflite(
     model, output_path, config=None, *, quantize=None, representative=None,
-    input_size=None, source=None,
+    input_size=None, source=None, int8_ranges="mean",
 ):
     """Converts to TFLite with builtin ops only (no Flex delegate needed).
 
@@ -196,7 +197,8 @@ def export_tflite(
 
     The converted model is `tf_enet.lite.tflite_friendly(model)`: the same
     function in the ops XNNPack runs (window masks instead of argmax
-    indices; for int8, PReLU as depthwise convolutions).
+    indices; for int8, PReLU as depthwise convolutions, and activation
+    ranges set as `int8_ranges` says).
 
     Args:
         model: keras.Model.
@@ -209,17 +211,28 @@ def export_tflite(
         input_size: (height, width) or None. Fix the input to
             `[1, height, width, 3]`.
         source: str or None. Where the model came from, recorded.
+        int8_ranges: "mean" or "minmax" (int8). How the activations' int8
+            ranges come from the calibration images: the mean of each
+            image's minimum and maximum for the PReLU, add and batch norm
+            outputs (outliers then saturate instead of coarsening every
+            step), or TFLite's overall minimum and maximum for all (see
+            `tf_enet.lite.tflite_friendly`).
 
     Returns:
         str. `output_path`.
 
     Raises:
-        ExportError: unknown quantization, int8 without calibration images,
-            an invalid `input_size`, or a failed conversion.
+        ExportError: unknown quantization or `int8_ranges`, int8 without
+            calibration images, an invalid `input_size`, or a failed
+            conversion.
     """
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ExportError(
             f"Unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}."
+        )
+    if int8_ranges not in INT8_RANGES:
+        raise ExportError(
+            f"Unknown int8 ranges {int8_ranges!r}; expected one of {INT8_RANGES}."
         )
     if quantize == "int8" and representative is None:
         raise ExportError(
@@ -232,7 +245,8 @@ def export_tflite(
         spec = tf.TensorSpec([1, *input_size, 3], tf.float32, name="images")
     num_classes = int(model.outputs[0].shape[-1])
     model = lite.tflite_friendly(
-        model, int8=quantize == "int8", representative=representative
+        model, int8=quantize == "int8", representative=representative,
+        ranges=int8_ranges,
     )
     with tempfile.TemporaryDirectory() as tmp:
         # What TFLiteConverter.from_keras_model does, without its printing.
@@ -372,7 +386,7 @@ def export_onnx(model, output_path, config=None, *, source=None):
 
 def export_model(
     model_path, output, export_format, *, quantize=None, representative=None,
-    input_size=None,
+    input_size=None, int8_ranges="mean",
 ):
     """Loads a Keras checkpoint and exports it.
 
@@ -384,6 +398,7 @@ def export_model(
         representative: callable from `representative_images` (int8).
         input_size: (height, width) or None. TFLite only: fix the input size
             (see `export_tflite`).
+        int8_ranges: "mean" or "minmax" (int8; see `export_tflite`).
 
     Returns:
         str. `output`.
@@ -414,5 +429,6 @@ def export_model(
         return export_tflite(
             model, output, config, quantize=quantize,
             representative=representative, input_size=input_size, source=source,
+            int8_ranges=int8_ranges,
         )
     return export_onnx(model, output, config, source=source)

@@ -1,8 +1,8 @@
 """A trained ENet rewritten into the ops TFLite runs fastest.
 
 `tflite_friendly(model)` returns a copy of a trained model that computes the
-same function (up to float rounding) with layers chosen for TFLite's
-XNNPack delegate; `tf_enet.export.export_tflite` converts that copy. The
+same function (up to float rounding; for int8, up to the activation ranges
+it sets) with layers chosen for TFLite's XNNPack delegate; `tf_enet.export.export_tflite` converts that copy. The
 copy shares the original's weights and is never trained or saved.
 
 - `MaxPoolingWithArgmax2D` / `MaxUnpooling2D` pairs become `WindowMaxPooling2D`
@@ -25,6 +25,13 @@ copy shares the original's weights and is never trained or saved.
   so with the batch norm after the concatenation the normalised image was
   quantized at the step of the convolution's wider output range (0.12,
   about 7 pixel levels, instead of about 0.02).
+- For int8 with `ranges="mean"` (the default), the outputs of the PReLUs,
+  adds and batch norms carry their int8 range (`Int8Range`): the mean over
+  the calibration images of each image's minimum and maximum. TFLite's
+  calibration takes the overall minimum and maximum, which a few outlier
+  pixels set: 2-3x wider on the trained CamVid model, and every step as
+  much coarser. Values beyond the range saturate, as they would in any
+  int8 model. In float this copy then also clips and rounds to those steps.
 """
 
 import keras
@@ -258,6 +265,31 @@ class PooledChannelAffine(keras.layers.Layer):
         return self._pool.compute_output_spec(inputs)
 
 
+class Int8Range(keras.layers.Layer):
+    """A layer, then its output's int8 range fixed to `[minimum, maximum]`.
+
+    `tf.quantization.fake_quant_with_min_max_args`: the TFLite converter
+    quantizes the output over this range instead of the calibrated one. In
+    float it clips to the range and rounds to its 255 steps, as int8 does.
+
+    Args:
+        layer: keras.layers.Layer, used as is (shared with its model).
+        minimum: float <= 0.
+        maximum: float >= 0.
+    """
+
+    def __init__(self, layer, minimum, maximum, **kwargs):
+        super().__init__(**kwargs)
+        self._layer = layer
+        self.minimum = float(minimum)
+        self.maximum = float(maximum)
+
+    def call(self, inputs, mask=None):
+        return tf.quantization.fake_quant_with_min_max_args(
+            self._layer(inputs), min=self.minimum, max=self.maximum
+        )
+
+
 class _Folded(keras.layers.Layer):
     """Passes its input on: stands in for a batch norm folded elsewhere."""
 
@@ -328,18 +360,62 @@ def _affine_normalization(layer):
     return ChannelAffine(scale, -mean * scale, name=layer.name)
 
 
-def pooling_resolutions(model, representative):
+RANGES = ("mean", "minmax")
+
+
+def calibrated_ranges(model, tensors, representative, ranges="minmax"):
+    """The range of each tensor over the calibration images.
+
+    Args:
+        model: keras.Model whose graph holds `tensors`.
+        tensors: list of KerasTensors of `model`.
+        representative: callable returning an iterable of `[images]` lists,
+            as `tf_enet.export.representative_images` makes.
+        ranges: "minmax", the overall minimum and maximum (what TFLite's
+            calibration takes), or "mean", the mean over the calibration
+            images (or batches) of each one's minimum and maximum.
+
+    Returns:
+        list of (low, high) float pairs, widened to include 0 (as TFLite
+        does), one per tensor.
+    """
+    if ranges not in RANGES:
+        raise ValueError(f"`ranges` must be one of {RANGES}; received {ranges!r}.")
+    if not tensors:
+        return []
+    probe = keras.Model(model.inputs, list(tensors))
+    lows, highs = [], []
+    for inputs in representative():  # [images], as probe.inputs
+        values = [
+            keras.ops.convert_to_numpy(v) for v in probe(inputs, training=False)
+        ]
+        lows.append([v.min() for v in values])
+        highs.append([v.max() for v in values])
+    if not lows:
+        raise ValueError("The calibration data `representative` yielded no images.")
+    lows, highs = np.array(lows), np.array(highs)
+    if ranges == "mean":
+        low, high = lows.mean(axis=0), highs.mean(axis=0)
+    else:
+        low, high = lows.min(axis=0), highs.max(axis=0)
+    return [
+        (float(min(l, 0.0)), float(max(h, 0.0))) for l, h in zip(low, high)
+    ]
+
+
+def pooling_resolutions(model, representative, ranges="minmax"):
     """A `WindowMaxPooling2D` resolution per argmax pooling layer, for int8.
 
     A quarter of the int8 step that calibration on `representative` gives
-    each pooling input (its range, widened to include 0, over 255 steps):
-    a margin of 2 over the half step that one-step differences can round
-    to in the subtraction.
+    each pooling input (its range over 255 steps): a margin of 2 over the
+    half step that one-step differences can round to in the subtraction.
 
     Args:
         model: keras.Model with `MaxPoolingWithArgmax2D` layers.
         representative: callable returning an iterable of `[images]` lists,
             as `tf_enet.export.representative_images` makes.
+        ranges: "minmax" or "mean", as for `calibrated_ranges`; "mean" for
+            inputs that carry those ranges (or it errs small, which is safe).
 
     Returns:
         dict: layer name -> float.
@@ -347,43 +423,84 @@ def pooling_resolutions(model, representative):
     layers = [l for l in model.layers if isinstance(l, MaxPoolingWithArgmax2D)]
     if not layers:
         return {}
-    probe = keras.Model(model.inputs, [layer.input for layer in layers])
-    low = np.zeros(len(layers))
-    high = np.zeros(len(layers))
-    for (images,) in representative():
-        for i, values in enumerate(probe(images, training=False)):
-            values = keras.ops.convert_to_numpy(values)
-            low[i] = min(low[i], values.min())
-            high[i] = max(high[i], values.max())
+    found = calibrated_ranges(
+        model, [layer.input for layer in layers], representative, ranges
+    )
+    return _resolutions(layers, found)
+
+
+def _resolutions(layers, found):
     return {
-        layer.name: float(max(span, 1e-6) / 255 / 4)
-        for layer, span in zip(layers, high - low)
+        layer.name: float(max(high - low, 1e-6) / 255 / 4)
+        for layer, (low, high) in zip(layers, found)
     }
 
 
-def tflite_friendly(model, *, int8=False, representative=None):
+def _ranged_layers(model, skip):
+    """The layers whose outputs get `Int8Range`: PReLUs, adds, batch norms.
+
+    Not a batch norm right after a transposed convolution (the converter
+    folds the two only when nothing sits between them), nor those in `skip`.
+    """
+    kinds = (keras.layers.PReLU, keras.layers.Add, keras.layers.BatchNormalization)
+    transposed = {
+        id(l.output) for l in model.layers if isinstance(l, keras.layers.Conv2DTranspose)
+    }
+    return [
+        layer for layer in model.layers
+        if isinstance(layer, kinds)
+        and layer.name not in skip
+        and not (
+            isinstance(layer, keras.layers.BatchNormalization)
+            and id(layer.input) in transposed
+        )
+    ]
+
+
+def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
     """A copy of `model` computing the same function in TFLite-fast ops.
 
     Args:
         model: keras.Model (functional), e.g. from `tf_enet.build_enet`.
         int8: bool. For int8 conversion: pooling masks at the resolution
             of the calibrated int8 steps, PReLUs and the normalisation
-            replaced, and the initial block's batch norm folded (in float,
-            XNNPack runs PRELU itself, and the rest stays exact).
+            replaced, the initial block's batch norm folded, and with
+            `ranges="mean"` activation ranges set (in float, XNNPack runs
+            PRELU itself, and the rest stays exact).
         representative: the int8 calibration data (see
             `pooling_resolutions`); required when `int8`.
+        ranges: int8 only. "mean": the outputs of PReLUs, adds and batch
+            norms get `Int8Range`s, the mean over the calibration images of
+            each image's minimum and maximum. "minmax": TFLite's calibration
+            sets every range (the overall minimum and maximum); the copy is
+            then the same function as `model`.
 
     Returns:
         keras.Model sharing `model`'s other layers and weights.
     """
-    resolutions, folded = {}, {}
+    resolutions, folded, clipped = {}, {}, {}
     if int8:
         if representative is None:
             raise ValueError("int8 needs the `representative` calibration data.")
-        resolutions = pooling_resolutions(model, representative)
+        if ranges not in RANGES:
+            raise ValueError(
+                f"`ranges` must be one of {RANGES}; received {ranges!r}."
+            )
         folded = _folded_initial_block(model)
+        pools = [l for l in model.layers if isinstance(l, MaxPoolingWithArgmax2D)]
+        ranged = _ranged_layers(model, folded) if ranges == "mean" else []
+        found = calibrated_ranges(
+            model,
+            [layer.input for layer in pools] + [layer.output for layer in ranged],
+            representative,
+            ranges,
+        )
+        resolutions = _resolutions(pools, found[: len(pools)])
+        clipped = {
+            layer.name: bounds for layer, bounds in zip(ranged, found[len(pools):])
+        }
 
-    def replace(layer):
+    def rewrite(layer):
         if layer.name in folded:
             return folded[layer.name]
         if isinstance(layer, MaxPoolingWithArgmax2D):
@@ -395,5 +512,11 @@ def tflite_friendly(model, *, int8=False, representative=None):
         if int8 and isinstance(layer, keras.layers.Normalization):
             return _affine_normalization(layer) or layer
         return layer
+
+    def replace(layer):
+        rewritten = rewrite(layer)
+        if layer.name in clipped:
+            return Int8Range(rewritten, *clipped[layer.name], name=layer.name)
+        return rewritten
 
     return keras.models.clone_model(model, clone_function=replace)
