@@ -54,6 +54,14 @@ def agree_where_confident(classes, logits):
     return (classes == logits.argmax(-1))[confident].mean(), confident.mean()
 
 
+def write_images(directory, images):
+    """Writes RGB `images` as PNGs in `directory`; returns their paths."""
+    paths = [str(directory / f"{i}.png") for i in range(len(images))]
+    for path, image in zip(paths, images):
+        write_rgb(path, image)
+    return paths
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     keras.utils.set_random_seed(0)
@@ -246,10 +254,8 @@ def test_fixed_size_tflite_matches_keras_and_resizes_other_sizes(checkpoint, tmp
 
 @pytest.mark.slow
 def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path):
-    calibration, images = [], colour_blocks(8, 32, 48, seed=5)
-    for i, image in enumerate(images):
-        calibration.append(str(tmp_path / f"{i}.png"))
-        write_rgb(calibration[-1], image)
+    images = colour_blocks(8, 32, 48, seed=5)
+    calibration = write_images(tmp_path, images)
     path = export.export_model(
         checkpoint[0], str(tmp_path / "enet_int8.tflite"), "tflite",
         quantize="int8", representative=export.representative_images(calibration),
@@ -295,10 +301,7 @@ def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path)
 
 @pytest.mark.slow
 def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
-    calibration, images = [], colour_blocks(6, 32, 48, seed=7)
-    for i, image in enumerate(images):
-        calibration.append(str(tmp_path / f"{i}.png"))
-        write_rgb(calibration[-1], image)
+    calibration = write_images(tmp_path, colour_blocks(6, 32, 48, seed=7))
     representative = export.representative_images(calibration)
     paths = {
         ranges: export.export_model(
