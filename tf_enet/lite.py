@@ -2,8 +2,9 @@
 
 `tflite_friendly(model)` returns a copy of a trained model that computes the
 same function (up to float rounding; for int8, up to the activation ranges
-it sets) with layers chosen for TFLite's XNNPack delegate; `tf_enet.export.export_tflite` converts that copy. The
-copy shares the original's weights and is never trained or saved.
+it sets) with layers chosen for TFLite's XNNPack delegate;
+`tf_enet.export.export_tflite` converts that copy. The copy shares the
+original's weights and is never trained or saved.
 
 - `MaxPoolingWithArgmax2D` / `MaxUnpooling2D` pairs become `WindowMaxPooling2D`
   / `WindowUnpooling2D`: instead of flat int32 indices the pooling passes on
@@ -482,10 +483,6 @@ def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
     if int8:
         if representative is None:
             raise ValueError("int8 needs the `representative` calibration data.")
-        if ranges not in RANGES:
-            raise ValueError(
-                f"`ranges` must be one of {RANGES}; received {ranges!r}."
-            )
         folded = _folded_initial_block(model)
         pools = [l for l in model.layers if isinstance(l, MaxPoolingWithArgmax2D)]
         ranged = _ranged_layers(model, folded) if ranges == "mean" else []
