@@ -5,6 +5,7 @@ batch-norm statistics) is exported once per format and every export is
 compared with the Keras model it came from.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -318,6 +319,9 @@ def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
         for k, it in interpreters.items()
     }
     assert ops["mean"] == ops["minmax"]
+    for ranges, path in paths.items():
+        with open(path + inference.SIDECAR_SUFFIX) as f:
+            assert json.load(f)["export"]["int8_ranges"] == ranges
     # A ranged output's int8 step is its mean range over 255.
     model = checkpoint[1]
     layer = model.get_layer("bottleneck2_0_add")

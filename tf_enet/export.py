@@ -265,6 +265,7 @@ def export_tflite(
             config, num_classes, format="tflite", quantize=quantize or "none",
             input_size=None if input_size is None else list(input_size),
             source=source,
+            **({"int8_ranges": int8_ranges} if quantize == "int8" else {}),
         ),
     )
     return output_path
