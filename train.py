@@ -40,6 +40,11 @@ def _define_flags():
     f.DEFINE_float("lr_decay_factor", 0.1, "Step schedule factor.")
     f.DEFINE_enum("class_weighting", "mfb", ["mfb", "enet", "none"],
                   "mfb: median frequency balancing; enet: 1/ln(1.02 + p); none.")
+    f.DEFINE_string("logit_adjustment", "auto",
+                    "After training, subtract alpha * log(class weight) from the best "
+                    "model's logits (undoes the weighting's bias toward rare classes). "
+                    "auto: alpha in 0, 0.1, ..., 1 with the best train-split mIoU; "
+                    "off; or alpha itself, e.g. 0.5.")
     f.DEFINE_integer("num_initial_blocks", 1, "Number of initial blocks.")
     f.DEFINE_integer("stage_two_repeat", 2, "Repeats of the dilated stage (2 = the paper).")
     f.DEFINE_bool("skip_connections", False, "Add encoder features to the decoder.")

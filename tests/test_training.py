@@ -25,6 +25,7 @@ from helpers import (
     subprocess_env,
     train_flags,
 )
+from tf_enet import calibration
 from tf_enet import data as data_lib
 from tf_enet import metrics as metrics_lib
 from tf_enet import training
@@ -73,6 +74,8 @@ def test_help_documents_every_option():
         ({"lr_decay_factor": 2.0}, "lr_decay_factor"),
         ({"limit": 0}, "limit"),
         ({"dataset": "voc"}, "dataset"),
+        ({"logit_adjustment": "on"}, "logit_adjustment"),
+        ({"logit_adjustment": -0.5}, "logit_adjustment"),
     ],
 )
 def test_invalid_options_are_named(options, name):
@@ -244,18 +247,81 @@ def test_training_learns_the_synthetic_task(trained):
     print(f"both stages trained in {seconds:.0f} s; results: {results}")
     assert results["encoder"]["best_val_miou"] > 0.4
     assert results["full"]["best_val_miou"] > 0.8
-    # An independent evaluation of the saved model agrees with the logs.
+    # An independent evaluation of the saved model agrees with the logs:
+    # as saved (logits adjusted), and with the trained bias put back.
     model = keras.saving.load_model(os.path.join(config.checkpoint_dir, "model.keras"))
     dataset = data_lib.get_dataset("folder", config.data_dir)
+    adjusted = results["logit_adjustment"]
+    assert adjusted["val_mean_iou_before"] == pytest.approx(results["full"]["val_miou"])
+    for logged, bias in ((adjusted["val_mean_iou"], None),
+                         (results["full"], adjusted["trained_bias"])):
+        if bias is not None:
+            model.get_layer("fullconv").bias.assign(bias)
+        scores = val_scores(model, dataset)
+        if bias is None:
+            assert scores["mean_iou"] == pytest.approx(logged, abs=1e-6)
+            continue
+        assert scores["mean_iou"] == pytest.approx(logged["val_miou"], abs=1e-6)
+        for name, iou in zip(dataset.info.class_names, scores["per_class_iou"]):
+            assert logged[f"val_iou_{name}"] == pytest.approx(iou, abs=1e-6)
+
+
+def val_scores(model, dataset):
     confusion = 0
     for images, labels in data_lib.make_eval_dataset(dataset, "val", batch_size=4):
         predictions = np.argmax(model.predict(images, verbose=0), axis=-1)
         confusion = confusion + metrics_lib.confusion_matrix(
             labels, predictions, len(SHAPE_CLASSES), IGNORE)
-    scores = metrics_lib.scores(confusion)
-    assert scores["mean_iou"] == pytest.approx(results["full"]["val_miou"], abs=1e-6)
-    for name, iou in zip(dataset.info.class_names, scores["per_class_iou"]):
-        assert results["full"][f"val_iou_{name}"] == pytest.approx(iou, abs=1e-6)
+    return metrics_lib.scores(confusion)
+
+
+@pytest.mark.slow
+def test_logit_adjustment_is_chosen_on_train_folded_once_and_reversible(
+    trained, tmp_path
+):
+    config, results, _ = trained
+    adjusted = results["logit_adjustment"]
+    weights = np.array(results["class_weights"], np.float32)
+    train_miou = adjusted["train_mean_iou"]
+    assert set(train_miou) == {f"{a:g}" for a in calibration.ALPHAS}
+    assert train_miou[f"{adjusted['alpha']:g}"] == max(train_miou.values())
+    # A copy of the run, so the adjustment can change without the fixture.
+    run = str(tmp_path / "run")
+    shutil.copytree(config.checkpoint_dir, run)
+    config = dataclasses.replace(config, checkpoint_dir=run)
+    model_path = os.path.join(run, "model.keras")
+
+    def bias():
+        model = keras.saving.load_model(model_path, compile=False)
+        return model.get_layer("fullconv").bias.numpy()
+
+    trained_bias = np.array(adjusted["trained_bias"], np.float32)
+    expected = trained_bias - np.float32(adjusted["alpha"]) * np.log(weights)
+    np.testing.assert_allclose(bias(), expected, atol=1e-6)
+    # Running again changes nothing: the record says it is done.
+    digest = sha256(model_path)
+    assert training.train(config)["logit_adjustment"] == adjusted
+    assert sha256(model_path) == digest
+    # A given alpha starts from the trained bias, not the adjusted one.
+    half = training.train(
+        dataclasses.replace(config, logit_adjustment="0.5")
+    )["logit_adjustment"]
+    assert half["alpha"] == 0.5 and "train_mean_iou" not in half
+    np.testing.assert_allclose(
+        bias(), trained_bias - 0.5 * np.log(weights), atol=1e-6
+    )
+    # Off puts the trained model back and drops the record.
+    assert training.train(
+        dataclasses.replace(config, logit_adjustment="off")
+    )["logit_adjustment"] is None
+    np.testing.assert_allclose(bias(), trained_bias, atol=1e-6)
+    assert "logit_adjustment" not in training.read_json(os.path.join(run, "best.json"))
+    # A kill between the record and the model: the next run completes it.
+    record = training.read_json(os.path.join(run, "best.json"))
+    record["logit_adjustment"] = dict(adjusted)
+    training.write_json(os.path.join(run, "best.json"), record)
+    assert training.train(config)["logit_adjustment"]["alpha"] == adjusted["alpha"]
+    np.testing.assert_allclose(bias(), expected, atol=1e-6)
 
 
 @pytest.mark.slow

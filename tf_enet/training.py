@@ -9,8 +9,10 @@ to the checkpoint directory:
     <checkpoint_dir>/config.json         every option, classes, palette,
                                          class weights, ignore id, input
                                          normalisation
-    <checkpoint_dir>/model.keras         best full model by val mIoU
-    <checkpoint_dir>/best.json           its epoch and scores
+    <checkpoint_dir>/model.keras         best full model by val mIoU,
+                                         logit adjustment folded in
+    <checkpoint_dir>/best.json           its epoch, scores and logit
+                                         adjustment
     <checkpoint_dir>/done.json           written when the stage finished
     <checkpoint_dir>/history.csv         per-epoch losses and IoUs
     <checkpoint_dir>/backup/             weights + optimizer state of the
@@ -18,6 +20,10 @@ to the checkpoint directory:
     <checkpoint_dir>/encoder/...         the same for the encoder stage
     <checkpoint_dir>/logs/               TensorBoard (also the learning
                                          rate)
+
+After the full stage the best model's logits are adjusted for the class
+weights (`tf_enet.calibration`): the strength is chosen on the training
+split, folded into the last layer's bias and recorded in `best.json`.
 
 Killing the process at any moment and running it again continues from the
 last completed epoch; model files are written to a temporary name and
@@ -41,6 +47,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tf_enet import calibration
 from tf_enet import data as data_lib
 from tf_enet import metrics as metrics_lib
 from tf_enet.losses import WeightedSparseCategoricalCrossentropy
@@ -63,10 +70,13 @@ SCHEDULES = ("step", "poly", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # Options that may change between runs in one checkpoint directory: more
 # epochs extend a run; a moved dataset or directory is the same run; the
-# rest do not change what is trained.
+# rest do not change what is trained (a changed logit adjustment is redone
+# on the trained model).
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "encoder_epochs", "data_dir", "checkpoint_dir", "verbose", "overwrite"}
+    {"epochs", "encoder_epochs", "data_dir", "checkpoint_dir", "verbose",
+     "overwrite", "logit_adjustment"}
 )
+LOGIT_ADJUSTMENTS = ("auto", "off")
 CONFIG_FILE = "config.json"
 # Everything `train` writes into a checkpoint directory; `--overwrite`
 # removes these (and nothing else) before starting another run there.
@@ -102,6 +112,10 @@ class TrainConfig:
         lr_decay_epochs: int. Step schedule period.
         lr_decay_factor: float. Step schedule factor.
         class_weighting: str. "mfb", "enet" or "none".
+        logit_adjustment: "auto", "off" or float >= 0. Subtract
+            `alpha * log(class_weights)` from the best model's logits
+            (`tf_enet.calibration`): "auto" chooses alpha in 0, 0.1, ..., 1
+            by mean IoU on the training split; a number is alpha itself.
         num_initial_blocks: int. See `tf_enet.ENetConfig`.
         stage_two_repeat: int. See `tf_enet.ENetConfig`.
         skip_connections: bool. See `tf_enet.ENetConfig`.
@@ -134,6 +148,7 @@ class TrainConfig:
     lr_decay_epochs: int = 100
     lr_decay_factor: float = 0.1
     class_weighting: str = "mfb"
+    logit_adjustment: object = "auto"
     num_initial_blocks: int = 1
     stage_two_repeat: int = 2
     skip_connections: bool = False
@@ -177,6 +192,14 @@ class TrainConfig:
             fail("strategy", f"one of {STRATEGIES}")
         if self.class_weighting not in ("mfb", "enet", "none"):
             fail("class_weighting", "one of ('mfb', 'enet', 'none')")
+        if self.logit_adjustment not in LOGIT_ADJUSTMENTS:
+            try:
+                alpha = float(self.logit_adjustment)
+            except (TypeError, ValueError):
+                alpha = math.nan
+            if not alpha >= 0:
+                fail("logit_adjustment", f"one of {LOGIT_ADJUSTMENTS} or a number >= 0")
+            object.__setattr__(self, "logit_adjustment", alpha)
         if not self.learning_rate > 0:
             fail("learning_rate", "positive")
         if not self.weight_decay >= 0:
@@ -735,7 +758,85 @@ def train(config, overwrite=False):
         results[stage] = _train_stage(
             config, stage, dataset, weights, strategy, chief
         )
+    if chief and "full" in _stage_plan(config):
+        results["logit_adjustment"] = _adjust_logits(config, dataset, weights)
     return results
+
+
+def _adjust_logits(config, dataset, weights):
+    """Folds the configured logit adjustment into the best full model.
+
+    Done once per best model: `best.json` records alpha with the last
+    layer's bias before and after, and a new best model (a longer run) comes
+    with a new record. A changed setting starts again from the trained bias.
+    The record is written before an adjusted model and after a restored one,
+    so a kill in between leaves a state the next run completes.
+
+    Returns:
+        dict or None: the record (alpha, how it was chosen, mean IoUs), or
+        None when there is no model or nothing to adjust.
+    """
+    model_path = os.path.join(config.checkpoint_dir, "model.keras")
+    record_path = os.path.join(config.checkpoint_dir, "best.json")
+    if not (os.path.exists(model_path) and os.path.exists(record_path)):
+        return None
+    record = read_json(record_path)
+    previous = record.pop("logit_adjustment", None)
+    setting = config.logit_adjustment
+    wanted = setting != "off" and not np.allclose(weights, weights[0])
+    if previous is None and not wanted:
+        return None
+    model = keras.saving.load_model(model_path, compile=False)
+    bias = model.get_layer(calibration.LOGITS_LAYER).bias
+    same = previous is not None and previous["setting"] == setting
+    if same and np.allclose(bias.numpy(), previous["bias"]):
+        return previous
+    if previous is not None:
+        bias.assign(previous["trained_bias"])
+    if not wanted:
+        write_atomically(model_path, model.save)
+        write_json(record_path, record)
+        return None
+    adjusted = previous if same else _choose_adjustment(config, dataset, weights, model)
+    calibration.fold_adjustment(model, weights, adjusted["alpha"])
+    adjusted["bias"] = bias.numpy().tolist()
+    record["logit_adjustment"] = adjusted
+    write_json(record_path, record)
+    write_atomically(model_path, model.save)
+    logging.info(
+        "Logit adjustment alpha=%g: val mIoU %.4f -> %.4f", adjusted["alpha"],
+        adjusted["val_mean_iou_before"], adjusted["val_mean_iou"],
+    )
+    return adjusted
+
+
+def _choose_adjustment(config, dataset, weights, model):
+    """Alpha (chosen on the training split for "auto") and its val scores."""
+    setting = config.logit_adjustment
+    adjusted = {
+        "setting": setting,
+        "trained_bias": model.get_layer(calibration.LOGITS_LAYER).bias.numpy().tolist(),
+    }
+    if setting == "auto":
+        logging.info("Choosing the logit adjustment on the training split")
+        scores = calibration.adjustment_scores(
+            model, dataset, weights, "train", limit=config.limit
+        )
+        alpha = calibration.best_alpha(scores)
+        adjusted["train_mean_iou"] = {
+            f"{a:g}": float(s["mean_iou"]) for a, s in scores.items()
+        }
+    else:
+        alpha = float(setting)
+    val = calibration.adjustment_scores(
+        model, dataset, weights, "val", alphas=(0.0, alpha), limit=config.val_limit
+    )
+    adjusted.update(
+        alpha=alpha,
+        val_mean_iou_before=float(val[0.0]["mean_iou"]),
+        val_mean_iou=float(val[alpha]["mean_iou"]),
+    )
+    return adjusted
 
 
 def _remove_run_files(checkpoint_dir):

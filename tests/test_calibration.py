@@ -1,0 +1,73 @@
+"""Tests of the logit adjustment: the folded bias and the alpha search."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tf_enet
+from helpers import IGNORE, SHAPE_CLASSES, make_shapes_dataset
+from tf_enet import calibration
+from tf_enet import data as data_lib
+from tf_enet import metrics as metrics_lib
+
+COLOURS = np.array([c[2] for c in SHAPE_CLASSES], np.float32)
+# "ring" outweighs the rest by e^3: its logit gains (1 - alpha) * 3.
+WEIGHTS = np.array([1.0, 1.0, 1.0, math.exp(3.0)], np.float32)
+
+
+def nearest_colour(images):
+    """Class ids of the shapes images: the nearest class colour (noise is small)."""
+    distance = np.linalg.norm(images[..., None, :] - COLOURS, axis=-1)
+    return np.argmin(distance, axis=-1)  # [batch, height, width]
+
+
+class WeightedLogits:
+    """Logits of a model that learned the classes and the weights' log shift."""
+
+    name = "weighted_logits"
+
+    def predict(self, images, verbose=0):
+        one_hot = np.eye(len(COLOURS), dtype=np.float32)[nearest_colour(images)]
+        return one_hot + np.log(WEIGHTS)
+
+
+def test_adjustment_scores_undo_the_weights_shift(tmp_path):
+    dataset = data_lib.get_dataset(
+        "folder", make_shapes_dataset(tmp_path / "data", num_train=6, num_val=2)
+    )
+    scores = calibration.adjustment_scores(WeightedLogits(), dataset, WEIGHTS, "train")
+    assert sorted(scores) == list(calibration.ALPHAS)
+    # Independent references: at alpha <= 0.6 the ring's 3 * (1 - alpha) >= 1.2
+    # beats every other logit, from 0.7 (0.9) on the nearest colour wins.
+    by_colour = all_ring = 0
+    for images, labels in data_lib.make_eval_dataset(dataset, "train", batch_size=1):
+        classes = nearest_colour(images.numpy())
+        by_colour = by_colour + metrics_lib.confusion_matrix(labels, classes, 4, IGNORE)
+        all_ring = all_ring + metrics_lib.confusion_matrix(
+            labels, np.full_like(classes, 3), 4, IGNORE
+        )
+    for alpha in calibration.ALPHAS:
+        expected = metrics_lib.scores(all_ring if alpha <= 0.6 else by_colour)
+        assert scores[alpha]["mean_iou"] == pytest.approx(expected["mean_iou"])
+    assert scores[0.0]["mean_iou"] < 0.25 < 0.95 < scores[1.0]["mean_iou"]
+    # The ties from 0.7 to 1 resolve to the weakest adjustment.
+    assert calibration.best_alpha(scores) == 0.7
+    with pytest.raises(ValueError, match="4 positive class weights"):
+        calibration.adjustment_scores(WeightedLogits(), dataset, [1.0, 0.0, 1.0, 1.0])
+
+
+def test_fold_adjustment_subtracts_alpha_log_weights_from_the_logits():
+    model = tf_enet.build_enet(4, stage_two_repeat=1)
+    images = np.random.RandomState(0).uniform(0, 255, (2, 24, 40, 3)).astype("float32")
+    before = model(images, training=False).numpy()
+    calibration.fold_adjustment(model, WEIGHTS, 0.7)
+    after = model(images, training=False).numpy()
+    np.testing.assert_allclose(after, before - 0.7 * np.log(WEIGHTS), atol=1e-5)
+    calibration.fold_adjustment(model, WEIGHTS, -0.7)
+    np.testing.assert_allclose(model(images, training=False).numpy(), before, atol=1e-5)
+    encoder = tf_enet.build_enet_encoder(4, stage_two_repeat=1)
+    with pytest.raises(ValueError, match="no layer 'fullconv'"):
+        calibration.fold_adjustment(encoder, WEIGHTS, 0.5)
+    with pytest.raises(ValueError, match="4 positive class weights"):
+        calibration.fold_adjustment(model, WEIGHTS[:3], 0.5)

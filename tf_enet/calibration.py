@@ -1,0 +1,125 @@
+"""Logit adjustment for models trained with a class-weighted loss.
+
+A cross-entropy weighted by `w` is minimised by logits shifted by about
+`log(w)` per class (Menon et al. 2021, "Long-tail learning via logit
+adjustment", arXiv 2007.07314): the weights that make a rare class learn at
+all then also make the argmax predict it far beyond where it is. Subtracting
+`alpha * log(w)` from the logits undoes part of that shift: `alpha = 0` keeps
+the weighted model, `alpha = 1` gives the unweighted posterior's argmax.
+`alpha` is chosen on the training split (the mean IoU peaks between the two
+ends) and folded into the bias of the model's last convolution, so every
+export and runtime sees the adjusted logits at no cost.
+"""
+
+import numpy as np
+
+from tf_enet import data as data_lib
+from tf_enet import metrics as metrics_lib
+
+# 0, 0.1, ..., 1.
+ALPHAS = tuple(i / 10 for i in range(11))
+LOGITS_LAYER = "fullconv"
+
+
+def adjustment_scores(
+    model, dataset, class_weights, split="train", *, alphas=ALPHAS,
+    limit=None, on_batch=None,
+):
+    """Scores `argmax(logits - alpha * log(class_weights))` for each alpha.
+
+    One pass over the split at full label resolution (as
+    `tf_enet.inference.evaluate`), one confusion matrix per alpha.
+
+    Args:
+        model: keras.Model mapping images to logits of the same size.
+        dataset: tf_enet.data.SegmentationDataset.
+        class_weights: float array-like `[num_classes]`, positive. The
+            weights the model was trained with.
+        split: str. Split to score.
+        alphas: sequence of float. Adjustment strengths to score.
+        limit: int or None. Score only the first `limit` images.
+        on_batch: callable `(images_done, images_total)` or None.
+
+    Returns:
+        dict: alpha -> `tf_enet.metrics.scores` of its confusion matrix.
+
+    Raises:
+        ValueError: the weights are not positive or not one per class.
+    """
+    num_classes = dataset.info.num_classes
+    offsets = _log_weights(class_weights, num_classes)
+    confusions = {alpha: np.zeros((num_classes, num_classes), np.int64) for alpha in alphas}
+    total = len(dataset.files(split)[:limit])
+    done = 0
+    for images, labels in data_lib.make_eval_dataset(
+        dataset, split, batch_size=1, limit=limit
+    ):
+        labels = labels.numpy()  # [1, height, width]
+        logits = model.predict(images.numpy(), verbose=0)  # [1, h, w, classes]
+        if logits.shape[1:3] != labels.shape[1:3]:
+            raise ValueError(
+                f"Model {model.name!r} returns logits of size {logits.shape[1:3]} "
+                f"for labels of size {labels.shape[1:3]}; logit adjustment "
+                "needs a model that keeps the image size."
+            )
+        for alpha, confusion in confusions.items():
+            classes = np.argmax(logits - alpha * offsets, axis=-1)
+            confusion += metrics_lib.confusion_matrix(
+                labels, classes, num_classes, dataset.info.ignore_index
+            )
+        done += len(labels)
+        if on_batch is not None:
+            on_batch(done, total)
+    return {alpha: metrics_lib.scores(c) for alpha, c in confusions.items()}
+
+
+def best_alpha(scores):
+    """The alpha with the highest mean IoU; the smallest one on ties.
+
+    Args:
+        scores: dict from `adjustment_scores`.
+
+    Returns:
+        float.
+    """
+    return max(sorted(scores), key=lambda alpha: (scores[alpha]["mean_iou"], -alpha))
+
+
+def fold_adjustment(model, class_weights, alpha, layer=LOGITS_LAYER):
+    """Subtracts `alpha * log(class_weights)` from the logits, in place.
+
+    The offset goes into the bias of `layer`, whose output are the logits
+    (ENet's `fullconv`; the cropping after it does not change values).
+
+    Args:
+        model: keras.Model.
+        class_weights: float array-like `[num_classes]`, positive.
+        alpha: float. Adjustment strength.
+        layer: str. Name of the layer whose bias holds the logits' offsets.
+
+    Raises:
+        ValueError: the model has no such layer with a bias, or the weights
+            are not positive or not one per class.
+    """
+    try:
+        target = model.get_layer(layer)
+    except ValueError:
+        raise ValueError(
+            f"Model {model.name!r} has no layer {layer!r} to hold the logit "
+            "adjustment; it applies to full ENet models."
+        ) from None
+    bias = getattr(target, "bias", None)
+    if bias is None:
+        raise ValueError(f"Layer {layer!r} of {model.name!r} has no bias.")
+    offsets = _log_weights(class_weights, int(bias.shape[0]))
+    bias.assign(bias.numpy() - np.float32(alpha) * offsets)
+
+
+def _log_weights(class_weights, num_classes):
+    weights = np.asarray(class_weights, np.float32)
+    if weights.shape != (num_classes,) or not np.all(weights > 0):
+        raise ValueError(
+            f"Logit adjustment needs {num_classes} positive class weights; "
+            f"received {class_weights!r}."
+        )
+    return np.log(weights)
