@@ -205,6 +205,16 @@ def test_checkpoint_dir_with_foreign_files_is_refused(tmp_path):
         training.check_checkpoint_dir(config, overwrite=False)
 
 
+def test_run_files_get_the_permissions_of_any_new_file(tmp_path):
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    training.write_json(str(tmp_path / "best.json"), {"epoch": 1})
+    training.write_atomically(str(tmp_path / "model.keras"), keras.Sequential().save)
+    for name in ("best.json", "model.keras"):
+        assert os.stat(tmp_path / name).st_mode == os.stat(plain).st_mode, name
+    assert sorted(os.listdir(tmp_path)) == ["best.json", "model.keras", "plain.json"]
+
+
 def test_overwrite_removes_only_run_files(tmp_path):
     for name in ("model.keras", "best.json", "done.json", "history.csv",
                  "config.json", "notes.txt"):

@@ -40,7 +40,7 @@ import json
 import math
 import os
 import shutil
-import tempfile
+import uuid
 
 import keras
 import numpy as np
@@ -224,8 +224,9 @@ def write_atomically(path, write):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     suffix = os.path.splitext(path)[1]
-    fd, tmp_path = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=suffix)
-    os.close(fd)
+    # `write` creates the file, so it gets the permissions of any new file
+    # (mkstemp's would be 0600: unreadable to a server running as another user).
+    tmp_path = os.path.join(directory, f".tmp-{uuid.uuid4().hex}{suffix}")
     try:
         write(tmp_path)
         os.replace(tmp_path, path)
