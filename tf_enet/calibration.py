@@ -85,21 +85,20 @@ def best_alpha(scores):
     return max(sorted(scores), key=lambda alpha: (scores[alpha]["mean_iou"], -alpha))
 
 
-def fold_adjustment(model, class_weights, alpha, layer=LOGITS_LAYER):
-    """Subtracts `alpha * log(class_weights)` from the logits, in place.
+def logits_bias(model, layer=LOGITS_LAYER):
+    """The bias of `layer`, whose output are the model's logits.
 
-    The offset goes into the bias of `layer`, whose output are the logits
-    (ENet's `fullconv`; the cropping after it does not change values).
+    ENet's `fullconv`; the cropping after it does not change values.
 
     Args:
         model: keras.Model.
-        class_weights: float array-like `[num_classes]`, positive.
-        alpha: float. Adjustment strength.
-        layer: str. Name of the layer whose bias holds the logits' offsets.
+        layer: str. Name of the layer.
+
+    Returns:
+        The bias variable, `[num_classes]`.
 
     Raises:
-        ValueError: the model has no such layer with a bias, or the weights
-            are not positive or not one per class.
+        ValueError: the model has no such layer with a bias.
     """
     try:
         target = model.get_layer(layer)
@@ -111,6 +110,25 @@ def fold_adjustment(model, class_weights, alpha, layer=LOGITS_LAYER):
     bias = getattr(target, "bias", None)
     if bias is None:
         raise ValueError(f"Layer {layer!r} of {model.name!r} has no bias.")
+    return bias
+
+
+def fold_adjustment(model, class_weights, alpha, layer=LOGITS_LAYER):
+    """Subtracts `alpha * log(class_weights)` from the logits, in place.
+
+    The offset goes into `logits_bias(model, layer)`.
+
+    Args:
+        model: keras.Model.
+        class_weights: float array-like `[num_classes]`, positive.
+        alpha: float. Adjustment strength.
+        layer: str. Name of the layer whose bias holds the logits' offsets.
+
+    Raises:
+        ValueError: the model has no such layer with a bias, or the weights
+            are not positive or not one per class.
+    """
+    bias = logits_bias(model, layer)
     offsets = _log_weights(class_weights, int(bias.shape[0]))
     bias.assign(bias.numpy() - np.float32(alpha) * offsets)
 

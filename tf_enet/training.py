@@ -788,7 +788,7 @@ def _adjust_logits(config, dataset, weights):
     if previous is None and not wanted:
         return None
     model = keras.saving.load_model(model_path, compile=False)
-    bias = model.get_layer(calibration.LOGITS_LAYER).bias
+    bias = calibration.logits_bias(model)
     same = previous is not None and previous["setting"] == setting
     if same and np.allclose(bias.numpy(), previous["bias"]):
         return previous
@@ -816,7 +816,7 @@ def _choose_adjustment(config, dataset, weights, model):
     setting = config.logit_adjustment
     adjusted = {
         "setting": setting,
-        "trained_bias": model.get_layer(calibration.LOGITS_LAYER).bias.numpy().tolist(),
+        "trained_bias": calibration.logits_bias(model).numpy().tolist(),
     }
     if setting == "auto":
         logging.info("Choosing the logit adjustment on the training split")
