@@ -1,0 +1,189 @@
+"""The run and export format: file names, the config schema, JSON I/O.
+
+Every file tf_enet writes or reads beside a model is named here, and every
+JSON file goes through `write_json`, so the format has one owner (as
+keras-hub's `preset_utils` owns a preset's files).
+
+A training run's directory (`train.py --checkpoint_dir`):
+
+    config.json     `FORMAT`: every option, the dataset's classes, palette
+                    and ignore id, the class weights, the input normalisation
+    model.keras     the best full model
+    best.json       its epoch, validation scores and logit adjustment
+    done.json       written when a stage has finished
+    history.csv     per-epoch losses and scores
+    backup/         weights and optimizer state of the last epoch (resume)
+    encoder/        the same files for the encoder stage
+    logs/           TensorBoard
+
+An export (`export.py`) carries the same configuration: a SavedModel in
+`assets/tf_enet_config.json`, a single-file model (`.tflite`, `.onnx`) in
+`<file>.json` beside it.
+
+All JSON is strict (RFC 8259): a non-finite float (a mean IoU over a split
+without labelled pixels, say) is written as `null`.
+"""
+
+import json
+import math
+import os
+import uuid
+
+FORMAT = "tf_enet/1"
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+BEST_FILE = "best.json"
+DONE_FILE = "done.json"
+HISTORY_FILE = "history.csv"
+BACKUP_DIR = "backup"
+ENCODER_DIR = "encoder"
+LOGS_DIR = "logs"
+# Everything a training run writes into its directory; `--overwrite` removes
+# these, and nothing else, before starting another run there.
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, BEST_FILE, DONE_FILE, HISTORY_FILE,
+             BACKUP_DIR, ENCODER_DIR, LOGS_DIR)
+# Where an exported SavedModel keeps the configuration.
+SAVED_MODEL_CONFIG = "tf_enet_config.json"
+# The configuration of a single-file model: "<model path>.json".
+SIDECAR_SUFFIX = ".json"
+
+# The one name of the mean intersection over union, in logs, JSON and
+# tables; the validation value carries Keras's "val_" prefix.
+MEAN_IOU = "mean_iou"
+VAL_MEAN_IOU = "val_" + MEAN_IOU
+# Names earlier versions wrote for the same value (best.json, history.csv).
+_OLD_MEAN_IOU_NAMES = {"miou": MEAN_IOU, "val_miou": VAL_MEAN_IOU,
+                       "best_val_miou": "best_" + VAL_MEAN_IOU}
+
+
+def renamed_metric(name):
+    """The current name of a metric name an earlier version wrote.
+
+    Args:
+        str. A key of `best.json`/`done.json` or a `history.csv` column.
+
+    Returns:
+        str. `name` with "miou" spelled as `MEAN_IOU`; other names unchanged.
+    """
+    return _OLD_MEAN_IOU_NAMES.get(name, name)
+
+
+def write_atomically(path, write):
+    """Calls `write(tmp_path)` and renames the result to `path` in one step.
+
+    The directory is created if missing. A reader never sees a half-written
+    file, and a failed `write` leaves `path` as it was.
+
+    Args:
+        path: str. The file to write.
+        write: callable taking the temporary path (in the same directory,
+            with the same extension) and creating the file there.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    suffix = os.path.splitext(path)[1]
+    # `write` creates the file, so it gets the permissions of any new file
+    # (mkstemp's would be 0600: unreadable to a server running as another user).
+    tmp_path = os.path.join(directory, f".tmp-{uuid.uuid4().hex}{suffix}")
+    try:
+        write(tmp_path)
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def to_strict_json(value):
+    """`value` with every non-finite float replaced by None (JSON null).
+
+    Args:
+        value: nested dicts, lists and tuples of JSON-compatible values;
+            NumPy scalars are converted with `.item()`.
+
+    Returns:
+        The same structure, serialisable with `allow_nan=False`.
+    """
+    if isinstance(value, dict):
+        return {str(k): to_strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_strict_json(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path, value):
+    """Writes `value` as strict, indented JSON to `path`, atomically.
+
+    Args:
+        path: str. The file; its directory is created if missing.
+        value: JSON-compatible structure; non-finite floats become null.
+    """
+    text = json.dumps(to_strict_json(value), indent=2, sort_keys=True,
+                      allow_nan=False) + "\n"
+
+    def write(tmp_path):
+        with open(tmp_path, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    write_atomically(path, write)
+
+
+def read_json(path):
+    """The JSON value in `path` (NaN written by earlier versions reads as NaN).
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not JSON.
+    """
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def ensure_writable_file(path, what):
+    """Creates the directory of `path` and checks a file can be written there.
+
+    Called before long work whose result goes to `path`, so that the result
+    is never lost to a missing directory or a permission.
+
+    Args:
+        path: str. The output file.
+        what: str. The option or role named in errors, e.g. "--output_json".
+
+    Raises:
+        OSError: with a message naming `what` and `path` and the reason.
+    """
+    ensure_writable_dir(os.path.dirname(os.path.abspath(path)), what)
+    if os.path.isdir(path):
+        raise OSError(f"{what} {path} is a directory; expected a file path.")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise OSError(f"{what} {path} exists and is not writable.")
+
+
+def ensure_writable_dir(path, what):
+    """Creates directory `path` if missing and checks files can be made in it.
+
+    Args:
+        path: str. The output directory.
+        what: str. The option or role named in errors, e.g. "--output_dir".
+
+    Raises:
+        OSError: with a message naming `what` and `path` and the reason.
+    """
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise OSError(
+            f"{what} {path}: cannot create the directory ({error.strerror})."
+        ) from None
+    probe = os.path.join(path, f".tmp-{uuid.uuid4().hex}")
+    try:
+        with open(probe, "w", encoding="utf-8"):
+            pass
+        os.remove(probe)
+    except OSError as error:
+        raise OSError(
+            f"{what} {path}: cannot write there ({error.strerror})."
+        ) from None
