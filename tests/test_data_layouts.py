@@ -175,7 +175,9 @@ def test_folder_flat_is_train_split_and_val_says_so(tmp_path):
     write_rgb(root / "images" / "y.bmp", np.zeros((4, 6, 3)))
     write_ids(root / "masks" / "x.png", np.zeros((4, 6)))
     write_ids(root / "masks" / "y.png", np.zeros((4, 6)))
-    ds = data.get_dataset("folder", str(root))
+    # Without a held-out val split, the flat folder is all "train".
+    ds = data.get_dataset("folder", str(root), val_fraction=0)
+    assert ds.splits() == ("train",)
     assert [os.path.basename(i) for i, _ in ds.files("train")] == ["x.jpg", "y.bmp"]
     assert ds.info.class_names == ("road", "car")
     assert ds.info.palette == ((128, 64, 128), (0, 0, 142))

@@ -44,7 +44,8 @@ def make_folder(root, images, masks, num_classes=4, **extra):
         write(root / "images" / name, image)
     for name, mask in masks.items():
         write(root / "masks" / name, mask)
-    return data.get_dataset("folder", str(root))
+    # Every image stays in "train"; held-out val splits are tested elsewhere.
+    return data.get_dataset("folder", str(root), val_fraction=0)
 
 
 def batches(dataset):

@@ -9,6 +9,7 @@ import pytest
 
 from tf_enet import data
 from tf_enet.data import base
+from tf_enet.data import masks
 
 # Two 2x3 CamVid masks (11 = Unlabelled, the ignore id).
 MASK_A = [[0, 0, 1], [11, 1, 1]]  # class 0: 2, class 1: 3, ignore: 1
@@ -119,26 +120,29 @@ def test_truncated_jpeg_is_caught(tmp_path):
         base.read_image_array(str(path))
 
 
-def test_colour_mask_in_id_dataset_and_16_bit_mask_are_refused(tmp_path):
+def test_colour_mask_in_id_dataset_and_16_bit_value_past_ids_are_refused(tmp_path):
     ds = make_camvid(tmp_path, {"a": MASK_A, "b": MASK_B})
     write(tmp_path / "data" / "trainannot" / "a.png", np.zeros((2, 3, 3), np.uint8))
-    write(tmp_path / "data" / "trainannot" / "b.png", np.zeros((2, 3), np.uint16))
+    # A 16-bit mask is read as its values; 300 is no CamVid id.
+    write(tmp_path / "data" / "trainannot" / "b.png",
+          np.array([[0, 1, 300], [2, 11, 0]], np.uint16))
     with pytest.raises(data.DatasetError) as e:
         data.scan(ds, "train")
     assert "a.png has 3 (colour) channels" in str(e.value)
-    assert "b.png: it is a 16-bit PNG" in str(e.value)
+    assert "b.png has invalid values [300]" in str(e.value)
 
 
 def test_unknown_mask_colour_names_file_and_colour(tmp_path):
     (tmp_path / "classes.json").write_text(json.dumps({
-        "classes": [{"name": "a", "color": [255, 0, 0]}],
+        "classes": [{"name": "a", "color": [255, 0, 0]},
+                    {"name": "b", "color": [0, 0, 255]}],
         "ignore_color": [0, 0, 0],
     }))
     write(tmp_path / "images" / "x.png", np.zeros((2, 2, 3), np.uint8))
     # RGB (255, 0, 0), (0, 0, 0) known; (0, 255, 0) is not. OpenCV is BGR.
     mask = np.array([[[0, 0, 255], [0, 0, 0]], [[0, 255, 0], [0, 255, 0]]], np.uint8)
     write(tmp_path / "masks" / "x.png", mask)
-    ds = data.get_dataset("folder", str(tmp_path))
+    ds = data.get_dataset("folder", str(tmp_path), val_fraction=0)
     with pytest.raises(data.DatasetError, match=r"x.png has colours not in the class "
                        r"list: \[\(0, 255, 0\)\]"):
         data.scan(ds, "train")
@@ -148,11 +152,11 @@ def test_second_scan_reads_no_file(tmp_path, monkeypatch):
     ds = make_camvid(tmp_path)
     first = data.scan(ds, "train", cache_dir=str(tmp_path / "c"))
 
-    def fail(path):
+    def fail(path, *args):
         raise AssertionError(f"read {path} despite the cache")
 
     monkeypatch.setattr(base, "read_image_array", fail)
-    monkeypatch.setattr(base, "read_mask_array", fail)
+    monkeypatch.setattr(masks, "read_mask", fail)
     second = data.scan(ds, "train", cache_dir=str(tmp_path / "c"))
     assert second.to_dict() == first.to_dict()
     np.testing.assert_array_equal(second.pixel_counts, first.pixel_counts)

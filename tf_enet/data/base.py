@@ -8,7 +8,8 @@ modules `camvid`, `cityscapes` and `folder` fill these in for each layout,
 and `pipeline` turns any of them into a `tf.data.Dataset`.
 
 `decode_image_file` and `colorize` are the numpy (OpenCV) counterparts of the
-pipeline's decoding, for prediction scripts working on single files.
+pipeline's decoding, for prediction scripts working on single files; masks
+are read by `masks`.
 """
 
 import dataclasses
@@ -19,6 +20,8 @@ import numpy as np
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_EXTENSIONS = (".png",)
+# Ways a dataset's PNG masks can encode classes; see `tf_enet.data.masks`.
+MASK_ENCODINGS = ("auto", "ids", "color")
 # How many file names an error message lists before it says "...".
 _MAX_NAMES = 3
 
@@ -117,10 +120,11 @@ class DatasetInfo:
 class LabelMapping:
     """How raw mask pixels become class ids.
 
-    Single-channel masks go through `id_table`; three-channel (colour) masks
-    through `color_table`. A value absent from both is invalid: `scan`
-    reports it, and the pipeline (which only sees scanned files) maps it to
-    the ignore id.
+    Single-channel and palette masks go through `id_table` (palette masks
+    by their indices); colour masks through `color_table`. A value absent
+    from both is invalid: `scan` reports it, and the pipeline (which only
+    sees scanned files) maps it to the ignore id. `masks.mask_format` says
+    which table a file goes through.
 
     Args:
         ignore_index: int. Id given to pixels without a label.
@@ -129,12 +133,18 @@ class LabelMapping:
         color_table: tuple of `((R, G, B), id)` pairs for colour masks;
             empty when the dataset only has class-id masks.
         valid_values: str. The valid mask values in words, for errors.
+        mask_encoding: str. How palette and colour PNGs are read: "auto"
+            (palette indices are ids, RGB masks are colours), "ids" (palette
+            indices are ids, RGB masks are refused) or "color" (palette and
+            RGB masks are colours, single-channel masks are refused). See
+            `tf_enet.data.masks`.
     """
 
     ignore_index: int
     id_table: tuple
     color_table: tuple = ()
     valid_values: str = ""
+    mask_encoding: str = "auto"
 
     def __post_init__(self):
         if len(self.id_table) != 256:
@@ -142,9 +152,19 @@ class LabelMapping:
                 f"LabelMapping.id_table needs 256 entries (one per 8-bit "
                 f"value); received {len(self.id_table)}."
             )
+        if self.mask_encoding not in MASK_ENCODINGS:
+            raise ValueError(
+                f"LabelMapping.mask_encoding must be one of "
+                f"{', '.join(MASK_ENCODINGS)}; received {self.mask_encoding!r}."
+            )
+        if self.mask_encoding == "color" and not self.color_table:
+            raise ValueError(
+                'LabelMapping.mask_encoding "color" needs a color_table.'
+            )
 
     @classmethod
-    def identity(cls, num_classes, ignore_index, color_table=()):
+    def identity(cls, num_classes, ignore_index, color_table=(),
+                 mask_encoding="auto"):
         """Masks hold the class ids themselves, plus the ignore id."""
         table = [-1] * 256
         for value in range(min(num_classes, 256)):
@@ -152,9 +172,12 @@ class LabelMapping:
         if 0 <= ignore_index < 256:
             table[ignore_index] = ignore_index
         valid = f"class ids 0-{num_classes - 1} or the ignore id {ignore_index}"
-        if color_table:
+        if color_table and mask_encoding == "color":
+            valid = "the colours of classes.json"
+        elif color_table and mask_encoding == "auto":
             valid += " (or, in colour masks, the colours of classes.json)"
-        return cls(ignore_index, tuple(table), tuple(color_table), valid)
+        return cls(ignore_index, tuple(table), tuple(color_table), valid,
+                   mask_encoding)
 
     def id_array(self):
         """`id_table` as int32 [256], -1 marking invalid values."""
@@ -211,6 +234,17 @@ class SegmentationDataset:
         """
         raise NotImplementedError
 
+    def split_info(self):
+        """How the splits were formed, as recorded beside a model.
+
+        Returns:
+            dict, JSON-serialisable: `"splits"`, the split names, and
+            `"held_out"`, mapping each split carved out of another (see
+            `Folder`) to how it was chosen; empty here, where every split
+            is a directory on disk.
+        """
+        return {"splits": list(self.splits()), "held_out": {}}
+
     def __repr__(self):
         return f"{type(self).__name__}({self.data_dir!r})"
 
@@ -246,6 +280,23 @@ def list_files(directory, extensions):
             )
         found[stem] = path
     return found
+
+
+def list_mask_files(directory):
+    """`list_files` for PNG masks, refusing JPEG masks by name.
+
+    Raises:
+        DatasetError: if the directory holds JPEG masks (lossy compression
+            changes class ids and colours) or two masks share a stem.
+    """
+    lossy = list_files(directory, (".jpg", ".jpeg"))
+    if lossy:
+        raise DatasetError(
+            f"{len(lossy)} JPEG masks in {directory}, first: "
+            f"{format_names(lossy.values())}; JPEG compression alters class "
+            f"ids and colours, so masks must be PNGs."
+        )
+    return list_files(directory, MASK_EXTENSIONS)
 
 
 def format_names(paths):
@@ -395,96 +446,3 @@ def colorize(labels, palette):
     valid = (labels >= 0) & (labels < len(palette))
     index = np.where(valid, labels, len(palette)).astype(np.intp)
     return colors[index]
-
-
-def read_mask_array(path):
-    """Decodes a PNG mask as the pipeline's `tf.io.decode_png` would see it.
-
-    Returns:
-        np.ndarray uint8: [H, W] for single-channel (class id) masks, or
-        [H, W, 3] RGB for colour and palette masks.
-
-    Raises:
-        DatasetError: naming the file if it is unreadable, not a PNG, or
-            16-bit (TensorFlow would rescale 16-bit ids to 8 bits).
-    """
-    try:
-        data = np.fromfile(path, np.uint8)
-    except OSError as err:
-        raise DatasetError(f"Cannot read {path}: {err.strerror}.") from err
-    header = data[:26].tobytes()
-    if not header.startswith(b"\x89PNG\r\n\x1a\n") or len(header) < 26:
-        raise DatasetError(
-            f"Cannot use mask {path}: not a PNG file; masks must be lossless "
-            f"PNGs."
-        )
-    bit_depth, color_type = header[24], header[25]
-    if bit_depth == 16:
-        raise DatasetError(
-            f"Cannot use mask {path}: it is a 16-bit PNG; save masks as "
-            f"8-bit PNGs."
-        )
-    # Grey+alpha masks would come out of OpenCV as BGRA but out of TensorFlow
-    # as two channels; reading them as grey keeps both on the class-id path.
-    flag = cv2.IMREAD_GRAYSCALE if color_type in (0, 4) else cv2.IMREAD_UNCHANGED
-    array = cv2.imdecode(data, flag)
-    if array is None:
-        raise DatasetError(
-            f"Cannot decode mask {path}: corrupt or truncated PNG."
-        )
-    if array.ndim == 3:
-        array = np.ascontiguousarray(array[:, :, 2::-1])
-    return array
-
-
-def map_mask(raw, mapping, path):
-    """Turns a raw mask into class ids, refusing values the mapping lacks.
-
-    Args:
-        raw: np.ndarray uint8, [H, W] ids or [H, W, 3] RGB, as returned by
-            `read_mask_array`.
-        mapping: LabelMapping.
-        path: str. The mask file, named in errors.
-
-    Returns:
-        np.ndarray int32 [H, W] of class ids and the ignore id.
-
-    Raises:
-        DatasetError: naming the file and the invalid values or colours.
-    """
-    if raw.ndim == 2:
-        ids = mapping.id_array()[raw]
-        bad = ids < 0
-        if bad.any():
-            values = np.unique(raw[bad]).tolist()
-            raise DatasetError(
-                f"Mask {path} has invalid values {_listed(values)}; expected "
-                f"{mapping.valid_values}."
-            )
-        return ids
-    if not mapping.color_table:
-        raise DatasetError(
-            f"Mask {path} has 3 (colour) channels; expected a single-channel "
-            f"mask of {mapping.valid_values}."
-        )
-    keys, key_ids = mapping.color_arrays()
-    raw = raw.astype(np.int32)
-    packed = (raw[..., 0] << 16) | (raw[..., 1] << 8) | raw[..., 2]
-    index = np.clip(np.searchsorted(keys, packed), 0, len(keys) - 1)
-    found = keys[index] == packed
-    if not found.all():
-        colors = [
-            (int(k) >> 16, (int(k) >> 8) & 255, int(k) & 255)
-            for k in np.unique(packed[~found])
-        ]
-        raise DatasetError(
-            f"Mask {path} has colours not in the class list: "
-            f"{_listed(colors)}; expected {mapping.valid_values}."
-        )
-    return key_ids[index]
-
-
-def _listed(values, limit=10):
-    shown = ", ".join(str(v) for v in values[:limit])
-    more = f" and {len(values) - limit} more" if len(values) > limit else ""
-    return f"[{shown}]{more}"

@@ -103,7 +103,7 @@ class CamVid(base.SegmentationDataset):
                     f"{', '.join(self.splits())})."
                 )
         images = base.list_files(image_dir, base.IMAGE_EXTENSIONS)
-        masks = base.list_files(mask_dir, base.MASK_EXTENSIONS)
+        masks = base.list_mask_files(mask_dir)
         if not images and not masks:
             raise base.DatasetError(
                 f"CamVid split {split!r} is empty: no images in {image_dir}."

@@ -9,24 +9,39 @@ Layout, either without splits (the whole folder is the "train" split):
 or with one subfolder per split (`images/train`, `masks/train`,
 `images/val`, ...). Images and masks are paired by file stem.
 
+Without a `val` subfolder (a flat folder, or only `train/`), a "val" split
+is held out of "train": `val_fraction` of its images (at least 1, and at
+least 1 left for training), chosen by a seeded hash of each image's file
+name. The choice depends only on the file names, `val_fraction` and
+`val_seed`, so it is the same on every machine and run; `split_info()`
+records it. `val_fraction=0` turns this off (then there is no "val").
+
 `classes.json`:
 
     {"classes": [{"name": "road", "color": [128, 64, 128]}, ...],
      "ignore_index": 255,
-     "ignore_color": [0, 0, 0]}
+     "ignore_color": [0, 0, 0],
+     "mask_encoding": "auto"}
 
-Masks are single-channel PNGs of class ids (class `c` is the `c`-th entry)
-and the ignore id, or colour PNGs using the listed colours; `ignore_color`
-(optional) marks unlabelled pixels in colour masks. `ignore_index` defaults
-to 255.
+Class `c` is the `c`-th entry; at least 2 classes are needed (the
+background is a class). Masks are PNGs of class ids and the ignore id
+(single-channel 1 to 16-bit, or palette PNGs read as their indices), or
+colour PNGs using the listed colours; `ignore_color` (optional) marks
+unlabelled pixels in colour masks. `ignore_index` defaults to 255.
+`mask_encoding` (optional, default "auto") says how palette and colour
+PNGs are read; see `tf_enet.data.masks`: "auto" reads palette indices and
+RGB colours, "ids" refuses RGB masks, "color" reads palette PNGs by their
+colours and refuses single-channel masks.
 """
 
+import hashlib
 import json
 import os
 
 from tf_enet.data import base
 
 DEFAULT_IGNORE_INDEX = 255
+DEFAULT_VAL_FRACTION = 0.1
 CLASSES_FILE = "classes.json"
 
 
@@ -91,9 +106,51 @@ def load_classes(path):
         if ignore_color in colors:
             fail(f'"ignore_color" {list(ignore_color)} is also a class colour.')
         color_table.append((ignore_color, ignore_index))
+    encoding = config.get("mask_encoding", "auto")
+    if encoding not in base.MASK_ENCODINGS:
+        fail(
+            f'"mask_encoding" must be one of '
+            f'{", ".join(repr(e) for e in base.MASK_ENCODINGS)}; received '
+            f"{encoding!r}."
+        )
+    if len(names) < 2:
+        fail(
+            f"lists 1 class ({names[0]!r}); segmentation needs at least 2 "
+            f"classes; make the background a class (class 0, with its own "
+            f"colour) and label background pixels with it."
+        )
     info = base.DatasetInfo("folder", tuple(names), tuple(colors), ignore_index)
-    mapping = base.LabelMapping.identity(len(names), ignore_index, color_table)
+    mapping = base.LabelMapping.identity(
+        len(names), ignore_index, color_table, mask_encoding=encoding
+    )
     return info, mapping
+
+
+def held_out(images, fraction, seed):
+    """Chooses the images held out for validation.
+
+    Each image name gets the SHA-256 hash of `"<seed>:<name>"`; the
+    `round(fraction * n)` names with the smallest hashes (at least 1, at
+    most `n - 1`) are held out. The choice depends on nothing but the names,
+    so it is stable across machines, and adding images moves few others.
+
+    Args:
+        images: list of str. Image file names (base names).
+        fraction: float in [0, 1).
+        seed: int.
+
+    Returns:
+        set of the held-out names; empty if `fraction` is 0 or there are
+        fewer than 2 images.
+    """
+    if fraction == 0 or len(images) < 2:
+        return set()
+    count = min(max(1, round(fraction * len(images))), len(images) - 1)
+    ranked = sorted(
+        images,
+        key=lambda name: hashlib.sha256(f"{seed}:{name}".encode()).hexdigest(),
+    )
+    return set(ranked[:count])
 
 
 class Folder(base.SegmentationDataset):
@@ -102,13 +159,33 @@ class Folder(base.SegmentationDataset):
     Args:
         data_dir: str. Directory holding `images/`, `masks/` and
             `classes.json`.
+        val_fraction: float in [0, 1). Share of the "train" images held out
+            as the "val" split when there is no `val` subfolder; 0 holds
+            none out.
+        val_seed: int. Seeds which images are held out.
 
     Raises:
         DatasetError: if a directory or the class list is missing or invalid.
+        ValueError: for an invalid `val_fraction` or `val_seed`.
     """
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, val_fraction=DEFAULT_VAL_FRACTION, val_seed=0):
+        if (
+            isinstance(val_fraction, bool)
+            or not isinstance(val_fraction, (int, float))
+            or not 0 <= val_fraction < 1
+        ):
+            raise ValueError(
+                f"`val_fraction` must be a number in [0, 1); received "
+                f"{val_fraction!r}."
+            )
+        if isinstance(val_seed, bool) or not isinstance(val_seed, int):
+            raise ValueError(
+                f"`val_seed` must be an integer; received {val_seed!r}."
+            )
         super().__init__(data_dir)
+        self.val_fraction = float(val_fraction)
+        self.val_seed = val_seed
         self.image_root = os.path.join(self.data_dir, "images")
         self.mask_root = os.path.join(self.data_dir, "masks")
         base.require_dir(self.image_root, "Folder dataset images (images/)")
@@ -128,11 +205,65 @@ class Folder(base.SegmentationDataset):
                 f"image in a split subfolder, or use no subfolders at all."
             )
 
+    def _holds_out_val(self):
+        disk = self._split_names or ("train",)
+        return self.val_fraction > 0 and "train" in disk and "val" not in disk
+
     def splits(self):
-        """Split subfolder names, or ("train",) for a flat folder."""
-        return self._split_names or ("train",)
+        """Split subfolders (or "train" if none), plus a held-out "val"."""
+        disk = self._split_names or ("train",)
+        return tuple(sorted(disk + ("val",))) if self._holds_out_val() else disk
 
     def files(self, split):
+        """Lists a split's sorted `(image_path, mask_path)` pairs.
+
+        Without a `val` subfolder, "train" and "val" share the images of
+        the on-disk train split, disjointly (see `held_out`).
+
+        Raises:
+            DatasetError: for a missing or empty split, unpaired files, JPEG
+                masks, or a "val" split that cannot be held out of a single
+                train image.
+        """
+        if not self._holds_out_val() or split not in ("train", "val"):
+            return self._disk_files(split)
+        pairs = self._disk_files("train")
+        val = held_out(
+            [os.path.basename(i) for i, _ in pairs],
+            self.val_fraction,
+            self.val_seed,
+        )
+        if split == "train":
+            return [p for p in pairs if os.path.basename(p[0]) not in val]
+        if not val:
+            raise base.DatasetError(
+                f"Folder dataset: cannot hold out a 'val' split from the "
+                f"single train image in {self.image_root}; add more images, "
+                f"or images/val/ and masks/val/."
+            )
+        return [p for p in pairs if os.path.basename(p[0]) in val]
+
+    def split_info(self):
+        """How the splits were formed, as recorded beside a model.
+
+        Returns:
+            dict, JSON-serialisable: `"splits"`, the split names, and
+            `"held_out"`, mapping a held-out split ("val") to `{"from":
+            "train", "val_fraction", "val_seed", "images": [sorted image
+            file names]}`; empty when every split is on disk.
+        """
+        info = super().split_info()
+        if self._holds_out_val():
+            images = [os.path.basename(i) for i, _ in self.files("val")]
+            info["held_out"]["val"] = {
+                "from": "train",
+                "val_fraction": self.val_fraction,
+                "val_seed": self.val_seed,
+                "images": images,
+            }
+        return info
+
+    def _disk_files(self, split):
         if not self._split_names:
             if split != "train":
                 raise base.DatasetError(
@@ -158,12 +289,5 @@ class Folder(base.SegmentationDataset):
                 f"Folder dataset split {split!r} is empty: no "
                 f"{'/'.join(base.IMAGE_EXTENSIONS)} images in {image_dir}."
             )
-        lossy = base.list_files(mask_dir, (".jpg", ".jpeg"))
-        if lossy:
-            raise base.DatasetError(
-                f"{len(lossy)} JPEG masks in {mask_dir}, first: "
-                f"{base.format_names(lossy.values())}; JPEG compression alters "
-                f"class ids and colours, so masks must be PNGs."
-            )
-        masks = base.list_files(mask_dir, base.MASK_EXTENSIONS)
+        masks = base.list_mask_files(mask_dir)
         return base.pair_files(images, masks, image_dir, mask_dir)

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_enet.data import base
+from tf_enet.data import masks
 from tf_enet.data import scan as scan_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -44,42 +45,73 @@ def decode_image(contents):
     return image
 
 
-def decode_mask(contents, mapping):
+def decode_mask(contents, mapping, kind, scale):
     """Decodes PNG mask bytes to class ids.
 
     Args:
         contents: scalar string tensor, the PNG's bytes.
         mapping: LabelMapping. Values it does not know become the ignore
             id (`scan` has already refused such files).
+        kind: int32 scalar tensor. The file's `masks.MaskFormat.kind`.
+        scale: int32 scalar tensor. The file's `masks.MaskFormat.scale`.
 
     Returns:
         int32 tensor [height, width].
     """
-    raw = tf.io.decode_png(contents, channels=0)  # [height, width, channels]
     ignore = mapping.ignore_index
     id_table = mapping.id_array()
-    id_table = tf.constant(np.where(id_table < 0, ignore, id_table), tf.int32)
+    # One more entry, for every value past 8 bits (from 16-bit files).
+    id_table = np.append(np.where(id_table < 0, ignore, id_table), ignore)
+    id_table = tf.constant(id_table, tf.int32)
+
+    def to_ids(values):  # [height, width] int32 stored values
+        return tf.gather(id_table, tf.minimum(values, 256))
 
     def from_ids():
-        return tf.gather(id_table, tf.cast(raw[:, :, 0], tf.int32))
+        raw = tf.io.decode_png(contents, channels=1)  # [height, width, 1]
+        return to_ids(tf.cast(raw[:, :, 0], tf.int32) // scale)
 
-    if not mapping.color_table:
-        return from_ids()
+    def from_ids16():
+        raw = tf.io.decode_png(contents, channels=1, dtype=tf.uint16)
+        return to_ids(tf.cast(raw[:, :, 0], tf.int32))
 
-    keys, key_ids = mapping.color_arrays()
+    def from_palette():
+        # TensorFlow expands palettes to colours; Pillow keeps the indices.
+        indices = tf.numpy_function(
+            masks.palette_indices, [contents], tf.uint8, stateful=False
+        )
+        indices.set_shape([None, None])
+        return to_ids(tf.cast(indices, tf.int32))
 
-    def from_colors():
-        rgb = tf.cast(raw[:, :, :3], tf.int32)
-        packed = rgb[:, :, 0] * 65536 + rgb[:, :, 1] * 256 + rgb[:, :, 2]
-        flat = tf.reshape(packed, [1, -1])
-        index = tf.searchsorted(tf.constant(keys[None]), flat)[0]
-        index = tf.minimum(index, len(keys) - 1)
-        found = tf.equal(tf.gather(keys, index), flat[0])
-        ids = tf.where(found, tf.gather(key_ids, index), ignore)
-        return tf.reshape(ids, tf.shape(packed))
+    branches = {
+        masks.IDS: from_ids,
+        masks.IDS16: from_ids16,
+        masks.PALETTE: from_palette,
+    }
+    if mapping.color_table:
+        keys, key_ids = mapping.color_arrays()
 
-    # Palette PNGs decode to RGB(A) too, so they take the colour path.
-    return tf.cond(tf.shape(raw)[2] >= 3, from_colors, from_ids)
+        def from_colors():
+            rgb = tf.io.decode_png(contents, channels=3)  # [height, width, 3]
+            rgb = tf.cast(rgb, tf.int32)
+            packed = rgb[:, :, 0] * 65536 + rgb[:, :, 1] * 256 + rgb[:, :, 2]
+            flat = tf.reshape(packed, [1, -1])
+            index = tf.searchsorted(tf.constant(keys[None]), flat)[0]
+            index = tf.minimum(index, len(keys) - 1)
+            found = tf.equal(tf.gather(keys, index), flat[0])
+            ids = tf.where(found, tf.gather(key_ids, index), ignore)
+            return tf.reshape(ids, tf.shape(packed))
+
+        branches[masks.COLOR] = from_colors
+    ids = tf.switch_case(kind, branches)
+    ids.set_shape([None, None])
+    return ids
+
+
+def mask_formats(dataset, pairs):
+    """The `(kinds, scales)` lists of the pairs' masks, for `decode_mask`."""
+    formats = [masks.mask_format(m, dataset.label_mapping) for _, m in pairs]
+    return [f.kind for f in formats], [f.scale for f in formats]
 
 
 def downsample_labels(mask, stride, ignore_index):
@@ -212,9 +244,16 @@ def _labelled_pairs(dataset, split, limit):
     return pairs
 
 
-def _file_dataset(pairs, input_context):
-    images, masks = zip(*pairs)
-    files = tf.data.Dataset.from_tensor_slices((list(images), list(masks)))
+def _file_dataset(dataset, pairs, input_context):
+    """`((image_path, mask_path, kind, scale))` elements, sharded."""
+    images, mask_paths = zip(*pairs)
+    kinds, scales = mask_formats(dataset, pairs)
+    files = tf.data.Dataset.from_tensor_slices((
+        list(images),
+        list(mask_paths),
+        tf.constant(kinds, tf.int32),
+        tf.constant(scales, tf.int32),
+    ))
     if input_context is not None:
         files = files.shard(
             input_context.num_input_pipelines, input_context.input_pipeline_id
@@ -293,7 +332,7 @@ def make_train_dataset(
     pairs = _labelled_pairs(dataset, split, limit)
     mapping = dataset.label_mapping
     ignore = dataset.info.ignore_index
-    files = _file_dataset(pairs, input_context)
+    files = _file_dataset(dataset, pairs, input_context)
     num_files = len(pairs)
     pipeline_id = 0
     if input_context is not None:
@@ -315,9 +354,9 @@ def make_train_dataset(
     scale_range = (float(min_scale), float(max_scale))
 
     def load(paths, random):
-        image_path, mask_path = paths
+        image_path, mask_path, kind, scale = paths
         image = decode_image(tf.io.read_file(image_path))
-        mask = decode_mask(tf.io.read_file(mask_path), mapping)
+        mask = decode_mask(tf.io.read_file(mask_path), mapping, kind, scale)
         if augment:
             element_seed = tf.stack([random, tf.constant(seed, tf.int64)])
             image, mask = augment_pair(
@@ -394,17 +433,17 @@ def make_eval_dataset(
     pairs = _labelled_pairs(dataset, split, limit)
     mapping = dataset.label_mapping
     ignore = dataset.info.ignore_index
-    files = _file_dataset(pairs, input_context)
+    files = _file_dataset(dataset, pairs, input_context)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
 
-    def load(image_path, mask_path):
+    def load(image_path, mask_path, kind, scale):
         image = decode_image(tf.io.read_file(image_path))
         if height is not None:
             image = tf.image.resize(image, [height, width], method="bilinear")
         else:
             image = tf.cast(image, tf.float32)
-        mask = decode_mask(tf.io.read_file(mask_path), mapping)
+        mask = decode_mask(tf.io.read_file(mask_path), mapping, kind, scale)
         return image, downsample_labels(mask, label_stride, ignore)
 
     data = files.map(load, num_parallel_calls=AUTOTUNE)

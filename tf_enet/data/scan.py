@@ -20,10 +20,11 @@ import numpy as np
 from absl import logging
 
 from tf_enet.data import base
+from tf_enet.data import masks
 
 CACHE_ENV = "TF_ENET_CACHE"
 # Bumped whenever the counting changes, so older cache files are not reused.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 # How many problems a scan error lists before it summarises the rest.
 _MAX_PROBLEMS = 10
 
@@ -187,14 +188,14 @@ def _scan_pair(image_path, mask_path, mapping, num_classes, ignore):
     size = image.shape[:2]
     if mask_path is None:
         return size, None
-    raw = base.read_mask_array(mask_path)
+    raw = masks.read_mask(mask_path, mapping)
     if raw.shape[:2] != size:
         raise base.DatasetError(
             f"Size mismatch: image {image_path} is {size[1]}x{size[0]} but "
             f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} (width x "
             f"height)."
         )
-    ids = base.map_mask(raw, mapping, mask_path)
+    ids = masks.map_mask(raw, mapping, mask_path)
     labelled = ids[ids != ignore]
     return size, np.bincount(labelled.ravel(), minlength=num_classes)
 
@@ -220,6 +221,7 @@ def _cache_key(dataset, pairs):
             "info": dataset.info.to_dict(),
             "id_table": list(mapping.id_table),
             "color_table": [[list(c), i] for c, i in mapping.color_table],
+            "mask_encoding": mapping.mask_encoding,
             "files": entries,
         }
     )

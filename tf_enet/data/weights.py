@@ -9,10 +9,15 @@ Two schemes from the literature, computed from a `ScanResult`:
   SegNet on CamVid): `freq(c)` is the pixels of `c` over the labelled pixels
   of the images in which `c` appears; `w(c) = median(freq) / freq(c)`.
 - "none": all ones.
+
+A class with no pixels in the split (`check_trainable` warns about it) has
+no frequency. Its weight never multiplies a loss term, since no pixel has
+that label; what it is set to matters only to code reading the weights
+themselves (the logit adjustment). "mfb" gives it exactly 0.0, "enet" its
+cap `1 / ln(1.02)`, "none" 1.0: all finite, none NaN.
 """
 
 import numpy as np
-from absl import logging
 
 METHODS = ("mfb", "enet", "none")
 # The constant of ENet's weighting; it caps weights at 1 / ln(1.02) ~ 50.5.
@@ -27,9 +32,11 @@ def class_weights(stats, method):
         method: str. One of "mfb", "enet", "none".
 
     Returns:
-        np.ndarray float32 [num_classes]. Classes absent from the split get
-        weight 0 under "mfb" (with a logged warning), since their frequency
-        is undefined.
+        np.ndarray float32 [num_classes], finite and non-negative. A class
+        with no pixels in the split gets exactly 0.0 under "mfb" (its
+        frequency is undefined), `1 / ln(1.02)` (about 50.50, the largest
+        weight) under "enet" and 1.0 under "none"; every class with pixels
+        gets a positive weight.
 
     Raises:
         ValueError: for an unknown `method`, or a split without labelled
@@ -54,12 +61,6 @@ def class_weights(stats, method):
         return (1.0 / np.log(_ENET_C + share)).astype(np.float32)
 
     seen = counts > 0
-    if not seen.all():
-        logging.warning(
-            "Classes %s never occur in split %r; their 'mfb' weight is 0.",
-            np.flatnonzero(~seen).tolist(),
-            stats.split,
-        )
     freq = np.zeros(num_classes)
     freq[seen] = counts[seen] / np.asarray(stats.image_pixel_counts)[seen]
     weights = np.zeros(num_classes)

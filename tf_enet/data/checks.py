@@ -1,0 +1,116 @@
+"""Refuses datasets that cannot train a segmentation model, before training.
+
+Some datasets read without error and still cannot be learned: a single
+class, a training split without labelled pixels, masks saved as 0/255 while
+255 is the ignore id (the whole foreground silently ignored), a validation
+split whose masks are all ignore (validation mIoU is undefined every epoch).
+Such runs end hours later with a useless model, so `check_trainable` looks
+at the `scan` results first and says what to fix.
+"""
+
+import numpy as np
+
+from tf_enet.data import base
+
+
+def check_trainable(info, train_stats, val_stats=None):
+    """Checks that scanned splits can train and validate a model.
+
+    Refused (DatasetError):
+      - fewer than 2 classes;
+      - a train split without labelled pixels;
+      - a train split in which fewer than 2 classes have pixels;
+      - a class without train pixels while the ignore id covers more train
+        pixels than any class (masks saved with the wrong values, e.g. a
+        0/255 binary export with ignore id 255);
+      - a val split without images or without labelled pixels.
+
+    Not refused: a class absent from train (or val) in an otherwise sound
+    dataset. It is returned as a warning; the model still learns the other
+    classes, and `class_weights` documents the weight such a class gets.
+
+    Args:
+        info: DatasetInfo.
+        train_stats: ScanResult of the training split.
+        val_stats: ScanResult of the validation split, or None.
+
+    Returns:
+        list of str. Warnings, one line each, for the caller to show.
+
+    Raises:
+        DatasetError: with the fix in the message.
+    """
+    names = info.class_names
+    ignore = info.ignore_index
+    if info.num_classes < 2:
+        raise base.DatasetError(
+            f"{info.name}: {info.num_classes} class ({names[0]!r}); "
+            f"segmentation needs at least 2 classes; make the background a "
+            f"class and label background pixels with it."
+        )
+    for stats in (train_stats, val_stats):
+        if stats is not None and stats.num_classes != info.num_classes:
+            raise ValueError(
+                f"Scan of split {stats.split!r} has {stats.num_classes} "
+                f"classes but {info.name} has {info.num_classes}."
+            )
+    counts = np.asarray(train_stats.pixel_counts, np.int64)
+    total = int(counts.sum()) + int(train_stats.ignore_pixels)
+    split = train_stats.split
+    if counts.sum() == 0:
+        raise base.DatasetError(
+            f"{info.name} split {split!r} has no labelled pixels: all "
+            f"{train_stats.num_images} masks hold only the ignore id "
+            f"{ignore}; label the masks with class ids 0-"
+            f"{info.num_classes - 1}."
+        )
+    absent = np.flatnonzero(counts == 0).tolist()
+    ignore_share = train_stats.ignore_pixels / total
+    present = info.num_classes - len(absent)
+    if absent and (
+        present < 2 or train_stats.ignore_pixels > counts.max()
+    ):
+        if train_stats.ignore_pixels > 0:
+            raise base.DatasetError(
+                f"{info.name} split {split!r}: class {names[absent[0]]!r} has "
+                f"no pixels while {ignore_share:.0%} of pixels are {ignore}, "
+                f"the ignore id — were the masks saved as 0/{ignore}? Save "
+                f"class c as the value c (e.g. mask // 255 for a 0/255 "
+                f"binary mask)."
+            )
+        only = names[int(np.argmax(counts))]
+        raise base.DatasetError(
+            f"{info.name} split {split!r}: only class {only!r} has pixels; "
+            f"a model cannot learn to tell classes apart from it. Check that "
+            f"the masks hold the class ids 0-{info.num_classes - 1}."
+        )
+    warnings = []
+    if absent:
+        warnings.append(
+            f"{info.name} split {split!r}: classes "
+            f"{', '.join(repr(names[c]) for c in absent)} have no pixels; "
+            f"the model is not taught to predict them."
+        )
+    if val_stats is not None:
+        split = val_stats.split
+        if val_stats.num_images == 0:
+            raise base.DatasetError(
+                f"{info.name} split {split!r} has no images; validation needs "
+                f"at least one labelled image."
+            )
+        val_counts = np.asarray(val_stats.pixel_counts, np.int64)
+        if val_counts.sum() == 0:
+            raise base.DatasetError(
+                f"{info.name} split {split!r} has no labelled pixels: all "
+                f"{val_stats.num_images} masks hold only the ignore id "
+                f"{ignore}, so validation mIoU is undefined; label the val "
+                f"masks with class ids 0-{info.num_classes - 1}."
+            )
+        val_absent = np.flatnonzero(val_counts == 0).tolist()
+        if val_absent:
+            warnings.append(
+                f"{info.name} split {split!r}: classes "
+                f"{', '.join(repr(names[c]) for c in val_absent)} have no "
+                f"pixels; validation cannot measure them."
+            )
+    return warnings
