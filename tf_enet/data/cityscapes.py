@@ -6,9 +6,14 @@ gtFine_trainvaltest.zip):
     <data_dir>/leftImg8bit/<split>/<city>/<name>_leftImg8bit.png
     <data_dir>/gtFine/<split>/<city>/<name>_gtFine_labelIds.png
 
+    <data_dir>/gtFine/<split>/<city>/<name>_gtFine_instanceIds.png
+
 The `labelIds` masks hold the 34 Cityscapes label ids; the official table
 (cityscapesScripts `helpers/labels.py`) maps them to 19 `trainId`s, every
-other label to the ignore id 255. The test split's annotations are not
+other label to the ignore id 255, and groups the classes into 7 categories.
+The `instanceIds` masks (16-bit) give each object of a class with instances
+its own id `label_id * 1000 + n`; the benchmark's instance-level iIoU reads
+them (`tf_enet.metrics_cityscapes`). The test split's annotations are not
 public, so its pairs have no mask.
 
 Reference: Cordts et al., "The Cityscapes Dataset for Semantic Urban Scene
@@ -16,6 +21,9 @@ Understanding", CVPR 2016.
 """
 
 import os
+
+import cv2
+import numpy as np
 
 from tf_enet.data import base
 
@@ -87,9 +95,25 @@ LABEL_ID_TO_TRAIN_ID = {
     33: 18,  # bicycle
 }
 NUM_LABEL_IDS = 34
+# The official categories that hold at least one of the 19 classes ("void"
+# holds none), and the category of each training class.
+CATEGORY_NAMES = (
+    "flat",
+    "construction",
+    "object",
+    "nature",
+    "sky",
+    "human",
+    "vehicle",
+)
+CLASS_CATEGORIES = (0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 5, 6, 6, 6, 6, 6, 6)
+# Instance ids above this are `label_id * 1000 + n`; smaller ones are plain
+# label ids (pixels of a class without instances, or crowd regions).
+INSTANCE_ID_OFFSET = 1000
 SPLITS = ("train", "val", "test")
 _IMAGE_SUFFIX = "_leftImg8bit.png"
 _MASK_SUFFIX = "_gtFine_labelIds.png"
+_INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
 
 
 def _label_mapping():
@@ -103,6 +127,38 @@ def _label_mapping():
         tuple(table),
         valid_values=f"Cityscapes labelIds 0-{NUM_LABEL_IDS - 1} (or 255)",
     )
+
+
+def read_instance_ids(path):
+    """Reads a `*_gtFine_instanceIds.png` file.
+
+    Args:
+        path: str. A 16-bit (or 8-bit) single-channel PNG.
+
+    Returns:
+        np.ndarray int32 [H, W]: `label_id * 1000 + n` on the pixels of
+        object `n` of a class with instances, the plain label id elsewhere.
+
+    Raises:
+        DatasetError: naming the file if it is unreadable or not a
+            single-channel image.
+    """
+    path = os.fspath(path)
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as err:
+        raise base.DatasetError(f"Cannot read {path}: {err.strerror}.") from err
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if array is None:
+        raise base.DatasetError(
+            f"Cannot decode instance ids {path}: not a readable PNG."
+        )
+    if array.ndim != 2:
+        raise base.DatasetError(
+            f"Cannot use instance ids {path}: it has {array.shape[2]} "
+            f"channels; expected a single-channel Cityscapes instanceIds PNG."
+        )
+    return array.astype(np.int32)
 
 
 def _list(directory, suffix):
@@ -170,3 +226,39 @@ class Cityscapes(base.SegmentationDataset):
         base.require_dir(mask_dir, f"Cityscapes annotations for {split!r}")
         masks = _list(mask_dir, _MASK_SUFFIX)
         return base.pair_files(images, masks, image_dir, mask_dir)
+
+    def files_with_instances(self, split):
+        """Lists `(image_path, label_ids_path, instance_ids_path)` triples.
+
+        In the order of `files(split)`: the `i`-th triple is the `i`-th
+        pair plus its `instanceIds` file, so an evaluation walking
+        `files` (as `make_eval_dataset` does; `limit` takes a prefix) finds
+        each image's instances by position.
+
+        Raises:
+            DatasetError: for the test split (no public annotations) or a
+                labelIds mask without its instanceIds file.
+        """
+        pairs = self.files(split)
+        if any(mask is None for _, mask in pairs):
+            raise base.DatasetError(
+                f"Cityscapes split {split!r} has no public annotations, so "
+                f"it has no instanceIds files."
+            )
+        triples = [
+            (image, mask, mask[: -len(_MASK_SUFFIX)] + _INSTANCE_SUFFIX)
+            for image, mask in pairs
+        ]
+        missing = [t[2] for t in triples if not os.path.isfile(t[2])]
+        if missing:
+            raise base.DatasetError(
+                f"{len(missing)} Cityscapes labelIds masks of split {split!r} "
+                f"have no *{_INSTANCE_SUFFIX} beside them, first: "
+                f"{base.format_names(missing)}; the instance-level scores "
+                f"(iIoU) need gtFine_trainvaltest.zip unpacked in full."
+            )
+        return triples
+
+    def instance_files(self, split):
+        """The `instanceIds` file of each pair of `files(split)`, in order."""
+        return [t[2] for t in self.files_with_instances(split)]
