@@ -15,6 +15,7 @@ import numpy as np
 from absl import app, flags
 
 import common
+import tf_enet
 from tf_enet import data, training
 
 FLAGS = flags.FLAGS
@@ -34,11 +35,11 @@ def _step_seconds(stage, jit_compile, info, weights):
         height=FLAGS.height, width=FLAGS.width, batch_size=FLAGS.batch_size,
         jit_compile=jit_compile,
     )
-    builder = training.build_enet_encoder if stage == "encoder" else training.build_enet
+    builder = tf_enet.build_enet_encoder if stage == "encoder" else tf_enet.build_enet
     model = builder(info.num_classes)
-    training._add_weight_decay(model, config.weight_decay)
-    training._compile(model, config, 10, 10, weights, info)
-    stride = training.OUTPUT_STRIDE if stage == "encoder" else 1
+    training.add_weight_decay(model, config.weight_decay)
+    training.compile_model(model, config, 10, 10, weights, info)
+    stride = tf_enet.model.OUTPUT_STRIDE if stage == "encoder" else 1
     rng = np.random.RandomState(0)
     images = rng.uniform(0, 255, (FLAGS.batch_size, FLAGS.height, FLAGS.width, 3))
     labels = rng.randint(

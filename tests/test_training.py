@@ -25,11 +25,13 @@ from helpers import (
     subprocess_env,
     train_flags,
 )
-from tf_enet import calibration
+from tf_enet import artifacts
 from tf_enet import data as data_lib
+from tf_enet import logit_adjustment
 from tf_enet import metrics as metrics_lib
 from tf_enet import training
-from tf_enet.training import TrainConfig, TrainingError
+from tf_enet.losses import WeightedSparseCategoricalCrossentropy
+from tf_enet.training import TrainConfig, TrainingError, trainer
 
 
 @pytest.fixture(autouse=True)
@@ -106,7 +108,7 @@ def test_weight_decay_adds_torch_style_gradient_and_is_not_saved(tmp_path):
         keras.layers.BatchNormalization(name="bn"),
         keras.layers.Conv2DTranspose(2, 2, name="deconv"),
     ])
-    training._add_weight_decay(model, 2e-4)
+    training.add_weight_decay(model, 2e-4)
     kernels = [model.get_layer("conv").kernel, model.get_layer("deconv").kernel]
     with tf.GradientTape() as tape:
         penalty = tf.add_n(model.losses)
@@ -135,24 +137,24 @@ def test_loss_guard_stops_on_non_finite_loss_or_weights():
 
 def test_validation_runs_on_the_first_and_last_epochs_too():
     config = TrainConfig(validation_freq=3)
-    assert training._validation_epochs(config, 7) == [1, 3, 6, 7]
-    assert training._validation_epochs(config, 6) == [1, 3, 6]
-    assert training._validation_epochs(TrainConfig(), 3) == [1, 2, 3]
+    assert training.validation_epochs(config, 7) == [1, 3, 6, 7]
+    assert training.validation_epochs(config, 6) == [1, 3, 6]
+    assert training.validation_epochs(TrainConfig(), 3) == [1, 2, 3]
 
 
 def test_history_keeps_its_columns_when_an_epoch_has_no_validation(tmp_path):
     path = str(tmp_path / "history.csv")
     first = training.HistoryLogger(path)
     first.on_train_begin()
-    first.on_epoch_end(0, {"loss": 1.0, "val_loss": 2.0, "val_miou": 0.5})
+    first.on_epoch_end(0, {"loss": 1.0, "val_loss": 2.0, "val_mean_iou": 0.5})
     first.on_train_end()
     resumed = training.HistoryLogger(path)
     resumed.on_train_begin()
-    resumed.on_epoch_end(1, {"loss": 0.9, "miou": 0.1})
+    resumed.on_epoch_end(1, {"loss": 0.9, "mean_iou": 0.1})
     resumed.on_train_end()
     assert history(path) == [
-        {"epoch": "0", "loss": "1.0", "val_loss": "2.0", "val_miou": "0.5"},
-        {"epoch": "1", "loss": "0.9", "val_loss": "NA", "val_miou": "NA"},
+        {"epoch": "0", "loss": "1.0", "val_loss": "2.0", "val_mean_iou": "0.5"},
+        {"epoch": "1", "loss": "0.9", "val_loss": "NA", "val_mean_iou": "NA"},
     ]
 
 
@@ -160,11 +162,11 @@ def test_history_rows_after_the_backup_are_dropped(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n")
     (tmp_path / "backup").mkdir()
-    training.write_json(tmp_path / "backup" / "training_metadata.json",
+    artifacts.write_json(tmp_path / "backup" / "training_metadata.json",
                         {"epoch": 2, "batch": 0})
-    training._trim_history(str(path), str(tmp_path / "backup"))
+    training.trim_history(str(path), str(tmp_path / "backup"))
     assert path.read_text() == "epoch,loss\n0,1.0\n1,0.9\n"
-    training._trim_history(str(path), str(tmp_path / "backup"))  # idempotent
+    training.trim_history(str(path), str(tmp_path / "backup"))  # idempotent
     assert path.read_text() == "epoch,loss\n0,1.0\n1,0.9\n"
 
 
@@ -172,7 +174,7 @@ def test_history_rows_after_the_backup_are_dropped(tmp_path):
 
 
 def write_run(directory, config):
-    training.write_json(os.path.join(directory, "config.json"),
+    artifacts.write_json(os.path.join(directory, "config.json"),
                         {"train": config.to_dict()})
 
 
@@ -208,8 +210,8 @@ def test_checkpoint_dir_with_foreign_files_is_refused(tmp_path):
 def test_run_files_get_the_permissions_of_any_new_file(tmp_path):
     plain = tmp_path / "plain.json"
     plain.write_text("{}")
-    training.write_json(str(tmp_path / "best.json"), {"epoch": 1})
-    training.write_atomically(str(tmp_path / "model.keras"), keras.Sequential().save)
+    artifacts.write_json(str(tmp_path / "best.json"), {"epoch": 1})
+    artifacts.write_atomically(str(tmp_path / "model.keras"), keras.Sequential().save)
     for name in ("best.json", "model.keras"):
         assert os.stat(tmp_path / name).st_mode == os.stat(plain).st_mode, name
     assert sorted(os.listdir(tmp_path)) == ["best.json", "model.keras", "plain.json"]
@@ -221,7 +223,7 @@ def test_overwrite_removes_only_run_files(tmp_path):
         (tmp_path / name).write_text("x")
     for name in ("backup", "encoder/backup", "logs/full"):
         (tmp_path / name).mkdir(parents=True)
-    training._remove_run_files(str(tmp_path))
+    training.remove_run_files(str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
 
 
@@ -255,14 +257,14 @@ def trained(tmp_path_factory):
 def test_training_learns_the_synthetic_task(trained):
     config, results, seconds = trained
     print(f"both stages trained in {seconds:.0f} s; results: {results}")
-    assert results["encoder"]["best_val_miou"] > 0.4
-    assert results["full"]["best_val_miou"] > 0.8
+    assert results["encoder"]["best_val_mean_iou"] > 0.4
+    assert results["full"]["best_val_mean_iou"] > 0.8
     # An independent evaluation of the saved model agrees with the logs:
     # as saved (logits adjusted), and with the trained bias put back.
     model = keras.saving.load_model(os.path.join(config.checkpoint_dir, "model.keras"))
     dataset = data_lib.get_dataset("folder", config.data_dir)
     adjusted = results["logit_adjustment"]
-    assert adjusted["val_mean_iou_before"] == pytest.approx(results["full"]["val_miou"])
+    assert adjusted["val_mean_iou_before"] == pytest.approx(results["full"]["val_mean_iou"])
     for logged, bias in ((adjusted["val_mean_iou"], None),
                          (results["full"], adjusted["trained_bias"])):
         if bias is not None:
@@ -271,7 +273,7 @@ def test_training_learns_the_synthetic_task(trained):
         if bias is None:
             assert scores["mean_iou"] == pytest.approx(logged, abs=1e-6)
             continue
-        assert scores["mean_iou"] == pytest.approx(logged["val_miou"], abs=1e-6)
+        assert scores["mean_iou"] == pytest.approx(logged["val_mean_iou"], abs=1e-6)
         for name, iou in zip(dataset.info.class_names, scores["per_class_iou"]):
             assert logged[f"val_iou_{name}"] == pytest.approx(iou, abs=1e-6)
 
@@ -293,7 +295,7 @@ def test_logit_adjustment_is_chosen_on_train_folded_once_and_reversible(
     adjusted = results["logit_adjustment"]
     weights = np.array(results["class_weights"], np.float32)
     train_miou = adjusted["train_mean_iou"]
-    assert set(train_miou) == {f"{a:g}" for a in calibration.ALPHAS}
+    assert set(train_miou) == {f"{a:g}" for a in logit_adjustment.ALPHAS}
     assert train_miou[f"{adjusted['alpha']:g}"] == max(train_miou.values())
     # A copy of the run, so the adjustment can change without the fixture.
     run = str(tmp_path / "run")
@@ -325,11 +327,11 @@ def test_logit_adjustment_is_chosen_on_train_folded_once_and_reversible(
         dataclasses.replace(config, logit_adjustment="off")
     )["logit_adjustment"] is None
     np.testing.assert_allclose(bias(), trained_bias, atol=1e-6)
-    assert "logit_adjustment" not in training.read_json(os.path.join(run, "best.json"))
+    assert "logit_adjustment" not in artifacts.read_json(os.path.join(run, "best.json"))
     # A kill between the record and the model: the next run completes it.
-    record = training.read_json(os.path.join(run, "best.json"))
+    record = artifacts.read_json(os.path.join(run, "best.json"))
     record["logit_adjustment"] = dict(adjusted)
-    training.write_json(os.path.join(run, "best.json"), record)
+    artifacts.write_json(os.path.join(run, "best.json"), record)
     assert training.train(config)["logit_adjustment"]["alpha"] == adjusted["alpha"]
     np.testing.assert_allclose(bias(), expected, atol=1e-6)
 
@@ -369,15 +371,15 @@ def test_run_directory_holds_history_logs_and_backups(trained):
         rows = history(os.path.join(stage_dir, "history.csv"))
         assert [int(r["epoch"]) for r in rows] == list(range(epochs))
         assert {f"val_iou_{name}" for name, _, _ in SHAPE_CLASSES} <= set(rows[0])
-        validated = [int(r["epoch"]) + 1 for r in rows if r["val_miou"] != "NA"]
-        assert validated == training._validation_epochs(config, epochs)
+        validated = [int(r["epoch"]) + 1 for r in rows if r["val_mean_iou"] != "NA"]
+        assert validated == training.validation_epochs(config, epochs)
         with open(os.path.join(stage_dir, "backup", "training_metadata.json")) as f:
             assert json.load(f)["epoch"] == epochs
         with open(os.path.join(stage_dir, "done.json")) as f:
             assert json.load(f)["epochs"] == epochs
         assert not [n for n in os.listdir(stage_dir) if n.startswith(".tmp")]
     best = results["full"]
-    assert best["epoch"] in validated and best["val_miou"] == best["best_val_miou"]
+    assert best["epoch"] in validated and best["val_mean_iou"] == best["best_val_mean_iou"]
     for stage in ("encoder", "full"):
         assert os.listdir(os.path.join(run, "logs", stage, "train"))
         assert os.listdir(os.path.join(run, "logs", stage, "images"))
@@ -499,7 +501,7 @@ def test_a_different_run_is_refused_and_overwrite_starts_over(small_run, tmp_pat
     assert saved["learning_rate"] == 1e-3 and saved["stages"] == "encoder"
 
 
-class NaNLoss(training.WeightedSparseCategoricalCrossentropy):
+class NaNLoss(WeightedSparseCategoricalCrossentropy):
     def call(self, y_true, y_pred):
         return super().call(y_true, y_pred) * float("nan")
 
@@ -511,7 +513,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_backup(
     backup = tmp_path / "run" / "backup"
     before = {name: sha256(backup / name) for name in os.listdir(backup)}
 
-    monkeypatch.setattr(training, "WeightedSparseCategoricalCrossentropy", NaNLoss)
+    monkeypatch.setattr(trainer, "WeightedSparseCategoricalCrossentropy", NaNLoss)
     longer = dataclasses.replace(config, epochs=2)
     with pytest.raises(TrainingError, match=r"loss became nan at batch 0.*--learning_rate"):
         training.train(longer)
@@ -526,7 +528,7 @@ def test_new_run_keeps_unrelated_files_in_its_directory(tmp_path, monkeypatch):
     def stop(*args, **kwargs):
         raise RuntimeError("stop")
 
-    monkeypatch.setattr(training, "_train_stage", stop)
+    monkeypatch.setattr(trainer, "train_stage", stop)
     data_dir = make_shapes_dataset(tmp_path / "data", num_train=4, num_val=2, size=32)
     run = tmp_path / "run"
     (run / "logs").mkdir(parents=True)
@@ -546,3 +548,29 @@ def test_multi_worker_without_a_valid_tf_config_is_explained(tf_config, monkeypa
         monkeypatch.setenv("TF_CONFIG", tf_config)
     with pytest.raises(TrainingError, match="TF_CONFIG.*Training on several machines"):
         training.make_strategy("multi_worker")
+
+
+def test_flags_are_the_config_fields_with_their_defaults_and_choices():
+    from absl import flags
+
+    from tf_enet.cli import train as train_cli
+    from tf_enet.training.config import CHOICES
+
+    flag_values = flags.FlagValues()
+    train_cli.define_flags(flag_values)
+    for field in dataclasses.fields(TrainConfig):
+        flag = flag_values[field.name]
+        if field.name == "verbose":  # decided by the terminal
+            assert flag.default is None
+            continue
+        expected = field.default
+        if field.name == "logit_adjustment":
+            expected = str(expected)
+        assert flag.default == expected, field.name
+        if field.name in CHOICES:
+            assert tuple(flag.parser.enum_values) == CHOICES[field.name]
+        assert flag.help, field.name
+
+
+def test_every_dataset_has_a_default_root():
+    assert set(training.DEFAULT_DATA_DIRS) == set(data_lib.DATASETS)

@@ -9,6 +9,10 @@ the weighted model, `alpha = 1` gives the unweighted posterior's argmax.
 `alpha` is chosen on the training split (the mean IoU peaks between the two
 ends) and folded into the bias of the model's last convolution, so every
 export and runtime sees the adjusted logits at no cost.
+
+A class with weight 0 (median frequency balancing gives it to a class with
+no pixels in the training split) has no weighting bias to undo: its logits
+are left as trained, as for a weight of 1.
 """
 
 import numpy as np
@@ -33,8 +37,9 @@ def adjustment_scores(
     Args:
         model: keras.Model mapping images to logits of the same size.
         dataset: tf_enet.data.SegmentationDataset.
-        class_weights: float array-like `[num_classes]`, positive. The
-            weights the model was trained with.
+        class_weights: float array-like `[num_classes]`, non-negative. The
+            weights the model was trained with; classes weighing 0 are
+            left as trained.
         split: str. Split to score.
         alphas: sequence of float. Adjustment strengths to score.
         limit: int or None. Score only the first `limit` images.
@@ -44,10 +49,10 @@ def adjustment_scores(
         dict: alpha -> `tf_enet.metrics.scores` of its confusion matrix.
 
     Raises:
-        ValueError: the weights are not positive or not one per class.
+        ValueError: the weights are negative, not finite or not one per class.
     """
     num_classes = dataset.info.num_classes
-    offsets = _log_weights(class_weights, num_classes)
+    offsets = log_weights(class_weights, num_classes)
     confusions = {alpha: np.zeros((num_classes, num_classes), np.int64) for alpha in alphas}
     total = len(dataset.files(split)[:limit])
     done = 0
@@ -120,24 +125,40 @@ def fold_adjustment(model, class_weights, alpha, layer=LOGITS_LAYER):
 
     Args:
         model: keras.Model.
-        class_weights: float array-like `[num_classes]`, positive.
+        class_weights: float array-like `[num_classes]`, non-negative;
+            classes weighing 0 are left as trained.
         alpha: float. Adjustment strength.
         layer: str. Name of the layer whose bias holds the logits' offsets.
 
     Raises:
         ValueError: the model has no such layer with a bias, or the weights
-            are not positive or not one per class.
+            are negative, not finite or not one per class.
     """
     bias = logits_bias(model, layer)
-    offsets = _log_weights(class_weights, int(bias.shape[0]))
+    offsets = log_weights(class_weights, int(bias.shape[0]))
     bias.assign(bias.numpy() - np.float32(alpha) * offsets)
 
 
-def _log_weights(class_weights, num_classes):
+def log_weights(class_weights, num_classes):
+    """The logits' offsets per unit of alpha: `log(w)`, 0 where `w` is 0.
+
+    Args:
+        class_weights: float array-like `[num_classes]`, non-negative.
+        num_classes: int.
+
+    Returns:
+        np.ndarray float32 `[num_classes]`.
+
+    Raises:
+        ValueError: the weights are negative, not finite or not one per class.
+    """
     weights = np.asarray(class_weights, np.float32)
-    if weights.shape != (num_classes,) or not np.all(weights > 0):
+    if (weights.shape != (num_classes,) or not np.all(np.isfinite(weights))
+            or np.any(weights < 0)):
         raise ValueError(
-            f"Logit adjustment needs {num_classes} positive class weights; "
-            f"received {class_weights!r}."
+            f"Logit adjustment needs {num_classes} finite, non-negative class "
+            f"weights; received {list(np.ravel(class_weights))!r}."
         )
-    return np.log(weights)
+    if not np.any(weights > 0):
+        raise ValueError("Logit adjustment needs at least one positive class weight.")
+    return np.log(np.where(weights > 0, weights, 1.0)).astype(np.float32)

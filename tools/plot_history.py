@@ -14,13 +14,19 @@ import os
 
 from absl import app, flags
 
+from tf_enet.artifacts import renamed_metric
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("checkpoint_dir", "checkpoints/enet_camvid", "Run directory.")
 flags.DEFINE_string("output", "docs/enet_camvid_curves.png", "PNG to write.")
 
 
 def read_history(path):
-    """Rows of a Keras CSVLogger file as dicts of floats, one per epoch."""
+    """Rows of a Keras CSVLogger file as dicts of floats, one per epoch.
+
+    Columns of earlier versions (`miou`, `val_miou`) read under their
+    current names.
+    """
     if not os.path.exists(path):
         return []
     with open(path, newline="", encoding="utf-8") as f:
@@ -28,7 +34,8 @@ def read_history(path):
         for row in csv.DictReader(f):
             # A resumed run may log an epoch twice; the last one counts.
             rows[int(row["epoch"])] = {
-                k: float(v) for k, v in row.items() if v not in ("", None)
+                renamed_metric(k): float(v) for k, v in row.items()
+                if v not in ("", None, "NA")
             }
     return [rows[epoch] for epoch in sorted(rows)]
 
@@ -61,10 +68,10 @@ def main(argv):
                 [r["val_loss"] for r in rows if "val_loss" in r],
                 label=f"val loss, {name}",
             )
-        iou_axis.plot(epochs, [100 * r["miou"] for r in rows], label=f"train mIoU, {name}")
+        iou_axis.plot(epochs, [100 * r["mean_iou"] for r in rows], label=f"train mIoU, {name}")
         iou_axis.plot(
-            [e for e, r in zip(epochs, rows) if "val_miou" in r],
-            [100 * r["val_miou"] for r in rows if "val_miou" in r],
+            [e for e, r in zip(epochs, rows) if "val_mean_iou" in r],
+            [100 * r["val_mean_iou"] for r in rows if "val_mean_iou" in r],
             label=f"val mIoU, {name}",
         )
         offset = epochs[-1]

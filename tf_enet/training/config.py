@@ -1,0 +1,199 @@
+"""The options of a training run (`TrainConfig`) and their checks.
+
+This module imports neither TensorFlow nor Keras: the command line derives
+its flags (names, defaults, choices, help) from `TrainConfig` alone.
+"""
+
+import dataclasses
+import importlib
+import math
+import re
+
+# Every dataset `tf_enet.data.DATASETS` reads, with its default root.
+DEFAULT_DATA_DIRS = {
+    "camvid": "data/CamVid",
+    "cityscapes": "data/cityscapes",
+    "folder": "data/custom",
+}
+STAGES = ("both", "encoder", "full")
+SCHEDULES = ("step", "poly", "cosine")
+STRATEGIES = ("default", "mirrored", "multi_worker")
+# Options that may change between runs in one checkpoint directory: more
+# epochs extend a run; a moved dataset or directory is the same run; the
+# rest do not change what is trained (a changed logit adjustment is redone
+# on the trained model).
+RESUMABLE_CHANGES = frozenset(
+    {"epochs", "encoder_epochs", "data_dir", "checkpoint_dir", "verbose",
+     "overwrite", "logit_adjustment"}
+)
+LOGIT_ADJUSTMENTS = ("auto", "off")
+CLASS_WEIGHTINGS = ("mfb", "enet", "none")
+# The options restricted to a list of values.
+CHOICES = {
+    "dataset": tuple(DEFAULT_DATA_DIRS),
+    "stages": STAGES,
+    "lr_schedule": SCHEDULES,
+    "class_weighting": CLASS_WEIGHTINGS,
+    "strategy": STRATEGIES,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every option of a training run; defaults follow the paper.
+
+    The command line's flags are these fields: same names, defaults and
+    choices, and the text after each type below as help.
+
+    Args:
+        dataset: str. Dataset layout: camvid, cityscapes or folder (images/,
+            masks/ and classes.json; see the README's "Your own data").
+        data_dir: str or None. Dataset root. Default: data/CamVid,
+            data/cityscapes or data/custom by --dataset.
+        checkpoint_dir: str or None. Run directory: the best model,
+            config.json, history.csv, TensorBoard logs and resumable state.
+            Default: runs/<dataset>.
+        height: int. Training crop height in pixels; prediction and
+            evaluation run the model at this size by default.
+        width: int. Training crop width in pixels.
+        batch_size: int. Global batch size (the paper: 10), split evenly
+            over the replicas of a distribution strategy.
+        epochs: int. Epochs of the full-network stage.
+        encoder_epochs: int. Epochs of the encoder-only stage.
+        stages: str. both: the encoder on 1/8-size labels, then the full
+            network initialised from it (the paper); encoder or full: only
+            that stage.
+        learning_rate: float. Initial Adam learning rate.
+        weight_decay: float. L2 weight decay on convolution kernels, as
+            Torch's weightDecay (adds weight_decay * w to the gradients).
+        lr_schedule: str. step: multiply by lr_decay_factor every
+            lr_decay_epochs; poly: (1 - t)^0.9; cosine.
+        lr_decay_epochs: int. Step schedule period in epochs.
+        lr_decay_factor: float. Step schedule factor.
+        class_weighting: str. mfb: median frequency balancing; enet:
+            1 / ln(1.02 + p) (the paper); none. A class without training
+            pixels weighs 0 under mfb.
+        logit_adjustment: str or float. After training, subtract alpha *
+            log(class weight) from the best model's logits, undoing the
+            weighting's bias toward rare classes (tf_enet.logit_adjustment;
+            classes weighing 0 keep their logits). auto: alpha in 0, 0.1,
+            ..., 1 with the best train-split mean IoU; off; or alpha itself,
+            e.g. 0.5.
+        num_initial_blocks: int. Number of initial blocks (the paper: 1).
+        stage_two_repeat: int. Repeats of the dilated stage (the paper: 2).
+        skip_connections: bool. Add encoder features to the decoder.
+        augment: bool. Random scale, crop and horizontal flip.
+        min_scale: float. Smallest random scale.
+        max_scale: float. Largest random scale.
+        limit: int or None. Train on only the first N images (quick trials).
+        val_limit: int or None. Validate on only the first N images.
+        validation_freq: int. Validate every N epochs (and on the first and
+            last).
+        strategy: str. tf.distribute strategy: default (one device),
+            mirrored (all GPUs of this machine), multi_worker (several
+            machines, each running this command with its TF_CONFIG; see the
+            README).
+        jit_compile: bool. XLA-compile the training step (slower than
+            oneDNN on CPUs; try it on GPUs).
+        seed: int. Random seed of weights, shuffling and augmentation.
+        verbose: int. Progress output: 0 silent, 1 progress bar, 2 one line
+            per epoch.
+    """
+
+    dataset: str = "camvid"
+    data_dir: str = None
+    checkpoint_dir: str = None
+    height: int = 360
+    width: int = 480
+    batch_size: int = 10
+    epochs: int = 300
+    encoder_epochs: int = 100
+    stages: str = "both"
+    learning_rate: float = 5e-4
+    weight_decay: float = 2e-4
+    lr_schedule: str = "step"
+    lr_decay_epochs: int = 100
+    lr_decay_factor: float = 0.1
+    class_weighting: str = "mfb"
+    logit_adjustment: object = "auto"
+    num_initial_blocks: int = 1
+    stage_two_repeat: int = 2
+    skip_connections: bool = False
+    augment: bool = True
+    min_scale: float = 0.75
+    max_scale: float = 1.5
+    limit: int = None
+    val_limit: int = None
+    validation_freq: int = 1
+    strategy: str = "default"
+    jit_compile: bool = False
+    seed: int = 0
+    verbose: int = 1
+
+    def __post_init__(self):
+        def fail(name, expected):
+            raise ValueError(
+                f"`{name}` must be {expected}; received {getattr(self, name)!r}."
+            )
+
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                fail(name, f"one of {choices}")
+        if self.data_dir is None:
+            object.__setattr__(self, "data_dir", DEFAULT_DATA_DIRS[self.dataset])
+        if self.checkpoint_dir is None:
+            object.__setattr__(self, "checkpoint_dir", f"runs/{self.dataset}")
+        for name in ("height", "width", "batch_size", "lr_decay_epochs",
+                     "validation_freq"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                fail(name, "a positive integer")
+        for name in ("epochs", "encoder_epochs"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                fail(name, "a non-negative integer")
+        for name in ("limit", "val_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                fail(name, "a positive integer or None")
+        if self.logit_adjustment not in LOGIT_ADJUSTMENTS:
+            try:
+                alpha = float(self.logit_adjustment)
+            except (TypeError, ValueError):
+                alpha = math.nan
+            if not alpha >= 0:
+                fail("logit_adjustment", f"one of {LOGIT_ADJUSTMENTS} or a number >= 0")
+            object.__setattr__(self, "logit_adjustment", alpha)
+        if not self.learning_rate > 0:
+            fail("learning_rate", "positive")
+        if not self.weight_decay >= 0:
+            fail("weight_decay", "non-negative")
+        if not 0 < self.lr_decay_factor <= 1:
+            fail("lr_decay_factor", "in (0, 1]")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @property
+    def model_options(self):
+        return {
+            "num_initial_blocks": self.num_initial_blocks,
+            "stage_two_repeat": self.stage_two_repeat,
+            "skip_connections": self.skip_connections,
+        }
+
+
+
+def option_help():
+    """The help text of every `TrainConfig` field, from its docstring.
+
+    Returns:
+        dict: field name -> its Args entry, the type word dropped and the
+        lines joined (e.g. "height" -> "Training crop height.").
+    """
+    args = TrainConfig.__doc__.split("Args:", 1)[1]
+    entries = re.findall(r"^ {8}(\w+): (.*?)(?=^ {8}\w+: |\Z)", args, re.M | re.S)
+    text = {name: " ".join(body.split()) for name, body in entries}
+    # "int. Training crop height." -> "Training crop height."
+    return {
+        name: re.sub(r"^\w+(?: or \w+)*\. ", "", body, count=1)
+        for name, body in text.items()
+    }

@@ -1,0 +1,91 @@
+"""The logit adjustment of a finished run: chosen, folded in, recorded.
+
+The math is `tf_enet.logit_adjustment`; this module decides when it runs
+and keeps `best.json` and `model.keras` consistent across restarts.
+"""
+
+import os
+
+import keras
+import numpy as np
+from absl import logging
+
+from tf_enet import artifacts
+from tf_enet import logit_adjustment
+
+def adjust_logits(config, dataset, weights):
+    """Folds the configured logit adjustment into the best full model.
+
+    Done once per best model: `best.json` records alpha with the last
+    layer's bias before and after, and a new best model (a longer run) comes
+    with a new record. A changed setting starts again from the trained bias.
+    The record is written before an adjusted model and after a restored one,
+    so a kill in between leaves a state the next run completes.
+
+    Returns:
+        dict or None: the record (alpha, how it was chosen, mean IoUs), or
+        None when there is no model or nothing to adjust.
+    """
+    model_path = os.path.join(config.checkpoint_dir, artifacts.MODEL_FILE)
+    record_path = os.path.join(config.checkpoint_dir, artifacts.BEST_FILE)
+    if not (os.path.exists(model_path) and os.path.exists(record_path)):
+        return None
+    record = artifacts.read_json(record_path)
+    previous = record.pop("logit_adjustment", None)
+    setting = config.logit_adjustment
+    wanted = setting != "off" and not np.allclose(weights, weights[0])
+    if previous is None and not wanted:
+        return None
+    model = keras.saving.load_model(model_path, compile=False)
+    bias = logit_adjustment.logits_bias(model)
+    same = previous is not None and previous["setting"] == setting
+    if same and np.allclose(bias.numpy(), previous["bias"]):
+        return previous
+    if previous is not None:
+        bias.assign(previous["trained_bias"])
+    if not wanted:
+        artifacts.write_atomically(model_path, model.save)
+        artifacts.write_json(record_path, record)
+        return None
+    adjusted = previous if same else choose_adjustment(config, dataset, weights, model)
+    logit_adjustment.fold_adjustment(model, weights, adjusted["alpha"])
+    adjusted["bias"] = bias.numpy().tolist()
+    record["logit_adjustment"] = adjusted
+    artifacts.write_json(record_path, record)
+    artifacts.write_atomically(model_path, model.save)
+    logging.info(
+        "Logit adjustment alpha=%g: val mIoU %.4f -> %.4f", adjusted["alpha"],
+        adjusted["val_mean_iou_before"], adjusted["val_mean_iou"],
+    )
+    return adjusted
+
+
+def choose_adjustment(config, dataset, weights, model):
+    """Alpha (chosen on the training split for "auto") and its val scores."""
+    setting = config.logit_adjustment
+    adjusted = {
+        "setting": setting,
+        "trained_bias": logit_adjustment.logits_bias(model).numpy().tolist(),
+    }
+    if setting == "auto":
+        logging.info("Choosing the logit adjustment on the training split")
+        scores = logit_adjustment.adjustment_scores(
+            model, dataset, weights, "train", limit=config.limit
+        )
+        alpha = logit_adjustment.best_alpha(scores)
+        adjusted["train_mean_iou"] = {
+            f"{a:g}": float(s["mean_iou"]) for a, s in scores.items()
+        }
+    else:
+        alpha = float(setting)
+    val = logit_adjustment.adjustment_scores(
+        model, dataset, weights, "val", alphas=(0.0, alpha), limit=config.val_limit
+    )
+    adjusted.update(
+        alpha=alpha,
+        val_mean_iou_before=float(val[0.0]["mean_iou"]),
+        val_mean_iou=float(val[alpha]["mean_iou"]),
+    )
+    return adjusted
+
+
