@@ -15,6 +15,8 @@ read). The public CamVid copy is fetched with
 `python -m tf_enet.data.download camvid`.
 """
 
+import inspect
+
 from tf_enet.data.base import (
     DatasetError,
     DatasetInfo,
@@ -29,12 +31,14 @@ from tf_enet.data.cityscapes import Cityscapes
 from tf_enet.data.folder import Folder
 from tf_enet.data.pipeline import make_eval_dataset, make_train_dataset
 from tf_enet.data.scan import ScanResult, scan
+from tf_enet.data.sunrgbd import SUNRGBD
 from tf_enet.data.weights import class_weights
 
 DATASETS = {
     "camvid": CamVid,
     "cityscapes": Cityscapes,
     "folder": Folder,
+    "sunrgbd": SUNRGBD,
 }
 
 
@@ -53,11 +57,19 @@ def get_dataset(name, data_dir, **options):
     Raises:
         DatasetError: for an unknown name, or a directory that does not
             have the dataset's layout.
+        ValueError: for an option the dataset does not take.
     """
     if name not in DATASETS:
         raise DatasetError(
             f"Unknown dataset {name!r}; expected one of "
             f"{', '.join(sorted(DATASETS))}."
+        )
+    accepted = set(inspect.signature(DATASETS[name]).parameters) - {"data_dir"}
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise ValueError(
+            f"Dataset {name!r} takes no option {', '.join(unknown)}; it takes "
+            f"{', '.join(sorted(accepted)) or 'none'}."
         )
     return DATASETS[name](data_dir, **options)
 
