@@ -1,27 +1,55 @@
 """tf_enet: ENet real-time semantic segmentation in TensorFlow 2 / Keras 3.
 
-Importing the package registers its layers with Keras, so saved `.keras`
-models load with `keras.saving.load_model(path)` in safe mode.
+    import tf_enet
+    model = tf_enet.ENet.from_preset("enet_camvid")  # the trained CamVid model
+    model = tf_enet.build_enet(12)                    # an untrained network
+    tf_enet.list_presets()                            # ("enet_camvid",)
+
+`import tf_enet` alone loads neither TensorFlow nor Keras: the names below
+load their module on first use (PEP 562), so the command lines parse their
+flags and answer `--help` without TensorFlow. tf_enet's layers and loss are
+registered with Keras when a model name (`ENet`, `build_enet`, ...) is first
+used, or at once if Keras was imported before tf_enet; `.keras` files saved
+from tf_enet models then load with `keras.saving.load_model(path)` in safe
+mode (`import keras, tf_enet` is enough).
 """
 
-from tf_enet import layers
-from tf_enet import losses  # registers the loss saved with trained models
-from tf_enet.model import (
-    ENet,
-    ENetConfig,
-    build_enet,
-    build_enet_encoder,
-    transfer_weights,
-)
+import importlib
+import sys
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ENet",
-    "ENetConfig",
-    "build_enet",
-    "build_enet_encoder",
-    "layers",
-    "losses",
-    "transfer_weights",
-]
+# Public name -> the module defining it.
+_MODEL_NAMES = ("ENet", "ENetConfig", "build_enet", "build_enet_encoder",
+                "transfer_weights")
+_LAZY_NAMES = {
+    **{name: "tf_enet.model" for name in _MODEL_NAMES},
+    "list_presets": "tf_enet.presets",
+}
+_SUBMODULES = ("layers", "losses", "presets")
+
+__all__ = sorted([*_LAZY_NAMES, *_SUBMODULES])
+
+
+def __getattr__(name):
+    if name in _LAZY_NAMES:
+        module = _LAZY_NAMES[name]
+        if module == "tf_enet.model":
+            # A model saved compiled names tf_enet's loss: register it too.
+            importlib.import_module("tf_enet.losses")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"tf_enet.{name}")
+    raise AttributeError(f"module 'tf_enet' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))
+
+
+if "keras" in sys.modules:
+    # TensorFlow is loaded already, so registering costs little: after
+    # `import keras, tf_enet`, saved tf_enet models load by name.
+    __getattr__("ENet")

@@ -1,0 +1,183 @@
+"""The command lines: `tf-enet-train`, `-predict`, `-evaluate`, `-export`.
+
+Each command is a module here with absl flags and a `main()` that hands its
+`_main(argv)`-style function to `run`:
+
+    def main():
+        cli.run(_main)
+
+`run` answers `--help` (exit status 0) from the flags alone, and keeps
+TensorFlow's start-up messages a user cannot act on off the terminal: the
+C++ log lines printed while TensorFlow loads and finds its devices (the
+oneDNN notice, the CPU instruction notice, "could not find cuda drivers",
+cuInit's error on machines without a GPU), Python warnings raised inside
+TensorFlow, Keras and the exporters, and the INFO lines of TensorFlow's
+Python logger. absl's `-v 1` (`--verbosity=1`) shows all of them, as does a
+`TF_CPP_MIN_LOG_LEVEL` set by the user for the C++ lines.
+
+A command module imports TensorFlow (and every module that does) inside its
+main function, never at the top: its flags are then defined and parsed, and
+`--help` answered, without loading TensorFlow.
+"""
+
+import logging as std_logging
+import os
+import re
+import sys
+import tempfile
+import warnings
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+HELP_ARGS = ("-h", "--help", "-?", "--helpshort")
+FULL_HELP_ARG = "--helpfull"
+# absl's --verbosity from which TensorFlow's own messages are shown (DEBUG).
+SHOW_TENSORFLOW_VERBOSITY = 1
+# C++ log level while quiet: errors only. TensorFlow reads it when it loads.
+QUIET_CPP_LOG_LEVEL = "2"
+
+# Start-up lines TensorFlow prints while it loads and looks for devices;
+# all are INFO notices or the error of a CUDA library without a GPU.
+_STARTUP_NOISE = re.compile(
+    "|".join(
+        (
+            r"All log messages before absl::InitializeLog\(\) is called",
+            r"oneDNN custom operations are on",
+            r"Could not find cuda drivers",
+            r"cpu_feature_guard\.cc",
+            r"^To enable the following instructions:",
+            r"failed call to cuInit",
+            r"Unable to register cu(DNN|FFT|BLAS) factory",
+            r"computation placer already registered",
+            r"TF-TRT Warning: Could not find TensorRT",
+        )
+    )
+)
+# Modules whose Python warnings are about their own internals, not about
+# anything a user of the command line can change.
+_WARNING_MODULES = (
+    r"(tensorflow|tf_keras|keras|tf2onnx|onnx|onnxruntime|google\.protobuf"
+    r"|h5py|absl)(\.|$)"
+)
+
+
+def run(main, argv=None):
+    """Runs a command: help from the flags alone, then `main` quietly.
+
+    Args:
+        main: callable taking the positional arguments left after absl
+            parsed the flags (program name first) and returning the exit
+            status. Its module's docstring opens `--help`.
+        argv: list of str or None. The command line, program name first;
+            None reads `sys.argv`.
+
+    Raises:
+        SystemExit: always, with `main`'s exit status (0 after `--help`).
+    """
+    argv = list(sys.argv if argv is None else argv)
+    words = set(_flag_words(argv[1:]))
+    if words & (set(HELP_ARGS) | {FULL_HELP_ARG}):
+        module = sys.modules[main.__module__]
+        sys.stdout.write(
+            help_text(module, full=FULL_HELP_ARG in words, program=argv[0])
+        )
+        sys.exit(0)
+    app.run(lambda args: _run_quietly(main, args), argv=argv)
+
+
+def help_text(module, *, full=False, program=None):
+    """The `--help` text of a command module.
+
+    Args:
+        module: the command's module. Its docstring comes first, then the
+            flags it defines (and those other `tf_enet` modules define for
+            it).
+        full: bool. List every flag absl knows, as `--helpfull`.
+        program: str or None. Shown as the command's name.
+
+    Returns:
+        str ending with a newline.
+    """
+    doc = (module.__doc__ or f"USAGE: {program or module.__name__} [flags]").strip()
+    if full:
+        flag_text = FLAGS.get_help()
+    else:
+        names = [module.__name__] + sorted(
+            name
+            for name in FLAGS.flags_by_module_dict()
+            if name.startswith("tf_enet.") and name != module.__name__
+        )
+        flag_text = "\n".join(FLAGS.module_help(name) for name in names)
+        flag_text += (
+            "\n\n  -v,--verbosity: 1 also shows TensorFlow's start-up logs and "
+            "warnings (hidden by default).\n"
+            f"  {FULL_HELP_ARG}: list every flag."
+        )
+    return f"{doc}\n\nflags:{flag_text.rstrip()}\n"
+
+
+def show_tensorflow_output():
+    """Whether `-v`/`--verbosity` asks for TensorFlow's own messages."""
+    return FLAGS["verbosity"].present and FLAGS.verbosity >= SHOW_TENSORFLOW_VERBOSITY
+
+
+def quiet_tensorflow():
+    """Hides TensorFlow's messages a command-line user cannot act on.
+
+    Sets `TF_CPP_MIN_LOG_LEVEL` (unless already set) to errors only, ignores
+    Python warnings raised inside TensorFlow, Keras and the exporters,
+    raises TensorFlow's Python logger to ERROR, and imports TensorFlow with
+    its start-up lines filtered out (any other line it prints still shows).
+    Call it after parsing flags and before anything imports TensorFlow.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_CPP_LOG_LEVEL)
+    warnings.filterwarnings("ignore", module=_WARNING_MODULES)
+    for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+        warnings.filterwarnings("ignore", category=category)
+    std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
+    if "tensorflow" not in sys.modules:
+        _import_tensorflow_filtered()
+
+
+def _flag_words(args):
+    """The arguments before `--`, which ends absl's flags."""
+    for arg in args:
+        if arg == "--":
+            return
+        yield arg
+
+
+def _run_quietly(main, args):
+    if not show_tensorflow_output():
+        quiet_tensorflow()
+    return main(args)
+
+
+def _import_tensorflow_filtered():
+    """Imports TensorFlow and lists its devices, dropping the start-up lines.
+
+    TensorFlow's C++ code writes to file descriptor 2 directly, and part of
+    it before its log level takes effect, so the lines are caught there.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            # Finding the devices loads CUDA, which logs cuInit's error on
+            # machines without a GPU.
+            tf.config.list_physical_devices()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.seek(0)
+            lines = caught.read().decode("utf-8", "replace").splitlines(True)
+            sys.stderr.write(
+                "".join(line for line in lines if not _STARTUP_NOISE.search(line))
+            )
+            sys.stderr.flush()
