@@ -174,18 +174,22 @@ def test_every_encoding_gives_the_same_ids_on_both_paths(tmp_path):
     colours = {0: (0, 0, 0), 1: (200, 0, 0), 2: (0, 200, 0), 255: (255, 255, 255)}
     rgb = np.array([[colours[v] for v in row] for row in IDS], np.uint8)
     palette = [(99, 1, 1)] * 256
+    # Alpha carries nothing; a decoder that composited it would change ids.
+    alpha = np.array([[255, 0, 128, 255], [0, 255, 7, 255]], np.uint8)
     writers = {
         "grey8": lambda p: write_grey(p, IDS),
         "grey16": lambda p: write_grey(p, IDS.astype(np.uint16)),
+        "grey_alpha": lambda p: Image.fromarray(np.dstack([IDS, alpha]), "LA").save(p),
         "palette": lambda p: write_palette(p, IDS, palette),
         "rgb": lambda p: write_rgb(p, rgb),
+        "rgba": lambda p: Image.fromarray(np.dstack([rgb, alpha]), "RGBA").save(p),
     }
     root = make_folder(tmp_path, writers, ignore_color=[255, 255, 255])
     ds = data.get_dataset("folder", str(root), val_fraction=0)
     stats = data.scan(ds, "train")
-    # Four copies of IDS.
-    assert stats.pixel_counts.tolist() == [12, 8, 8]
-    assert stats.ignore_pixels == 4
+    # Six copies of IDS.
+    assert stats.pixel_counts.tolist() == [18, 12, 12]
+    assert stats.ignore_pixels == 6
     for ids in pipeline_ids(ds):
         np.testing.assert_array_equal(ids, IDS)
 

@@ -14,10 +14,13 @@ header (its colour type and bit depth) and from the dataset's
 
 So a palette PNG (labelme, CVAT, Pascal VOC) is read as its palette
 *indices* unless the dataset says `"mask_encoding": "color"`; the setting
-always wins over the file. A 1-bit PNG (`Image.fromarray(bool_array)`)
-reads as 0/1, and a 16-bit PNG as its values (ids above 255 are refused by
-the label mapping). JPEGs, 16-bit colour PNGs and other formats are refused:
-lossy compression and channel rescaling change ids.
+always wins over the file. Under "auto", a palette PNG whose used colours
+are all class colours but whose indices name other classes is refused, as
+it could mean either. A 1-bit PNG (`Image.fromarray(bool_array)`) reads as
+0/1, and a 16-bit PNG as its values (values past 255 are never ids, so the
+label mapping refuses them). Alpha channels are dropped. JPEGs, 16-bit
+colour PNGs and other formats are refused: lossy compression and channel
+rescaling change ids.
 
 `mask_format` is the one place deciding how a file is read; both the numpy
 reader (`read_mask`, used by `scan`) and the tf.data decoder

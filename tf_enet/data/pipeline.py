@@ -1,8 +1,11 @@
 """tf.data input pipelines for training and evaluation.
 
-Files are listed, paired and validated in Python (`scan`), then everything
+Files are listed, paired and validated in Python (`scan`), and each mask's
+encoding is read from its header (`masks.mask_format`); then everything
 runs in tf.data: read, decode, map labels to class ids, augment image and
-mask together, batch, prefetch. Elements are
+mask together, batch, prefetch. Palette masks are decoded by Pillow (the
+TensorFlow decoder would expand their indices to colours); every other mask
+by TensorFlow. Elements are
 `(images float32 [batch, height, width, 3] RGB in [0, 255],
 masks int32 [batch, label_height, label_width])`; images are not
 normalised (the model does it) and masks hold class ids or the dataset's
