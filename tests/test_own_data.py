@@ -275,6 +275,16 @@ def test_binary_masks_saved_as_0_255_are_refused_before_training(tmp_path):
             "id — were the masks saved as 0/255?") in str(e.value)
 
 
+def test_binary_masks_saved_as_0_255_with_another_ignore_id_are_refused(tmp_path):
+    mask = np.array([[0, 255], [255, 0]], np.uint8)
+    write_image(tmp_path / "train" / "a.png", 2, 2)
+    write_grey(tmp_path / "trainannot" / "a.png", mask)
+    ds = data.get_dataset("camvid", str(tmp_path))  # ignore id 11
+    with pytest.raises(data.DatasetError, match=r"a.png has invalid values \[255\]; .* A "
+                       r"binary mask saved as 0/255\? Save class c as the value c"):
+        data.scan(ds, "train")
+
+
 def test_absent_class_with_mostly_ignore_pixels_is_refused():
     # 3 classes; 'dog' absent and the ignore id outnumbers every class.
     info = data.DatasetInfo("mine", ("a", "b", "dog"), ((0, 0, 0), (1, 1, 1), (2, 2, 2)), 255)

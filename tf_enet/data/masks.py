@@ -251,9 +251,15 @@ def map_mask(raw, mapping, path):
         bad = ids < 0
         if bad.any():
             values = np.unique(raw[bad]).tolist()
+            hint = ""
+            if values == [255]:
+                hint = (
+                    " A binary mask saved as 0/255? Save class c as the value "
+                    "c (e.g. mask // 255)."
+                )
             raise base.DatasetError(
                 f"Mask {path} has invalid values {_listed(values)}; expected "
-                f"{mapping.valid_values}."
+                f"{mapping.valid_values}.{hint}"
             )
         return ids
     keys, key_ids = mapping.color_arrays()

@@ -251,7 +251,9 @@ def _write_cache(path, key, result):
         fd, temp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"key": key, "result": result.to_dict()}, f)
+                json.dump(
+                    {"key": key, "result": result.to_dict()}, f, allow_nan=False
+                )
             os.replace(temp, path)
         finally:
             if os.path.exists(temp):
