@@ -14,6 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_enet import presets
 from tf_enet.layers import (
     ChannelPadding,
     CropToReference,
@@ -103,6 +104,48 @@ class ENet(keras.Model):
                 break
         callbacks.on_predict_end()
         return np.concatenate(outputs)
+
+    @classmethod
+    def from_preset(cls, preset):
+        """Loads a pretrained ENet: a shipped preset or a preset directory.
+
+        The model maps RGB images in [0, 255], `[batch, height, width, 3]`,
+        to logits `[batch, height, width, num_classes]`; the argmax over the
+        last axis gives the class ids. What the classes are called and
+        painted with is in `tf_enet.presets.load_config(preset)`.
+
+        ```python
+        model = tf_enet.ENet.from_preset("enet_camvid")
+        classes = np.argmax(model.predict(images), axis=-1)
+        ```
+
+        Args:
+            preset: str. A name from `tf_enet.list_presets()`, or a
+                directory holding `model.keras` and `config.json` (as
+                `tf_enet.presets.save_preset` writes).
+
+        Returns:
+            ENet, uncompiled, with the preset's trained weights.
+
+        Raises:
+            ValueError: `preset` is neither a shipped name (the message
+                lists them) nor a preset directory, or its `model.keras` is
+                not a valid ENet model.
+        """
+        path = presets.model_file(preset)
+        try:
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as err:  # Keras raises many types for a bad file.
+            raise ValueError(
+                f"Preset model {path} is not a valid Keras model file: "
+                f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            ) from None
+        if not isinstance(model, cls):
+            raise ValueError(
+                f"Preset model {path} holds a {type(model).__name__}; "
+                f"expected a {cls.__name__}."
+            )
+        return model
 
 
 @dataclasses.dataclass(frozen=True)
