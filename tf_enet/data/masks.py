@@ -101,7 +101,8 @@ def mask_format(path, mapping):
             )
         if bit_depth == 16:
             return MaskFormat(IDS16, 1)
-        return MaskFormat(IDS, 255 // (2**bit_depth - 1))
+        if bit_depth in (1, 2, 4, 8):
+            return MaskFormat(IDS, 255 // (2**bit_depth - 1))
     if color_type == _PALETTE:
         if encoding == "color":
             return MaskFormat(COLOR, 1)
@@ -125,7 +126,8 @@ def mask_format(path, mapping):
             )
         return MaskFormat(COLOR, 1)
     raise base.DatasetError(
-        f"Cannot use mask {path}: PNG colour type {color_type} is not valid."
+        f"Cannot use mask {path}: its PNG header is invalid (colour type "
+        f"{color_type}, bit depth {bit_depth})."
     )
 
 
