@@ -1,5 +1,6 @@
 """Tests of the Cityscapes benchmark scores (class/category IoU and iIoU)."""
 
+import json
 import os
 
 import cv2
@@ -276,3 +277,20 @@ def test_instance_ids_keep_16_bits(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"not a png")
     with pytest.raises(data.DatasetError, match="bad.png: not a readable PNG"):
         cityscapes.read_instance_ids(tmp_path / "bad.png")
+
+
+def test_summary_is_plain_json():
+    metric = CityscapesIoU()
+    metric.update(*hand_example())
+    summary = metric.summary()
+    assert list(summary["per_class_iiou"]) == [
+        "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+    ]
+    assert list(summary["per_category_iiou"]) == ["human", "vehicle"]
+    assert len(summary["per_class_iou"]) == 19 and len(summary["per_category_iou"]) == 7
+    assert summary["per_class_iiou"]["person"] == pytest.approx(0.75)
+    assert summary["per_category_iou"]["flat"] == pytest.approx(0.5)
+    assert summary["class_iou"] == metric.result()["class_iou"]
+    assert summary["num_images"] == 1
+    # Plain floats throughout, so json.dumps takes it as it is.
+    assert json.loads(json.dumps(summary))["category_iiou"] == pytest.approx(0.875)

@@ -242,6 +242,43 @@ class CityscapesIoU:
             "num_images": self.num_images,
         }
 
+    def summary(self):
+        """The scores as plain Python values, for JSON reports.
+
+        Returns:
+            dict with the four means (`class_iou`, `class_iiou`,
+            `category_iou`, `category_iiou`), `num_images`, and the tables
+            `per_class_iou` (19 class names -> float), `per_class_iiou`
+            (the 8 classes with instances), `per_category_iou` (7
+            categories) and `per_category_iiou` ("human", "vehicle"). A
+            score without pixels is NaN.
+        """
+        scores = self.result()
+
+        def table(names, values, keep):
+            return {n: float(v) for n, v, k in zip(names, values, keep) if k}
+
+        classes, categories = scores["class_names"], scores["category_names"]
+        every_class = np.ones(_NUM_CLASSES, bool)
+        every_category = np.ones(_NUM_CATEGORIES, bool)
+        return {
+            "class_iou": scores["class_iou"],
+            "class_iiou": scores["class_iiou"],
+            "category_iou": scores["category_iou"],
+            "category_iiou": scores["category_iiou"],
+            "num_images": scores["num_images"],
+            "per_class_iou": table(classes, scores["per_class_iou"], every_class),
+            "per_class_iiou": table(
+                classes, scores["per_class_iiou"], _HAS_INSTANCES
+            ),
+            "per_category_iou": table(
+                categories, scores["per_category_iou"], every_category
+            ),
+            "per_category_iiou": table(
+                categories, scores["per_category_iiou"], _CATEGORY_HAS_INSTANCES
+            ),
+        }
+
 
 def _counts(confusion):
     """True positives, false positives and false negatives per row class."""

@@ -9,7 +9,7 @@ file, extracts only its `CamVid/` folder and moves it into place as
     python -m tf_enet.data.download sunrgbd --data_dir data/ [--mirror URL]
 
 fetches Ankur Handa's three SUN RGB-D archives (training images, test
-images, 37-class labels of both; several GB in all) and extracts their
+images, and the 37-class labels of both) and extracts their
 `img-<number>` files into `<data_dir>/SUNRGBD`, the layout
 `tf_enet.data.sunrgbd` reads. `--mirror` names a directory URL holding the
 three archives under their usual file names.
