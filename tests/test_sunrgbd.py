@@ -83,11 +83,33 @@ def test_pairing_is_by_number_so_a_gap_is_reported(tmp_path):
         ds.files("test")
 
 
+def test_per_split_layout_pairs_by_number_within_each_split(tmp_path):
+    # chrischoy/SUN_RGBD: image/<split>/img-<n>.jpg, label37/<split>/<n>.png.
+    for split, numbers in (("train", (1, 2, 10)), ("test", (1, 3))):
+        for n in numbers:
+            write(tmp_path / "image" / split / f"img-{n:06d}.jpg", np.zeros((4, 4, 3)))
+            write(tmp_path / "label37" / split / f"{n:08d}.png", label_map(n))
+    ds = data.get_dataset("sunrgbd", str(tmp_path))
+    assert ds.splits() == ("train", "val", "test")
+    assert names(ds.files("train")) == [
+        ("img-000001.jpg", "00000001.png"),
+        ("img-000002.jpg", "00000002.png"),
+        ("img-000010.jpg", "00000010.png"),
+    ]
+    assert names(ds.files("val")) == [
+        ("img-000001.jpg", "00000001.png"),
+        ("img-000003.jpg", "00000003.png"),
+    ]
+    os.remove(tmp_path / "label37" / "test" / "00000003.png")
+    with pytest.raises(data.DatasetError, match="1 images without a mask .* img-000003.jpg"):
+        ds.files("test")
+
+
 def test_layout_errors_name_what_is_missing(tmp_path):
     with pytest.raises(data.DatasetError, match="sunrgbd_train_test_labels/"):
         data.get_dataset("sunrgbd", str(tmp_path))
     os.makedirs(tmp_path / sunrgbd.LABEL_DIR)
-    with pytest.raises(data.DatasetError, match="neither SUNRGBD-train_images/"):
+    with pytest.raises(data.DatasetError, match="has no images; expected SUNRGBD-train_images/"):
         data.get_dataset("sunrgbd", str(tmp_path))
     os.makedirs(tmp_path / sunrgbd.TEST_IMAGE_DIR)
     ds = data.get_dataset("sunrgbd", str(tmp_path))

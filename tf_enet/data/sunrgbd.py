@@ -1,19 +1,25 @@
 """SUN RGB-D with the 37-class segmentation labels (RGB only, as in ENet).
 
-Layout, as unpacked from the archives most SUN RGB-D segmentation code
-downloads (Ankur Handa's extraction of the toolbox's `SUNRGBD2Dseg.mat`,
-https://github.com/ankurhanda/sunrgbd-meta-data; fetched by
-`python -m tf_enet.data.download sunrgbd`):
+Two layouts of the same files are read. The archives most SUN RGB-D
+segmentation code downloads (Ankur Handa's extraction of the toolbox's
+`SUNRGBD2Dseg.mat`, https://github.com/ankurhanda/sunrgbd-meta-data;
+fetched by `python -m tf_enet.data.download sunrgbd`) unpack to
 
     <data_dir>/SUNRGBD-train_images/img-000001.jpg ... img-005285.jpg
     <data_dir>/SUNRGBD-test_images/img-000001.jpg ... img-005050.jpg
     <data_dir>/sunrgbd_train_test_labels/img-000001.png ... img-010335.png
 
-(files may sit at any depth below each folder). The label archive numbers
-the test images first: test image `n` has label `n`, training image `n` has
-label `n + 5050`. Images and labels are paired by these numbers, never by
-sorted position, so a missing file is reported instead of shifting every
-later pair.
+where the label archive numbers the test images first: test image `n` has
+label `n`, training image `n` has label `n + 5050`. The reorganisation of
+the same files by https://github.com/chrischoy/SUN_RGBD (also used by
+several RGB-D segmentation repositories) numbers labels per split:
+
+    <data_dir>/image/{train,test}/img-000001.jpg ...
+    <data_dir>/label37/{train,test}/00000001.png ...
+
+Files may sit at any depth below each folder. Images and labels are paired
+by these numbers, never by sorted position, so a missing file is reported
+instead of shifting every later pair.
 
 Labels are single-channel PNGs: 0 is void (unlabelled, the ignore id here)
 and 1-37 the classes of the toolbox's `seg37list`, which become class ids
@@ -79,12 +85,18 @@ VOID_LABEL = 0
 TRAIN_IMAGE_DIR = "SUNRGBD-train_images"
 TEST_IMAGE_DIR = "SUNRGBD-test_images"
 LABEL_DIR = "sunrgbd_train_test_labels"
+# The per-split layout: image/<split>/ and label37/<split>/.
+SPLIT_IMAGE_DIR = "image"
+SPLIT_LABEL_DIR = "label37"
+# Split sizes; in Handa's label folder, training image `n` has label
+# `n + NUM_TEST`.
 NUM_TRAIN = 5285
 NUM_TEST = 5050
-# Training image `n` has label `n + _TRAIN_LABEL_OFFSET`.
-_TRAIN_LABEL_OFFSET = NUM_TEST
 SPLITS = ("train", "val", "test")
-_FILE_NAME = re.compile(r"^img-(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
+# `img-000001.jpg`, `00000001.png`, `img37labels-000001.png`, ...
+_FILE_NAME = re.compile(
+    r"^(?:[A-Za-z0-9_]*-)?(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE
+)
 
 
 def voc_color(index):
@@ -121,7 +133,7 @@ def _label_mapping():
 
 
 def list_numbered(directory, extensions):
-    """Maps the number `n` of every `img-<n>.<ext>` below `directory` to its path.
+    """Maps the number `n` of every `[prefix-]<n>.<ext>` below `directory` to its path.
 
     Args:
         directory: str. Searched recursively.
@@ -152,14 +164,15 @@ def list_numbered(directory, extensions):
 
 
 class SUNRGBD(base.SegmentationDataset):
-    """SUN RGB-D, 37 classes, in the layout of Handa's archives.
+    """SUN RGB-D, 37 classes, in Handa's or the per-split layout.
 
     Args:
         data_dir: str. Directory holding `SUNRGBD-train_images/`,
-            `SUNRGBD-test_images/` and `sunrgbd_train_test_labels/`.
+            `SUNRGBD-test_images/` and `sunrgbd_train_test_labels/`, or
+            `image/` and `label37/`.
 
     Raises:
-        DatasetError: if the label folder or both image folders are missing.
+        DatasetError: if the labels or all images are missing.
     """
 
     info = base.DatasetInfo("sunrgbd", CLASS_NAMES, PALETTE, IGNORE_INDEX)
@@ -167,26 +180,53 @@ class SUNRGBD(base.SegmentationDataset):
 
     def __init__(self, data_dir):
         super().__init__(data_dir)
-        base.require_dir(
-            os.path.join(self.data_dir, LABEL_DIR),
-            f"SUN RGB-D labels ({LABEL_DIR}/ from "
-            f"sunrgbd_train_test_labels.tar.gz)",
-        )
+        self.per_split = os.path.isdir(
+            os.path.join(self.data_dir, SPLIT_IMAGE_DIR)
+        ) and os.path.isdir(os.path.join(self.data_dir, SPLIT_LABEL_DIR))
+        if not self.per_split:
+            base.require_dir(
+                os.path.join(self.data_dir, LABEL_DIR),
+                f"SUN RGB-D labels ({LABEL_DIR}/ from "
+                f"sunrgbd_train_test_labels.tar.gz, or {SPLIT_IMAGE_DIR}/ and "
+                f"{SPLIT_LABEL_DIR}/)",
+            )
         if not self.splits():
             raise base.DatasetError(
-                f"SUN RGB-D: {self.data_dir} has neither {TRAIN_IMAGE_DIR}/ "
-                f"nor {TEST_IMAGE_DIR}/; unpack SUNRGBD-train_images.tgz and "
-                f"SUNRGBD-test_images.tgz there (or run `python -m "
-                f"tf_enet.data.download sunrgbd`)."
+                f"SUN RGB-D: {self.data_dir} has no images; expected "
+                f"{TRAIN_IMAGE_DIR}/ or {TEST_IMAGE_DIR}/ (unpack "
+                f"SUNRGBD-train_images.tgz and SUNRGBD-test_images.tgz there, "
+                f"or run `python -m tf_enet.data.download sunrgbd`), or "
+                f"{SPLIT_IMAGE_DIR}/train/ and {SPLIT_LABEL_DIR}/train/."
             )
+
+    def _folders(self, split):
+        """(image dir, label dir, label number of image 1 minus 1, count)."""
+        name = "train" if split == "train" else "test"
+        if self.per_split:
+            return (
+                os.path.join(self.data_dir, SPLIT_IMAGE_DIR, name),
+                os.path.join(self.data_dir, SPLIT_LABEL_DIR, name),
+                0,
+                None,
+            )
+        if split == "train":
+            image_dir, offset, count = TRAIN_IMAGE_DIR, NUM_TEST, NUM_TRAIN
+        else:
+            image_dir, offset, count = TEST_IMAGE_DIR, 0, NUM_TEST
+        return (
+            os.path.join(self.data_dir, image_dir),
+            os.path.join(self.data_dir, LABEL_DIR),
+            offset,
+            count,
+        )
 
     def splits(self):
         """"train" and/or "val" and "test" (the same images), as present."""
         present = []
-        if os.path.isdir(os.path.join(self.data_dir, TRAIN_IMAGE_DIR)):
-            present.append("train")
-        if os.path.isdir(os.path.join(self.data_dir, TEST_IMAGE_DIR)):
-            present += ["val", "test"]
+        for split in ("train", "test"):
+            image_dir, label_dir, _, _ = self._folders(split)
+            if os.path.isdir(image_dir) and os.path.isdir(label_dir):
+                present += ["train"] if split == "train" else ["val", "test"]
         return tuple(present)
 
     def files(self, split):
@@ -203,26 +243,23 @@ class SUNRGBD(base.SegmentationDataset):
                 f"SUN RGB-D has no split {split!r}; expected one of {SPLITS} "
                 f"(val is the test split)."
             )
-        if split == "train":
-            image_dir, offset, count = TRAIN_IMAGE_DIR, _TRAIN_LABEL_OFFSET, NUM_TRAIN
-        else:
-            image_dir, offset, count = TEST_IMAGE_DIR, 0, NUM_TEST
-        image_dir = os.path.join(self.data_dir, image_dir)
-        if not os.path.isdir(image_dir):
-            raise base.DatasetError(
-                f"SUN RGB-D split {split!r} not found: {image_dir} is not a "
-                f"directory (available splits: {', '.join(self.splits())})."
-            )
+        image_dir, label_dir, offset, count = self._folders(split)
+        for directory in (image_dir, label_dir):
+            if not os.path.isdir(directory):
+                raise base.DatasetError(
+                    f"SUN RGB-D split {split!r} not found: {directory} is not "
+                    f"a directory (available splits: "
+                    f"{', '.join(self.splits())})."
+                )
         images = list_numbered(image_dir, (".jpg", ".jpeg", ".png"))
         if not images:
             raise base.DatasetError(
                 f"SUN RGB-D split {split!r} is empty: no img-<number>.jpg "
                 f"under {image_dir}."
             )
-        label_dir = os.path.join(self.data_dir, LABEL_DIR)
         labels = {
             number - offset: path
             for number, path in list_numbered(label_dir, (".png",)).items()
-            if offset < number <= offset + count
+            if count is None or offset < number <= offset + count
         }
         return base.pair_files(images, labels, image_dir, label_dir)
