@@ -39,10 +39,11 @@ def test_evaluate_prints_the_table_and_writes_json(tmp_path, setup):
     data_dir, checkpoint = setup
     result = evaluate(
         tmp_path, "--dataset", "folder", "--data_dir", data_dir, "--split", "val",
-        "--model", checkpoint, "--output_json", tmp_path / "scores.json",
+        "--model", checkpoint, "--output_json", tmp_path / "new" / "dir" / "scores.json",
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    scores = json.loads((tmp_path / "scores.json").read_text())
+    # The directory did not exist: it is created before the evaluation.
+    scores = json.loads((tmp_path / "new" / "dir" / "scores.json").read_text())
     assert scores["confusion_matrix"] == CONFUSION
     assert [scores["per_class_iou"][c] for c in CLASSES] == pytest.approx(PER_CLASS_IOU)
     assert scores["mean_iou"] == pytest.approx(MEAN_IOU)
@@ -71,3 +72,20 @@ def test_evaluate_missing_split_is_a_one_line_error_naming_the_directory(tmp_pat
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-2000:]
     assert f"{tmp_path / 'data' / 'images' / 'test'} is not a directory" in errors[0]
+
+
+def test_evaluate_checks_the_output_json_before_evaluating(tmp_path, setup):
+    data_dir, checkpoint = setup
+    (tmp_path / "file").write_text("a file, not a directory")
+    target = tmp_path / "file" / "scores.json"
+    result = evaluate(
+        tmp_path, "--dataset", "folder", "--data_dir", data_dir, "--split", "val",
+        "--model", tmp_path / "no_model_here", "--output_json", target,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    # The output is refused before the model is even looked for.
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert f"--output_json {tmp_path / 'file'}" in errors[0]
+    assert "no_model_here" not in result.stderr

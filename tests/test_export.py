@@ -1,4 +1,4 @@
-"""Tests of the SavedModel, TFLite and ONNX exports (tf_enet.export).
+"""Tests of the SavedModel, TFLite and ONNX exports (tf_enet.exporting).
 
 One small ENet checkpoint (stage_two_repeat=1, 3 classes, non-trivial
 batch-norm statistics) is exported once per format and every export is
@@ -20,7 +20,7 @@ import tf_enet
 from test_inference import (
     CLASSES, pixel_model, red_image, run_config, write_checkpoint, write_rgb,
 )
-from tf_enet import export, inference, lite
+from tf_enet import exporting, inference, lite
 from tf_enet.model import PIXEL_MEAN, PIXEL_STD
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -198,9 +198,9 @@ def test_tflite_predictor_resizes_and_dequantizes(tmp_path, quantize):
         image[0, 0] = (0, 255, 0)  # pixels span [0, 255], as in photos
         calibration.append(str(tmp_path / f"calibration_{i}.png"))
         write_rgb(calibration[-1], image)
-    path = export.export_model(
+    path = exporting.export_model(
         checkpoint, str(tmp_path / "pixel.tflite"), "tflite", quantize=quantize,
-        representative=export.representative_images(calibration),
+        representative=exporting.representative_images(calibration),
     )
     assert_builtin_ops_only(path)
     predictor = inference.load_predictor(path)
@@ -216,7 +216,7 @@ def test_tflite_predictor_resizes_and_dequantizes(tmp_path, quantize):
 
 @pytest.mark.slow
 def test_float_tflite_enet_uses_builtin_ops_and_matches_keras(checkpoint, tmp_path):
-    path = export.export_model(checkpoint[0], str(tmp_path / "enet.tflite"), "tflite")
+    path = exporting.export_model(checkpoint[0], str(tmp_path / "enet.tflite"), "tflite")
     assert_builtin_ops_only(path)
     predictor = inference.load_predictor(path)
     for x in (images(1, 37, 53, seed=3), images(2, 24, 40, seed=4)):
@@ -227,7 +227,7 @@ def test_float_tflite_enet_uses_builtin_ops_and_matches_keras(checkpoint, tmp_pa
 
 @pytest.mark.slow
 def test_fixed_size_tflite_matches_keras_and_resizes_other_sizes(checkpoint, tmp_path):
-    path = export.export_model(
+    path = exporting.export_model(
         checkpoint[0], str(tmp_path / "enet_24x40.tflite"), "tflite",
         input_size=(24, 40),
     )
@@ -257,9 +257,9 @@ def test_fixed_size_tflite_matches_keras_and_resizes_other_sizes(checkpoint, tmp
 def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path):
     images = colour_blocks(8, 32, 48, seed=5)
     calibration = write_images(tmp_path, images)
-    path = export.export_model(
+    path = exporting.export_model(
         checkpoint[0], str(tmp_path / "enet_int8.tflite"), "tflite",
-        quantize="int8", representative=export.representative_images(calibration),
+        quantize="int8", representative=exporting.representative_images(calibration),
     )
     assert_builtin_ops_only(path)
     # PReLU, comparisons and logic have no int8 XNNPack kernels; the export
@@ -303,9 +303,9 @@ def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path)
 @pytest.mark.slow
 def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
     calibration = write_images(tmp_path, colour_blocks(6, 32, 48, seed=7))
-    representative = export.representative_images(calibration)
+    representative = exporting.representative_images(calibration)
     paths = {
-        ranges: export.export_model(
+        ranges: exporting.export_model(
             checkpoint[0], str(tmp_path / f"{ranges}.tflite"), "tflite",
             quantize="int8", representative=representative, int8_ranges=ranges,
         )
@@ -344,8 +344,8 @@ def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
         steps[k] = step
     assert steps["mean"] == pytest.approx((high - low) / 255, rel=0.02)
     assert steps["minmax"] == pytest.approx((full_high - full_low) / 255, rel=0.02)
-    with pytest.raises(export.ExportError, match="int8 ranges"):
-        export.export_model(
+    with pytest.raises(exporting.ExportError, match="int8 ranges"):
+        exporting.export_model(
             checkpoint[0], str(tmp_path / "x.tflite"), "tflite", quantize="int8",
             representative=representative, int8_ranges="percentile",
         )
@@ -355,7 +355,7 @@ def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
 def test_onnx_matches_keras_at_odd_sizes(checkpoint, tmp_path):
     pytest.importorskip("tf2onnx")
     onnxruntime = pytest.importorskip("onnxruntime")
-    path = export.export_model(checkpoint[0], str(tmp_path / "enet.onnx"), "onnx")
+    path = exporting.export_model(checkpoint[0], str(tmp_path / "enet.onnx"), "onnx")
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
     # 37x53 is not a multiple of 8: the size tf2onnx's FloorMod gets wrong.
     x = images(2, 37, 53, seed=7)
@@ -369,16 +369,32 @@ def test_onnx_matches_keras_at_odd_sizes(checkpoint, tmp_path):
 
 
 def test_export_refuses_bad_requests(checkpoint, tmp_path):
-    with pytest.raises(export.ExportError, match="calibration images"):
-        export.export_model(checkpoint[0], str(tmp_path / "a.tflite"), "tflite", quantize="int8")
-    with pytest.raises(export.ExportError, match="TFLite only"):
-        export.export_model(checkpoint[0], str(tmp_path / "a"), "saved_model", quantize="float16")
-    with pytest.raises(export.ExportError, match="Unknown format"):
-        export.export_model(checkpoint[0], str(tmp_path / "a"), "caffe")
-    with pytest.raises(export.ExportError, match="fixed input size applies to TFLite"):
-        export.export_model(checkpoint[0], str(tmp_path / "a"), "onnx", input_size=(8, 8))
-    with pytest.raises(export.ExportError, match="must be positive"):
-        export.export_model(checkpoint[0], str(tmp_path / "a.tflite"), "tflite", input_size=(0, 8))
+    with pytest.raises(exporting.ExportError, match="calibration images"):
+        exporting.export_model(checkpoint[0], str(tmp_path / "a.tflite"), "tflite", quantize="int8")
+    with pytest.raises(exporting.ExportError, match="TFLite only"):
+        exporting.export_model(checkpoint[0], str(tmp_path / "a"), "saved_model", quantize="float16")
+    with pytest.raises(exporting.ExportError, match="Unknown format"):
+        exporting.export_model(checkpoint[0], str(tmp_path / "a"), "caffe")
+    with pytest.raises(exporting.ExportError, match="fixed input size applies to TFLite"):
+        exporting.export_model(checkpoint[0], str(tmp_path / "a"), "onnx", input_size=(8, 8))
+    with pytest.raises(exporting.ExportError, match="must be positive"):
+        exporting.export_model(checkpoint[0], str(tmp_path / "a.tflite"), "tflite", input_size=(0, 8))
     (tmp_path / "model.tflite").write_bytes(b"")
+    with pytest.raises(OSError, match="is a file; a SavedModel is a directory"):
+        exporting.export_model(checkpoint[0], str(tmp_path / "model.tflite"), "saved_model")
     with pytest.raises(inference.ModelError, match="needs a Keras model"):
-        export.export_model(str(tmp_path / "model.tflite"), str(tmp_path / "b"), "saved_model")
+        exporting.export_model(str(tmp_path / "model.tflite"), str(tmp_path / "b"), "saved_model")
+
+
+def test_export_script_checks_the_output_before_loading(tmp_path):
+    (tmp_path / "file").write_text("a file, not a directory")
+    output = tmp_path / "file" / "enet.tflite"
+    result = run([
+        sys.executable, "export.py", "--model", str(tmp_path / "no_model_here"),
+        "--format", "tflite", "--output", str(output),
+    ])
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert f"--output {tmp_path / 'file'}" in errors[0]
+    assert "no_model_here" not in result.stderr

@@ -8,6 +8,7 @@ can be checked against a confusion matrix counted by hand.
 
 import json
 import os
+import zipfile
 
 import cv2
 import keras
@@ -147,7 +148,14 @@ def _not_enet(tmp_path):
 def _random_bytes(tmp_path):
     path = tmp_path / "noise.keras"
     path.write_bytes(np.random.RandomState(0).bytes(300))
-    return path, path, "Cannot load"
+    return path, path, "is not a valid Keras model (.keras): it is not a zip archive"
+
+
+def _zip_without_model(tmp_path):
+    path = tmp_path / "other.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "a zip archive, but no Keras model in it")
+    return path, path, "is not a valid Keras model (.keras)"
 
 
 def _lambda_layer(tmp_path):
@@ -186,14 +194,27 @@ def _empty_directory(tmp_path):
 
 def _corrupt_tflite(tmp_path):
     path = tmp_path / "model.tflite"
-    path.write_bytes(b"not a flatbuffer")
-    return path, path, "Cannot load"
+    path.write_bytes(np.random.RandomState(0).bytes(300))
+    return path, path, "is not a valid TFLite model"
+
+
+def _corrupt_onnx(tmp_path):
+    pytest.importorskip("onnxruntime")
+    path = tmp_path / "model.onnx"
+    path.write_bytes(np.random.RandomState(0).bytes(300))
+    return path, path, "is not a valid ONNX model"
+
+
+def _corrupt_saved_model(tmp_path):
+    (tmp_path / "saved_model.pb").write_bytes(np.random.RandomState(0).bytes(300))
+    return tmp_path, tmp_path, "is not a valid SavedModel"
 
 
 @pytest.mark.parametrize(
     "make",
     [_not_enet, _random_bytes, _lambda_layer, _class_mismatch, _bad_config,
-     _missing, _unknown_extension, _empty_directory, _corrupt_tflite],
+     _missing, _unknown_extension, _empty_directory, _corrupt_tflite,
+     _zip_without_model, _corrupt_onnx, _corrupt_saved_model],
 )
 def test_bad_models_give_one_line_errors_naming_the_file(tmp_path, make):
     path, named, expected = make(tmp_path)
@@ -203,6 +224,9 @@ def test_bad_models_give_one_line_errors_naming_the_file(tmp_path, make):
     assert expected in message
     assert str(named) in message
     assert "\n" not in message
+    if make is not _missing:  # A file that is there is never "not found".
+        assert "not found" not in message.lower()
+    assert "codec" not in message
 
 
 def test_missing_default_model_says_it_is_the_pretrained_one(tmp_path, monkeypatch):

@@ -132,3 +132,17 @@ def test_predict_without_the_shipped_model_is_a_one_line_error(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-2000:]
     assert "pretrained CamVid model checkpoints/enet_camvid" in errors[0]
+
+
+def test_predict_checks_the_output_dir_before_loading_the_model(tmp_path):
+    write_rgb(tmp_path / "x.png", red_image(np.ones((4, 4))))
+    (tmp_path / "file").write_text("a file, not a directory")
+    result = predict(
+        "--images", tmp_path / "x.png", "--model", tmp_path / "no_model_here",
+        "--output_dir", tmp_path / "file" / "out", cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert f"--output_dir {tmp_path / 'file' / 'out'}" in errors[0]
+    assert "no_model_here" not in result.stderr

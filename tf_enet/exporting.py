@@ -23,7 +23,6 @@ SavedModel signatures:
                      (what `load_predictor` runs).
 """
 
-import json
 import os
 import tempfile
 
@@ -31,8 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_enet import artifacts, inference, lite
 from tf_enet import data as data_lib
-from tf_enet import inference, lite
 from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
 
 FORMATS = ("saved_model", "tflite", "onnx")
@@ -60,18 +59,38 @@ def export_config(config, num_classes, **export):
     """
     if config is None:
         config = {
-            "format": "tf_enet/1",
+            "format": artifacts.FORMAT,
             "model": {"num_classes": num_classes},
             "dataset": inference.generic_info(num_classes).to_dict(),
         }
     return {**config, "export": export}
 
 
-def _write_json(path, value):
-    _make_parent(path)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2, sort_keys=True)
-        f.write("\n")
+def check_output(output, export_format, what="output"):
+    """Creates the output's directory and checks it is writable.
+
+    Called before the conversion (and int8 calibration), so that a finished
+    export is never lost to a missing directory or a permission.
+
+    Args:
+        output: str. The SavedModel directory, .tflite or .onnx file.
+        export_format: str. One of `FORMATS`.
+        what: str. How errors name the output, e.g. "--output".
+
+    Raises:
+        OSError: naming `what` and `output`, if it cannot be written.
+    """
+    if export_format == "saved_model":
+        if os.path.isfile(output):
+            raise OSError(
+                f"{what} {output} is a file; a SavedModel is a directory."
+            )
+        artifacts.ensure_writable_dir(output, what)
+    else:
+        artifacts.ensure_writable_file(output, what)
+        artifacts.ensure_writable_file(
+            output + artifacts.SIDECAR_SUFFIX, f"{what}'s configuration"
+        )
 
 
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
@@ -139,8 +158,8 @@ def export_saved_model(model, output_dir, config=None, *, source=None):
     num_classes = int(model.outputs[0].shape[-1])
     _archive(model, _serving_endpoints(model)).write_out(output_dir, verbose=False)
     # A plain file in assets/: TF Serving ignores it, load_predictor reads it.
-    _write_json(
-        os.path.join(output_dir, "assets", inference.SAVED_MODEL_CONFIG),
+    artifacts.write_json(
+        os.path.join(output_dir, "assets", artifacts.SAVED_MODEL_CONFIG),
         export_config(
             config, num_classes, format="saved_model", source=source,
             signatures=["serving_default", "serve_encoded", "logits"],
@@ -256,11 +275,14 @@ def export_tflite(
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         flatbuffer = _convert(converter, quantize, representative)
-    _make_parent(output_path)
-    with open(output_path, "wb") as f:
-        f.write(flatbuffer)
-    _write_json(
-        output_path + inference.SIDECAR_SUFFIX,
+
+    def write(tmp_path):
+        with open(tmp_path, "wb") as f:
+            f.write(flatbuffer)
+
+    artifacts.write_atomically(output_path, write)
+    artifacts.write_json(
+        output_path + artifacts.SIDECAR_SUFFIX,
         export_config(
             config, num_classes, format="tflite", quantize=quantize or "none",
             input_size=None if input_size is None else list(input_size),
@@ -302,11 +324,6 @@ def _convert(converter, quantize, representative):
         raise
     except Exception as err:  # The converter raises several error types.
         raise ExportError(f"TFLite conversion failed: {err}") from None
-
-
-def _make_parent(path):
-    parent = os.path.dirname(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
 
 
 class _PaddedForOnnx(keras.Model):
@@ -367,17 +384,20 @@ def export_onnx(model, output_path, config=None, *, source=None):
     if config is not None:
         mean = config.get("input", {}).get("mean", PIXEL_MEAN)
     spec = (tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),)
-    _make_parent(output_path)
-    try:
-        tf2onnx.convert.from_keras(
-            _PaddedForOnnx(model, mean), input_signature=spec,
-            opset=ONNX_OPSET, output_path=output_path,
-        )
-    except Exception as err:  # tf2onnx raises many error types.
-        raise ExportError(f"ONNX conversion failed: {err}") from None
+
+    def write(tmp_path):
+        try:
+            tf2onnx.convert.from_keras(
+                _PaddedForOnnx(model, mean), input_signature=spec,
+                opset=ONNX_OPSET, output_path=tmp_path,
+            )
+        except Exception as err:  # tf2onnx raises many error types.
+            raise ExportError(f"ONNX conversion failed: {err}") from None
+
+    artifacts.write_atomically(output_path, write)
     num_classes = int(model.outputs[0].shape[-1])
-    _write_json(
-        output_path + inference.SIDECAR_SUFFIX,
+    artifacts.write_json(
+        output_path + artifacts.SIDECAR_SUFFIX,
         export_config(
             config, num_classes, format="onnx", opset=ONNX_OPSET, source=source,
         ),
@@ -407,6 +427,7 @@ def export_model(
     Raises:
         ModelError: the model cannot be loaded.
         ExportError: invalid options or a failed conversion.
+        OSError: the output cannot be written (checked before the work).
     """
     if export_format not in FORMATS:
         raise ExportError(
@@ -422,6 +443,7 @@ def export_model(
             f"A fixed input size applies to TFLite only; received format "
             f"{export_format!r}."
         )
+    check_output(output, export_format)
     model, config, _ = inference.load_keras_model(model_path)
     source = os.fspath(model_path)
     if export_format == "saved_model":

@@ -3,7 +3,7 @@
 `tflite_friendly(model)` returns a copy of a trained model that computes the
 same function (up to float rounding; for int8, up to the activation ranges
 it sets) with layers chosen for TFLite's XNNPack delegate;
-`tf_enet.export.export_tflite` converts that copy. The copy shares the
+`tf_enet.exporting.export_tflite` converts that copy. The copy shares the
 original's weights and is never trained or saved.
 
 - `MaxPoolingWithArgmax2D` / `MaxUnpooling2D` pairs become `WindowMaxPooling2D`
@@ -371,7 +371,7 @@ def calibrated_ranges(model, tensors, representative, ranges="minmax"):
         model: keras.Model whose graph holds `tensors`.
         tensors: list of KerasTensors of `model`.
         representative: callable returning an iterable of `[images]` lists,
-            as `tf_enet.export.representative_images` makes.
+            as `tf_enet.exporting.representative_images` makes.
         ranges: "minmax", the overall minimum and maximum (what TFLite's
             calibration takes), or "mean", the mean over the calibration
             images (or batches) of each one's minimum and maximum.
@@ -414,7 +414,7 @@ def pooling_resolutions(model, representative, ranges="minmax"):
     Args:
         model: keras.Model with `MaxPoolingWithArgmax2D` layers.
         representative: callable returning an iterable of `[images]` lists,
-            as `tf_enet.export.representative_images` makes.
+            as `tf_enet.exporting.representative_images` makes.
         ranges: "minmax" or "mean", as for `calibrated_ranges`; "mean" for
             inputs that carry those ranges (or it errs small, which is safe).
 

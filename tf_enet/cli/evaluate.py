@@ -1,0 +1,166 @@
+"""Scores a trained ENet on a labelled split.
+
+Prints per-class IoU and accuracy, mean IoU, global pixel accuracy and
+class-average accuracy, all from one confusion matrix accumulated at full
+label resolution with ignored pixels left out. --model takes a checkpoint
+directory, a .keras file, an exported SavedModel directory or a
+.tflite/.onnx file; the default is the shipped CamVid model.
+
+The model runs at the size it was trained at (recorded with the model) and
+its logits are resized to each label's size before the argmax;
+--height/--width choose another size. Models that record no training size
+run at each image's own size.
+
+Examples:
+  tf-enet-evaluate --dataset camvid --data_dir data/CamVid --split val
+  tf-enet-evaluate --model exports/enet_camvid.tflite --output_json val.json
+"""
+
+import math
+import os
+import sys
+
+from absl import flags
+
+from tf_enet import cli
+
+# Leaf module without TensorFlow; the data defaults may move beside
+# tf_enet.data.DATASETS.
+from tf_enet.training.config import DEFAULT_DATA_DIRS
+
+DEFAULT_MODEL = os.path.join("checkpoints", "enet_camvid")
+
+flags.DEFINE_enum("dataset", "camvid", sorted(DEFAULT_DATA_DIRS), "Dataset layout.")
+flags.DEFINE_string(
+    "data_dir", None,
+    "Dataset root. Default: "
+    + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items()) + ".",
+)
+flags.DEFINE_string("split", "test", "Split to score.")
+flags.DEFINE_string(
+    "model", DEFAULT_MODEL,
+    "Checkpoint directory, .keras file, SavedModel directory or .tflite/.onnx file.",
+)
+flags.DEFINE_string(
+    "output_json", None,
+    "Also write the scores to this JSON file (its directory is created and "
+    "checked before the evaluation starts).",
+)
+flags.DEFINE_integer("limit", None, "Score only the first N images.")
+flags.DEFINE_integer(
+    "batch_size", 1,
+    "Images per model call (consecutive images of one size are batched).",
+)
+flags.DEFINE_integer(
+    "height", None,
+    "Run the model at this height (with --width) instead of the size it was "
+    "trained at; logits are resized back to the label size.",
+)
+flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
+flags.DEFINE_bool(
+    "jit_compile", None,
+    "XLA-compile Keras/SavedModel models. Default: on from 60 images.",
+)
+flags.register_validator(
+    "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
+)
+FLAGS = flags.FLAGS
+
+
+def _percent(value):
+    return "    n/a" if value is None or math.isnan(value) else f"{100 * value:7.2f}"
+
+
+def format_table(results, title):
+    """The scores as a text table, percentages with two decimals."""
+    names = results["class_names"]
+    width = max(len("class-average accuracy"), *(len(n) for n in names))
+    lines = [title, "", f"{'class':<{width}}      IoU  accuracy"]
+    for name in names:
+        lines.append(
+            f"{name:<{width}}  {_percent(results['per_class_iou'][name])}"
+            f"   {_percent(results['per_class_accuracy'][name])}"
+        )
+    lines.append("")
+    for label, key in (
+        ("mean IoU", "mean_iou"),
+        ("global accuracy", "global_accuracy"),
+        ("class-average accuracy", "class_accuracy"),
+    ):
+        lines.append(f"{label:<{width}}  {_percent(results[key])}")
+    return "\n".join(lines)
+
+
+def _main(argv):
+    if len(argv) > 1:
+        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+        return 2
+    if (FLAGS.height is None) != (FLAGS.width is None):
+        print("error: give both --height and --width, or neither.", file=sys.stderr)
+        return 2
+    from tf_enet import artifacts  # pylint: disable=import-outside-toplevel
+
+    if FLAGS.output_json:
+        try:
+            # Before the evaluation, so its result cannot be lost.
+            artifacts.ensure_writable_file(FLAGS.output_json, "--output_json")
+        except OSError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    import keras  # pylint: disable=import-outside-toplevel
+
+    from tf_enet import data, inference  # pylint: disable=import-outside-toplevel
+
+    data_dir = FLAGS.data_dir or DEFAULT_DATA_DIRS[FLAGS.dataset]
+    progress = []
+
+    def on_batch(done, total):
+        if not progress:
+            verbose = 1 if sys.stdout.isatty() else 2
+            progress.append(keras.utils.Progbar(total, verbose=verbose, unit_name="image"))
+        progress[0].update(done)
+
+    try:
+        dataset = data.get_dataset(FLAGS.dataset, data_dir)
+        num_images = len(dataset.files(FLAGS.split)[: FLAGS.limit])
+        jit = FLAGS.jit_compile
+        if jit is None:
+            jit = inference.auto_jit_compile(num_images)
+        predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+        results = inference.evaluate(
+            predictor, dataset, FLAGS.split, batch_size=FLAGS.batch_size,
+            height=FLAGS.height, width=FLAGS.width, limit=FLAGS.limit,
+            on_batch=on_batch,
+        )
+    except (inference.ModelError, data.DatasetError, ValueError) as error:
+        print(("\n" if progress else "") + f"error: {error}", file=sys.stderr)
+        return 1
+    size = results["input_size"]
+    size = f"model input {size[0]}x{size[1]}" if size else "model at image size"
+    title = (
+        f"{predictor.path} ({predictor.kind}) on {FLAGS.dataset} "
+        f"{FLAGS.split}: {results['num_images']} images, {size}, scored at "
+        f"label resolution"
+    )
+    print(format_table(results, title))
+    if FLAGS.output_json:
+        record = {
+            "model": predictor.path,
+            "dataset": FLAGS.dataset,
+            "data_dir": data_dir,
+            "height": FLAGS.height,
+            "width": FLAGS.width,
+            **results,
+        }
+        try:
+            # NaN (a class absent from labels and predictions) becomes null.
+            artifacts.write_json(FLAGS.output_json, record)
+        except OSError as error:
+            print(f"error: {error}; the scores are printed above.", file=sys.stderr)
+            return 1
+    return 0
+
+
+def main():
+    """The `tf-enet-evaluate` command."""
+    cli.run(_main)

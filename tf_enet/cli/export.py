@@ -1,0 +1,133 @@
+"""Exports a trained ENet for serving: SavedModel, TFLite or ONNX.
+
+--model takes a checkpoint directory or a .keras file. The class names,
+palette and training size travel with the export (see
+tf_enet.exporting), so tf-enet-predict and tf-enet-evaluate run every
+format. The output's directory is created and checked before the export
+starts.
+
+Examples:
+  tf-enet-export --format saved_model --output exports/enet_camvid/1
+  tf-enet-export --format tflite --quantize int8 --dataset camvid
+      --height 360 --width 480 --output exports/enet_camvid_int8.tflite
+  tf-enet-export --format onnx --output exports/enet_camvid.onnx
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from tf_enet import cli
+
+# Leaf module without TensorFlow; the data defaults may move beside
+# tf_enet.data.DATASETS.
+from tf_enet.training.config import DEFAULT_DATA_DIRS
+
+DEFAULT_MODEL = os.path.join("checkpoints", "enet_camvid")
+# The choices of tf_enet.exporting (FORMATS, QUANTIZATIONS, INT8_RANGES),
+# written here so that --help does not load TensorFlow; a test checks they
+# agree.
+FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "int8")
+INT8_RANGES = ("mean", "minmax")
+
+flags.DEFINE_string("model", DEFAULT_MODEL, "Checkpoint directory or .keras file.")
+flags.DEFINE_enum("format", "saved_model", list(FORMATS), "Export format.")
+flags.DEFINE_string(
+    "output", None,
+    "SavedModel directory (for TF Serving: <models>/<name>/<version>), "
+    ".tflite or .onnx file.",
+)
+flags.DEFINE_enum(
+    "quantize", None, list(QUANTIZATIONS),
+    "TFLite only: float16 weights, or int8 full-integer (uint8 pixels in, int8 "
+    "logits out; needs calibration images). Default: float32.",
+)
+flags.DEFINE_string(
+    "representative_images", None,
+    "int8: calibration images (a directory, file or glob).",
+)
+flags.DEFINE_enum(
+    "dataset", None, sorted(DEFAULT_DATA_DIRS),
+    "int8: calibrate on this dataset's train split instead.",
+)
+flags.DEFINE_string(
+    "data_dir", None,
+    "With --dataset. Default: "
+    + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items()) + ".",
+)
+flags.DEFINE_integer("num_representative", 100, "int8: calibration images used.")
+flags.DEFINE_enum(
+    "int8_ranges", "mean", list(INT8_RANGES),
+    "int8: activation ranges from the calibration images. mean: the mean of "
+    "each image's minimum and maximum for PReLU, add and batch norm outputs "
+    "(rare outliers saturate rather than coarsen every step); minmax: the "
+    "converter's overall minimum and maximum.",
+)
+flags.DEFINE_integer(
+    "height", None,
+    "TFLite: fix the model's input to this height (with --width), the size "
+    "it will run at. A fixed size runs faster; tf-enet-predict and "
+    "tf-enet-evaluate resize images to it. int8 calibration images are "
+    "resized to it too.",
+)
+flags.DEFINE_integer("width", None, "TFLite: the fixed input width (with --height).")
+flags.mark_flag_as_required("output")
+FLAGS = flags.FLAGS
+
+
+def _calibration_paths():
+    """The int8 calibration image files the flags name (may be none)."""
+    from tf_enet import data, inference  # pylint: disable=import-outside-toplevel
+
+    if FLAGS.representative_images:
+        found = inference.find_images([FLAGS.representative_images])
+        if not found.paths:
+            raise data.DatasetError(
+                f"No calibration images in {FLAGS.representative_images}."
+            )
+        return found.paths
+    if FLAGS.dataset:
+        data_dir = FLAGS.data_dir or DEFAULT_DATA_DIRS[FLAGS.dataset]
+        dataset = data.get_dataset(FLAGS.dataset, data_dir)
+        return [image for image, _ in dataset.files("train")]
+    return []
+
+
+def _main(argv):
+    if len(argv) > 1:
+        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
+        return 2
+    if (FLAGS.height is None) != (FLAGS.width is None):
+        print("error: give both --height and --width, or neither.", file=sys.stderr)
+        return 2
+    from tf_enet import data, exporting, inference  # pylint: disable=import-outside-toplevel
+
+    try:
+        exporting.check_output(FLAGS.output, FLAGS.format, what="--output")
+        representative = None
+        if FLAGS.quantize == "int8":
+            paths = _calibration_paths()[: FLAGS.num_representative]
+            if paths:
+                representative = exporting.representative_images(
+                    paths, height=FLAGS.height, width=FLAGS.width
+                )
+        output = exporting.export_model(
+            FLAGS.model, FLAGS.output, FLAGS.format, quantize=FLAGS.quantize,
+            representative=representative,
+            input_size=None if FLAGS.height is None else (FLAGS.height, FLAGS.width),
+            int8_ranges=FLAGS.int8_ranges,
+        )
+    except (
+        inference.ModelError, exporting.ExportError, data.DatasetError, OSError
+    ) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Exported {FLAGS.model} as {FLAGS.format} to {output}.")
+    return 0
+
+
+def main():
+    """The `tf-enet-export` command."""
+    cli.run(_main)

@@ -1,0 +1,202 @@
+"""Segments images or a video with a trained ENet.
+
+For every input `<stem>.<ext>` writes into --output_dir:
+    <stem>_labels.png    class ids (uint8), the input's size
+    <stem>_color.png     the classes painted with the model's palette
+    <stem>_overlay.jpg   the colours blended over the image (--alpha)
+
+--images takes directories, files and glob patterns (several, or repeated);
+--video writes `<stem>_overlay.mp4`. --model takes a checkpoint directory,
+a .keras file, an exported SavedModel directory or a .tflite/.onnx file;
+the default is the shipped CamVid model.
+
+The model runs at the size it was trained at (recorded with the model,
+e.g. 360x480 for CamVid) and its predictions are resized back to each
+input's size, so large photos are segmented at the scale the model learned;
+--height/--width choose another size. Models that record no training size
+run at each input's own size.
+
+Examples:
+  tf-enet-predict --images data/samples/ --output_dir predictions
+  tf-enet-predict --video street.mp4 --model exports/enet_camvid.tflite
+"""
+
+import os
+import sys
+import time
+
+from absl import flags
+
+from tf_enet import cli
+
+# The names of tf_enet.inference.OUTPUTS, without importing TensorFlow.
+OUTPUTS = ("labels", "color", "overlay")
+DEFAULT_MODEL = os.path.join("checkpoints", "enet_camvid")
+# Images or frames from which XLA compilation pays off, as
+# tf_enet.inference.XLA_BREAK_EVEN_IMAGES.
+_JIT_HELP_IMAGES = 60
+
+flags.DEFINE_multi_string(
+    "images", None,
+    "Image files, directories or glob patterns; repeat the flag or list files "
+    "after it.",
+)
+flags.DEFINE_string("video", None, "A video file to segment into an overlay video.")
+flags.DEFINE_string(
+    "model", DEFAULT_MODEL,
+    "Checkpoint directory, .keras file, SavedModel directory or .tflite/.onnx file.",
+)
+flags.DEFINE_string(
+    "output_dir", "predictions",
+    "Where the outputs go (created, and checked before the model runs).",
+)
+flags.DEFINE_list("outputs", list(OUTPUTS), "Which of labels,color,overlay to write.")
+flags.DEFINE_float("alpha", 0.5, "Weight of the class colours in overlays.")
+flags.DEFINE_integer(
+    "height", None,
+    "Run the model at this height (with --width) instead of the size it was "
+    "trained at; predictions are resized back to each input's size.",
+)
+flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
+flags.DEFINE_integer("batch_size", 4, "Images of equal size per model call.")
+flags.DEFINE_bool(
+    "jit_compile", None,
+    "XLA-compile Keras/SavedModel models: faster per image, but compiles once "
+    f"per input size. Default: on for videos and from {_JIT_HELP_IMAGES} "
+    "images.",
+)
+flags.register_validator(
+    "outputs", lambda values: set(values) <= set(OUTPUTS),
+    message=f"--outputs must list some of {','.join(OUTPUTS)}.",
+)
+flags.register_validator(
+    "alpha", lambda value: 0 <= value <= 1, message="--alpha must be in [0, 1]."
+)
+flags.register_validator(
+    "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
+)
+FLAGS = flags.FLAGS
+
+
+def _progress_bar(total, unit):
+    """A live bar on a terminal; one summary line when output is a file."""
+    import keras  # pylint: disable=import-outside-toplevel
+
+    verbose = 1 if sys.stdout.isatty() else 2
+    return keras.utils.Progbar(total, verbose=verbose, unit_name=unit)
+
+
+def _note(message):
+    """An error or note on its own line, also while a bar is shown."""
+    sys.stdout.flush()
+    prefix = "\n" if sys.stdout.isatty() else ""
+    print(prefix + message, file=sys.stderr, flush=True)
+
+
+def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size,
+                   input_size):
+    """Writes the outputs of every path; returns how many failed."""
+    from tf_enet import inference  # pylint: disable=import-outside-toplevel
+
+    stems = inference.output_stems(paths)
+    progress = _progress_bar(len(paths), "image")
+    done = failed = 0
+    for result in inference.predict_files(
+        predictor, paths, batch_size=batch_size, input_size=input_size
+    ):
+        done += 1
+        try:
+            if result.error is not None:
+                raise OSError(result.error)
+            inference.write_prediction(
+                result, output_dir, stems[result.path], predictor.info.palette,
+                outputs=outputs, alpha=alpha,
+            )
+        except OSError as err:
+            _note(f"error: {err}")
+            failed += 1
+        progress.update(done)
+    print(f"Segmented {done - failed} of {done} images into {output_dir}/.")
+    return failed
+
+
+def predict_video(predictor, path, output_dir, *, total, alpha, batch_size,
+                  input_size):
+    """Writes `<stem>_overlay.mp4`; returns 0 on success, else 1."""
+    from tf_enet import inference  # pylint: disable=import-outside-toplevel
+
+    stem = os.path.splitext(os.path.basename(path))[0]
+    output = os.path.join(output_dir, f"{stem}_overlay.mp4")
+    progress = _progress_bar(total or None, "frame")
+    start = time.monotonic()
+    done = inference.predict_video(
+        predictor, path, output, batch_size=batch_size, alpha=alpha,
+        input_size=input_size,
+        on_frames=lambda frames: progress.update(frames, finalize=False),
+    )
+    progress.update(done, finalize=True)
+    seconds = max(time.monotonic() - start, 1e-9)
+    print(f"Wrote {done} frames to {output} ({done / seconds:.1f} frames/s).")
+    if not done:
+        print(f"error: No frame could be read from {path}.", file=sys.stderr)
+    return 0 if done else 1
+
+
+def _main(argv):
+    inputs = list(FLAGS.images or []) + argv[1:]
+    if bool(inputs) == bool(FLAGS.video):
+        print("error: give either --images (files, directories, globs) or "
+              "--video.", file=sys.stderr)
+        return 2
+    if (FLAGS.height is None) != (FLAGS.width is None):
+        print("error: give both --height and --width, or neither.", file=sys.stderr)
+        return 2
+    from tf_enet import artifacts  # pylint: disable=import-outside-toplevel
+
+    try:
+        # Before any model runs, so no result is lost to the output path.
+        artifacts.ensure_writable_dir(FLAGS.output_dir, "--output_dir")
+    except OSError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from tf_enet import data, inference  # pylint: disable=import-outside-toplevel
+
+    input_size = (FLAGS.height, FLAGS.width) if FLAGS.height else None
+    options = dict(batch_size=FLAGS.batch_size, input_size=input_size)
+    try:
+        inference.resolve_model_path(FLAGS.model)  # Fails fast on a bad path.
+        if FLAGS.video:
+            video = inference.video_info(FLAGS.video)
+            jit = FLAGS.jit_compile
+            if jit is None:
+                jit = inference.auto_jit_compile(video.num_frames)
+            predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+            return predict_video(
+                predictor, FLAGS.video, FLAGS.output_dir, total=video.num_frames,
+                alpha=FLAGS.alpha, **options,
+            )
+        found = inference.find_images(inputs)
+        for path in found.skipped:
+            print(f"note: skipping {path}: not an image file.", file=sys.stderr)
+        for item in found.unmatched:
+            print(f"error: {item}: no such file or directory.", file=sys.stderr)
+        if not found.paths:
+            print("error: No images to segment.", file=sys.stderr)
+            return 1
+        jit = FLAGS.jit_compile
+        if jit is None:
+            jit = inference.auto_jit_compile(len(found.paths))
+        predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+        failed = predict_images(
+            predictor, found.paths, FLAGS.output_dir, outputs=FLAGS.outputs,
+            alpha=FLAGS.alpha, **options,
+        )
+    except (inference.ModelError, data.DatasetError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 1 if failed or found.unmatched else 0
+
+
+def main():
+    """The `tf-enet-predict` command."""
+    cli.run(_main)

@@ -1,0 +1,103 @@
+"""Running trained ENet models: load any saved kind, predict, evaluate.
+
+    from tf_enet import inference
+    predictor = inference.load_predictor("checkpoints/enet_camvid")
+    classes = predictor.predict(images)      # int32 [batch, height, width]
+    results = inference.evaluate(predictor, dataset, "val")
+
+`load_predictor` takes any of:
+
+    checkpoint directory   train.py's: model.keras + config.json
+    <name>.keras           a Keras model; classes from a config.json beside it
+    SavedModel directory   export.py's; classes in assets/tf_enet_config.json
+    <name>.tflite          export.py's; classes in <name>.tflite.json
+    <name>.onnx            export.py's; classes in <name>.onnx.json (needs
+                           onnxruntime: the `[onnx]` extra)
+
+Without a configuration the classes are named `class_0`, `class_1`, ... and
+painted with a generic palette. Keras files load in safe mode, so a model
+file can never run code. A model runs at the size it was trained at (the
+configuration records it) and its logits are resized to each image's size.
+
+Modules:
+    loading      resolving model paths, reading configurations, Keras files
+    runtimes     the Keras, SavedModel, TFLite and ONNX runners
+    predictor    `Predictor` and `load_predictor`
+    files        image files and videos: finding, predicting, writing
+    evaluation   `confusion_matrices` over a split, and `evaluate`
+"""
+
+from tf_enet.artifacts import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    SAVED_MODEL_CONFIG,
+    SIDECAR_SUFFIX,
+)
+from tf_enet.inference.evaluation import confusion_matrices, evaluate
+from tf_enet.inference.files import (
+    OUTPUTS,
+    FilePrediction,
+    ImageList,
+    VideoInfo,
+    find_images,
+    output_stems,
+    overlay,
+    predict_files,
+    predict_video,
+    video_info,
+    write_prediction,
+)
+from tf_enet.inference.loading import (
+    DEFAULT_MODEL,
+    GENERIC_IGNORE_INDEX,
+    ModelError,
+    default_palette,
+    generic_info,
+    load_keras_model,
+    read_config,
+    resolve_model_path,
+    training_size,
+)
+from tf_enet.inference.predictor import (
+    XLA_BREAK_EVEN_IMAGES,
+    Predictor,
+    auto_jit_compile,
+    load_predictor,
+    resize_images,
+    resize_logits,
+)
+
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_MODEL",
+    "FilePrediction",
+    "GENERIC_IGNORE_INDEX",
+    "ImageList",
+    "MODEL_FILE",
+    "ModelError",
+    "OUTPUTS",
+    "Predictor",
+    "SAVED_MODEL_CONFIG",
+    "SIDECAR_SUFFIX",
+    "VideoInfo",
+    "XLA_BREAK_EVEN_IMAGES",
+    "auto_jit_compile",
+    "confusion_matrices",
+    "default_palette",
+    "evaluate",
+    "find_images",
+    "generic_info",
+    "load_keras_model",
+    "load_predictor",
+    "output_stems",
+    "overlay",
+    "predict_files",
+    "predict_video",
+    "read_config",
+    "resize_images",
+    "resize_logits",
+    "resolve_model_path",
+    "training_size",
+    "video_info",
+    "write_prediction",
+]

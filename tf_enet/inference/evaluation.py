@@ -1,0 +1,201 @@
+"""Scoring models on labelled splits: one confusion-matrix routine.
+
+`confusion_matrices` is the one loop over a split: evaluation, the logit
+adjustment's choice of strength and the tests all count with it.
+`evaluate` turns its matrix into the scores of the paper's tables.
+"""
+
+import keras
+import numpy as np
+from absl import logging
+
+from tf_enet import data as data_lib
+from tf_enet import metrics as metrics_lib
+from tf_enet.inference.loading import ModelError
+from tf_enet.inference.predictor import Predictor, resize_images, resize_logits
+
+
+def confusion_matrices(
+    predictor,
+    dataset,
+    split="val",
+    *,
+    transforms=(None,),
+    limit=None,
+    batch_size=1,
+    input_size=None,
+    on_batch=None,
+):
+    """Counts one confusion matrix per logit transform over a split.
+
+    Each image runs through the model once, at `predictor.model_size` (the
+    training size by default); its logits are resized (bilinear) once to
+    its label's size, then every transform is applied and its argmax
+    counted against the label, ignored pixels left out. Images are batched
+    when consecutive images have the same size, so a split mixing sizes
+    needs no padding.
+
+    Args:
+        predictor: Predictor, or a keras.Model mapping images to logits
+            (run through `Predictor.from_model` with the dataset's classes).
+        dataset: tf_enet.data.SegmentationDataset.
+        split: str. Split to count.
+        transforms: sequence of callables or None. Each maps float32 logits
+            `[batch, label_height, label_width, num_classes]` (np.ndarray) to
+            scores of the same shape whose argmax is the prediction, e.g.
+            `lambda logits: logits - alpha * np.log(class_weights)`; None
+            counts the logits as they are.
+        limit: int or None. Count only the first `limit` images.
+        batch_size: int. Images per model call.
+        input_size: (height, width) or None. Run the model at this size
+            instead of the training size (see `Predictor.model_size`).
+        on_batch: callable `(images_done, images_total)` or None, called
+            after each batch.
+
+    Returns:
+        np.ndarray int64 `[len(transforms), num_classes, num_classes]`; rows
+        are true classes, columns predictions.
+
+    Raises:
+        ModelError: the model's class count differs from the dataset's.
+        DatasetError: the split is missing, unlabelled or has bad files.
+        ValueError: invalid arguments.
+    """
+    info = dataset.info
+    if isinstance(predictor, keras.Model):
+        predictor = Predictor.from_model(predictor, info)
+    if predictor.num_classes != info.num_classes:
+        raise ModelError(
+            f"{predictor.path} outputs {predictor.num_classes} classes but "
+            f"{info.name} ({dataset.data_dir}) has {info.num_classes}; "
+            f"evaluate it on the dataset it was trained on."
+        )
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"`batch_size` must be a positive integer; received {batch_size!r}."
+        )
+    transforms = list(transforms)
+    if not transforms:
+        raise ValueError("`transforms` must hold at least one entry (None: as is).")
+    num_classes = info.num_classes
+    matrices = np.zeros((len(transforms), num_classes, num_classes), np.int64)
+    total = len(dataset.files(split)[:limit])
+    pending = []  # [(image [h, w, 3], label [h', w'])], all images one size
+    done = 0
+
+    def flush():
+        nonlocal done
+        images = np.stack([image for image, _ in pending])
+        model_size = predictor.model_size(images.shape[1:3], input_size)
+        logits = predictor.logits(resize_images(images, model_size))
+        for logit, (_, label) in zip(logits, pending):
+            logit = resize_logits(logit[None], label.shape)  # [1, h', w', K]
+            for i, transform in enumerate(transforms):
+                scores = logit if transform is None else transform(logit)
+                classes = np.argmax(scores, axis=-1)  # [1, h', w']
+                matrices[i] += metrics_lib.confusion_matrix(
+                    label[None], classes, num_classes, info.ignore_index
+                )
+        done += len(pending)
+        pending.clear()
+        if on_batch is not None:
+            on_batch(done, total)
+
+    # One image per element: batching here avoids padding mixed sizes.
+    for image, label in data_lib.make_eval_dataset(
+        dataset, split, batch_size=1, limit=limit
+    ):
+        image, label = image.numpy()[0], label.numpy()[0]
+        if pending and pending[0][0].shape != image.shape:
+            flush()
+        pending.append((image, label))
+        if len(pending) == batch_size:
+            flush()
+    if pending:
+        flush()
+    return matrices
+
+
+def evaluate(
+    predictor,
+    dataset,
+    split="test",
+    *,
+    batch_size=1,
+    height=None,
+    width=None,
+    limit=None,
+    on_batch=None,
+):
+    """Scores a model on a labelled split at full label resolution.
+
+    One confusion matrix is accumulated over the whole split by
+    `confusion_matrices`, ignored pixels excluded, and every score derives
+    from it. The model runs at its training size unless `height` and
+    `width` say otherwise; the logits are resized (bilinear) to each
+    label's size before the argmax.
+
+    Args:
+        predictor: Predictor.
+        dataset: tf_enet.data.SegmentationDataset.
+        split: str. Split to evaluate.
+        batch_size: int. Images per model call.
+        height: int or None. Model input height (with `width`).
+        width: int or None. Model input width (with `height`).
+        limit: int or None. Evaluate only the first `limit` images.
+        on_batch: callable `(images_done, images_total)` or None, called
+            after each batch (for progress display).
+
+    Returns:
+        dict: `split`, `num_images`, `input_size` (the model's [height,
+        width], or None for each image's own size), `class_names`,
+        `confusion_matrix` (list of lists, rows true classes),
+        `per_class_iou` and `per_class_accuracy` (dicts class name ->
+        float, NaN for classes absent from labels and predictions),
+        `mean_iou`, `global_accuracy`, `class_accuracy`.
+
+    Raises:
+        ModelError: the model's class count differs from the dataset's.
+        DatasetError: the split is missing, unlabelled or has bad files.
+        ValueError: only one of `height` and `width`, or bad arguments.
+    """
+    if (height is None) != (width is None):
+        raise ValueError(
+            f"Give both `height` and `width` or neither; received height="
+            f"{height!r}, width={width!r}."
+        )
+    info = dataset.info
+    if predictor.info.class_names != info.class_names:
+        logging.warning(
+            "%s names its classes %s, the dataset %s; scoring by class id.",
+            predictor.path, list(predictor.info.class_names), list(info.class_names),
+        )
+    input_size = None if height is None else (height, width)
+    done = [0]
+
+    def progress(images_done, images_total):
+        done[0] = images_done
+        if on_batch is not None:
+            on_batch(images_done, images_total)
+
+    (confusion,) = confusion_matrices(
+        predictor, dataset, split, limit=limit, batch_size=batch_size,
+        input_size=input_size, on_batch=progress,
+    )
+    result = metrics_lib.scores(confusion)
+    names = list(info.class_names)
+    used_size = input_size or predictor.input_size or predictor.training_size
+    return {
+        "split": split,
+        "num_images": done[0],
+        "input_size": None if used_size is None else list(used_size),
+        "class_names": names,
+        "confusion_matrix": confusion.tolist(),
+        "per_class_iou": dict(zip(names, map(float, result["per_class_iou"]))),
+        "per_class_accuracy": dict(
+            zip(names, map(float, result["per_class_accuracy"]))
+        ),
+        "mean_iou": result["mean_iou"],
+        "global_accuracy": result["global_accuracy"],
+        "class_accuracy": result["class_accuracy"],
+    }

@@ -1,0 +1,225 @@
+"""The runtimes a Predictor runs: Keras, SavedModel, TFLite and ONNX.
+
+Each runner is a callable mapping float32 images `[batch, height, width, 3]`
+(RGB in [0, 255]) to float32 logits `[batch, height, width, num_classes]`,
+with a `num_classes` attribute and, when the model only takes one size, an
+`input_size` attribute.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from tf_enet.inference.loading import (
+    ModelError,
+    check_tflite_file,
+    first_line,
+    invalid_model,
+)
+
+_IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
+
+
+class KerasRunner:
+    """Runs a `keras.Model` in inference mode, traced once for any size.
+
+    Args:
+        model: keras.Model mapping images to logits.
+        jit_compile: bool. XLA-compile the call (compiles once per shape).
+    """
+
+    input_size = None
+
+    def __init__(self, model, jit_compile=False):
+        self.model = model
+        self.num_classes = int(model.outputs[0].shape[-1])
+        self._call = tf.function(
+            lambda images: model(images, training=False),
+            input_signature=[_IMAGES],
+            jit_compile=jit_compile,
+        )
+
+    def __call__(self, images):
+        return self._call(images).numpy()
+
+
+class SavedModelRunner:
+    """Runs the `logits` function of a SavedModel written by export.py.
+
+    Args:
+        path: str. The SavedModel directory.
+        jit_compile: bool. XLA-compile the call.
+
+    Raises:
+        ModelError: the directory is not a valid SavedModel, or not one
+            export.py wrote.
+    """
+
+    input_size = None
+
+    def __init__(self, path, jit_compile=False):
+        try:
+            loaded = tf.saved_model.load(path)
+        except Exception as err:  # TensorFlow raises many types here.
+            raise invalid_model(path, "saved_model", _saved_model_reason(err)) from None
+        function = getattr(loaded, "logits", None)
+        if function is None:
+            raise ModelError(
+                f"SavedModel {path} has no `logits` function, so export.py did "
+                f"not write it; export the Keras model with export.py."
+            )
+        concrete = function.get_concrete_function(_IMAGES)
+        self.num_classes = int(concrete.structured_outputs["logits"].shape[-1])
+        self._loaded = loaded  # Keeps the variables alive.
+        self._call = tf.function(
+            lambda images: function(images)["logits"],
+            input_signature=[_IMAGES],
+            jit_compile=jit_compile,
+        )
+
+    def __call__(self, images):
+        return self._call(tf.constant(images)).numpy()
+
+
+def _saved_model_reason(error):
+    line = first_line(error)
+    if "saved_model.pb" in line and ("parse" in line or "corrupt" in line):
+        return "its saved_model.pb does not parse (a corrupt or truncated file)."
+    return line
+
+
+def _quantize(values, detail):
+    scale, zero_point = detail["quantization"]
+    info = np.iinfo(detail["dtype"])
+    values = np.round(values / scale + zero_point)
+    return np.clip(values, info.min, info.max).astype(detail["dtype"])
+
+
+class TFLiteRunner:
+    """Runs a .tflite model, resizing its input to each batch's shape.
+
+    A model exported with a fixed input size (`input_size`, batch 1) takes
+    only images of that size, run one at a time.
+
+    Quantized (uint8/int8) inputs are quantized here and quantized outputs
+    dequantized, so callers always see float pixels and float logits.
+
+    Args:
+        path: str. The .tflite file.
+
+    Raises:
+        ModelError: the file is not a valid TFLite model or not a
+            segmentation model.
+    """
+
+    def __init__(self, path):
+        check_tflite_file(path)
+        with warnings.catch_warnings():
+            # tf.lite.Interpreter warns that it moves to ai_edge_litert.
+            warnings.simplefilter("ignore")
+            try:
+                self._interpreter = tf.lite.Interpreter(
+                    model_path=path, num_threads=os.cpu_count()
+                )
+            except Exception as err:  # ValueError, RuntimeError, codec errors.
+                raise invalid_model(path, "tflite", first_line(err)) from None
+        inputs = self._interpreter.get_input_details()
+        outputs = self._interpreter.get_output_details()
+        if (
+            len(inputs) != 1
+            or len(outputs) != 1
+            or len(inputs[0]["shape"]) != 4
+            or inputs[0]["shape"][-1] != 3
+            or len(outputs[0]["shape"]) != 4
+        ):
+            raise ModelError(
+                f"{path} is not an ENet segmentation model: expected one "
+                f"[batch, height, width, 3] input and one [batch, height, "
+                f"width, classes] output."
+            )
+        self.num_classes = int(outputs[0]["shape"][-1])
+        self._input_index = inputs[0]["index"]
+        self._shape = None
+        self._path = path
+        batch, height, width, _ = (int(v) for v in inputs[0]["shape_signature"])
+        # export_tflite(..., input_size=...) fixes the input to [1, h, w, 3].
+        self.input_size = None if height < 0 or width < 0 else (height, width)
+        self._single_image = batch == 1
+
+    def __call__(self, images):
+        if self.input_size is not None and tuple(images.shape[1:3]) != self.input_size:
+            raise ModelError(
+                f"{self._path} was exported for {self.input_size[0]}x"
+                f"{self.input_size[1]} images; received "
+                f"{images.shape[1]}x{images.shape[2]}. Predictor.predict "
+                f"resizes images to it."
+            )
+        if self._single_image and len(images) != 1:
+            return np.concatenate([self(image[None]) for image in images])
+        interpreter = self._interpreter
+        if self._shape != images.shape:
+            interpreter.resize_tensor_input(self._input_index, list(images.shape))
+            interpreter.allocate_tensors()
+            self._shape = images.shape
+        detail = interpreter.get_input_details()[0]
+        if detail["dtype"] != np.float32:
+            images = _quantize(images, detail)
+        interpreter.set_tensor(self._input_index, images)
+        interpreter.invoke()
+        detail = interpreter.get_output_details()[0]
+        logits = interpreter.get_tensor(detail["index"])
+        if detail["dtype"] != np.float32:
+            scale, zero_point = detail["quantization"]
+            logits = (logits.astype(np.float32) - zero_point) * scale
+        return logits
+
+
+class OnnxRunner:
+    """Runs an .onnx model exported by export.py with onnxruntime.
+
+    Args:
+        path: str. The .onnx file.
+
+    Raises:
+        ModelError: onnxruntime is missing, or the file is not a valid ONNX
+            model or not a segmentation model.
+    """
+
+    input_size = None
+
+    def __init__(self, path):
+        try:
+            import onnxruntime  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            raise ModelError(
+                f"Running {path} needs onnxruntime: pip install "
+                f"'tf_enet[onnx]' (or onnxruntime)."
+            ) from None
+        try:
+            self._session = onnxruntime.InferenceSession(
+                path, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own types.
+            raise invalid_model(path, "onnx", _onnx_reason(err)) from None
+        inputs = self._session.get_inputs()
+        outputs = self._session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1 or len(outputs[0].shape) != 4:
+            raise ModelError(
+                f"{path} is not an ENet segmentation model: expected one input "
+                f"and one [batch, height, width, classes] output."
+            )
+        self.num_classes = int(outputs[0].shape[-1])
+        self._input_name = inputs[0].name
+
+    def __call__(self, images):
+        return self._session.run(None, {self._input_name: images})[0]
+
+
+def _onnx_reason(error):
+    line = first_line(error)
+    if "INVALID_PROTOBUF" in line or "Protobuf parsing failed" in line:
+        return "it does not parse as an ONNX protobuf (a corrupt or truncated file)."
+    # "[ONNXRuntimeError] : 10 : INVALID_GRAPH : Load model from x failed:..."
+    return line.split(" failed:", 1)[-1].strip() or line
