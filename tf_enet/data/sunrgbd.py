@@ -102,8 +102,8 @@ _FILE_NAME = re.compile(
 def voc_color(index):
     """The PASCAL VOC colour map's colour for `index` (0 is black).
 
-    Bit `j` of the index's three low bit planes sets bit `7 - j` of R, G
-    and B in turn.
+    Bits 0, 1 and 2 of the index set the top bit of R, G and B; bits 3,
+    4 and 5 the next bit down; and so on.
 
     Returns:
         (R, G, B) tuple of ints.
@@ -133,7 +133,7 @@ def _label_mapping():
 
 
 def list_numbered(directory, extensions):
-    """Maps the number `n` of every `[prefix-]<n>.<ext>` below `directory` to its path.
+    """Maps `n` to the path of each `[prefix-]<n>.<ext>` below `directory`.
 
     Args:
         directory: str. Searched recursively.
