@@ -1,0 +1,150 @@
+"""The shipped presets: names, errors, contents, and the model they load."""
+
+import json
+import os
+import zipfile
+
+import cv2
+import h5py
+import keras
+import numpy as np
+import pytest
+
+import tf_enet
+from tf_enet import artifacts, presets
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUN_DIR = os.path.join(ROOT, "checkpoints", "enet_camvid")
+SAMPLES = os.path.join(ROOT, "data", "samples")
+PRESETS_DIR = os.path.dirname(os.path.abspath(presets.__file__))
+
+
+def _h5_groups_and_values(keras_file):
+    """Top-level groups of the weights file and the number of stored values."""
+    with zipfile.ZipFile(keras_file) as archive:
+        with archive.open("model.weights.h5") as f, h5py.File(f, "r") as h5:
+            values = []
+            h5.visititems(
+                lambda _, item: values.append(item.size)
+                if isinstance(item, h5py.Dataset) else None
+            )
+            groups = {name for name in h5 if len(h5[name]) > 0}
+            return groups, sum(values)
+
+
+def _rgb(path):
+    return cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
+
+
+def test_list_presets_names_every_shipped_directory():
+    shipped = sorted(
+        name for name in os.listdir(PRESETS_DIR)
+        if os.path.isdir(os.path.join(PRESETS_DIR, name)) and name != "__pycache__"
+    )
+    assert tf_enet.list_presets() == ("enet_camvid",)
+    assert list(tf_enet.list_presets()) == shipped
+    for name in shipped:
+        assert sorted(os.listdir(presets.preset_path(name))) == ["config.json", "model.keras"]
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown preset 'enet_cityscapes'.*enet_camvid"):
+        presets.preset_path("enet_cityscapes")
+    with pytest.raises(ValueError, match=r"Unknown preset 'enet'.*enet_camvid"):
+        tf_enet.ENet.from_preset("enet")
+
+
+def test_preset_directory_without_config_names_the_missing_file(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"has no config\.json"):
+        presets.preset_path(tmp_path)
+
+
+def test_corrupt_preset_model_is_one_line_naming_the_file(tmp_path):
+    (tmp_path / "model.keras").write_bytes(os.urandom(1000))
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"model\.keras is not a valid Keras model file") as info:
+        tf_enet.ENet.from_preset(str(tmp_path))
+    assert "\n" not in str(info.value)
+
+
+def test_preset_config_has_what_running_needs():
+    config = presets.load_config("enet_camvid")
+    assert config["format"] == artifacts.FORMAT
+    assert config["dataset"]["class_names"][:4] == ["Sky", "Building", "Pole", "Road"]
+    assert len(config["dataset"]["class_names"]) == len(config["dataset"]["palette"]) == 11
+    assert (config["train"]["height"], config["train"]["width"]) == (360, 480)
+
+
+def test_shipped_preset_holds_inference_weights_only():
+    path = presets.model_file("enet_camvid")
+    groups, values = _h5_groups_and_values(path)
+    # No "optimizer" group: only the layers' variables.
+    assert groups == {"layers"}
+    # Every stored value is one of the network's weights (including the
+    # batch norms' moving statistics): 11 classes, the shipped options.
+    options = presets.load_config("enet_camvid")["model"]
+    assert values == tf_enet.build_enet(**options).count_params()
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
+        assert not json.loads(archive.read("config.json")).get("compile_config")
+    assert os.path.getsize(path) < 1.6e6
+
+
+def test_run_directory_and_preset_ship_one_model():
+    # The run's model and the preset are the same file (one blob in git).
+    for name in ("model.keras", "config.json"):
+        with open(os.path.join(RUN_DIR, name), "rb") as a, \
+                open(os.path.join(presets.preset_path("enet_camvid"), name), "rb") as b:
+            assert a.read() == b.read(), (
+                f"checkpoints/enet_camvid/{name} and the enet_camvid preset differ; "
+                "rewrite the preset with tf_enet.presets.save_preset"
+            )
+
+
+def test_run_directory_holds_no_training_state():
+    assert not os.path.exists(os.path.join(RUN_DIR, "backup"))
+    assert not os.path.exists(os.path.join(RUN_DIR, "encoder", "backup"))
+    assert not os.path.exists(os.path.join(RUN_DIR, "encoder", "model.keras"))
+
+
+def test_from_preset_labels_equal_the_run_model():
+    model = tf_enet.ENet.from_preset("enet_camvid")
+    assert type(model) is tf_enet.ENet
+    reference = keras.saving.load_model(os.path.join(RUN_DIR, "model.keras"), compile=False)
+    image = _rgb(os.path.join(SAMPLES, "0016E5_07959.jpg"))[None].astype(np.float32)
+    labels = np.argmax(model(image, training=False), axis=-1)[0]  # [360, 480]
+    np.testing.assert_array_equal(
+        labels, np.argmax(reference(image, training=False), axis=-1)[0]
+    )
+    # Read off the image: sky above the trees, the building on the left, the
+    # parked car on the right, the road at the bottom.
+    assert labels[40, 300] == 0  # Sky
+    assert labels[100, 100] == 1  # Building
+    assert labels[215, 385] == 8  # Car
+    assert labels[330, 240] == 3  # Road
+
+
+def test_save_preset_drops_the_optimizer_and_round_trips(tmp_path):
+    model = tf_enet.build_enet(3)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.optimizer.build(model.trainable_variables)  # as after a training step
+    plain = tmp_path / "plain.keras"
+    model.save(plain)
+    assert _h5_groups_and_values(plain)[0] == {"layers", "optimizer"}  # what is dropped
+
+    config = {"format": artifacts.FORMAT, "dataset": {"class_names": ["a", "b", "c"]}}
+    presets.save_preset(model, config, str(tmp_path / "preset"))
+    groups, values = _h5_groups_and_values(tmp_path / "preset" / "model.keras")
+    assert groups == {"layers"} and values == model.count_params()
+    assert presets.load_config(str(tmp_path / "preset")) == config
+    loaded = tf_enet.ENet.from_preset(str(tmp_path / "preset"))
+    images = np.random.RandomState(0).uniform(0, 255, (1, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(
+        loaded(images, training=False), model(images, training=False), atol=1e-6
+    )
+
+
+def test_save_preset_needs_the_dataset_description(tmp_path):
+    with pytest.raises(ValueError, match=r'"dataset" entry'):
+        presets.save_preset(keras.Sequential(), {"model": {}}, str(tmp_path))
