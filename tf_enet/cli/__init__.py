@@ -109,11 +109,14 @@ def help_text(module, *, full=False, program=None):
             for name in FLAGS.flags_by_module_dict()
             if name.startswith("tf_enet.") and name != module.__name__
         )
-        flag_text = "\n".join(FLAGS.module_help(name) for name in names)
+        # absl heads each module's flags with its name; one list reads better.
+        flag_text = "".join(
+            FLAGS.module_help(name).replace(f"\n{name}:", "", 1) for name in names
+        )
         flag_text += (
-            "\n\n  -v,--verbosity: 1 also shows TensorFlow's start-up logs and "
-            "warnings (hidden by default).\n"
-            f"  {FULL_HELP_ARG}: list every flag."
+            "\n  -v,--verbosity: 1 also shows TensorFlow's start-up logs and"
+            "\n    warnings (hidden by default)."
+            f"\n  {FULL_HELP_ARG}: list every flag."
         )
     return f"{doc}\n\nflags:{flag_text.rstrip()}\n"
 
