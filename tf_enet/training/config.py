@@ -14,6 +14,7 @@ DEFAULT_DATA_DIRS = {
     "camvid": "data/CamVid",
     "cityscapes": "data/cityscapes",
     "folder": "data/custom",
+    "sunrgbd": "data/SUNRGBD",
 }
 STAGES = ("both", "encoder", "full")
 SCHEDULES = ("step", "poly", "cosine")
@@ -46,10 +47,11 @@ class TrainConfig:
     choices, and the text after each type below as help.
 
     Args:
-        dataset: str. Dataset layout: camvid, cityscapes or folder (images/,
-            masks/ and classes.json; see the README's "Your own data").
+        dataset: str. Dataset layout: camvid, cityscapes, sunrgbd (37
+            classes) or folder (images/, masks/ and classes.json; see the
+            README's "Your own data").
         data_dir: str or None. Dataset root. Default: data/CamVid,
-            data/cityscapes or data/custom by --dataset.
+            data/cityscapes, data/SUNRGBD or data/custom by --dataset.
         checkpoint_dir: str or None. Run directory: the best model,
             config.json, history.csv, TensorBoard logs and resumable state.
             Default: runs/<dataset>.
@@ -87,6 +89,10 @@ class TrainConfig:
         max_scale: float. Largest random scale.
         limit: int or None. Train on only the first N images (quick trials).
         val_limit: int or None. Validate on only the first N images.
+        val_fraction: float. Folder datasets without a val split: the share
+            of the training images held out as val (at least one image),
+            picked by file name with a fixed seed and recorded in
+            config.json.
         validation_freq: int. Validate every N epochs (and on the first and
             last).
         strategy: str. tf.distribute strategy: default (one device),
@@ -124,6 +130,7 @@ class TrainConfig:
     max_scale: float = 1.5
     limit: int = None
     val_limit: int = None
+    val_fraction: float = 0.1
     validation_freq: int = 1
     strategy: str = "default"
     jit_compile: bool = False
@@ -168,9 +175,18 @@ class TrainConfig:
             fail("weight_decay", "non-negative")
         if not 0 < self.lr_decay_factor <= 1:
             fail("lr_decay_factor", "in (0, 1]")
+        if not 0 < self.val_fraction < 1:
+            fail("val_fraction", "in (0, 1)")
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @property
+    def dataset_options(self):
+        """Keyword arguments of `tf_enet.data.get_dataset` for this dataset."""
+        if self.dataset == "folder":
+            return {"val_fraction": self.val_fraction}
+        return {}
 
     @property
     def model_options(self):

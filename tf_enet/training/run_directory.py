@@ -12,13 +12,25 @@ from tf_enet.model import PIXEL_MEAN, PIXEL_STD
 from tf_enet.training.config import RESUMABLE_CHANGES, TrainConfig
 from tf_enet.training.errors import TrainingError
 
-def run_config(config, info, weights):
-    """The JSON written beside the model: all evaluation and prediction need."""
+def run_config(config, dataset, weights):
+    """The JSON written beside the model: all evaluation and prediction need.
+
+    Args:
+        config: TrainConfig.
+        dataset: tf_enet.data.SegmentationDataset. Its classes and how its
+            splits were formed (a held-out val split lists its images).
+        weights: float array-like `[num_classes]`. The class weights.
+
+    Returns:
+        dict, JSON-serialisable (`artifacts.FORMAT`).
+    """
+    info = dataset.info
     return {
         "format": artifacts.FORMAT,
         "train": config.to_dict(),
         "model": {"num_classes": info.num_classes, **config.model_options},
         "dataset": info.to_dict(),
+        "splits": dataset.split_info(),
         "class_weighting": config.class_weighting,
         "class_weights": [float(w) for w in weights],
         "input": {

@@ -170,7 +170,9 @@ def train(config, overwrite=False):
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief(strategy)
     keras.utils.set_random_seed(config.seed)
-    dataset = data_lib.get_dataset(config.dataset, config.data_dir)
+    dataset = data_lib.get_dataset(
+        config.dataset, config.data_dir, **config.dataset_options
+    )
     info = dataset.info
     same_run = run_directory.check_checkpoint_dir(config, overwrite)
     try:
@@ -200,7 +202,15 @@ def train(config, overwrite=False):
             if overwrite:
                 run_directory.remove_run_files(config.checkpoint_dir)
             logging.info("Starting a new run in %s", config.checkpoint_dir)
-        artifacts.write_json(config_path, run_directory.run_config(config, info, weights))
+        held_out = dataset.split_info()["held_out"].get("val")
+        if held_out:
+            logging.info(
+                "%s has no val split: %d of its training images are held out "
+                "as val (--val_fraction %g), listed in %s",
+                config.data_dir, len(held_out["images"]), config.val_fraction,
+                config_path,
+            )
+        artifacts.write_json(config_path, run_directory.run_config(config, dataset, weights))
     distribute.barrier(strategy)
     if not chief:
         run_directory.check_shared_directory(config_path, config)
