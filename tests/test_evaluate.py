@@ -1,4 +1,5 @@
-"""Tests of evaluate.py, run as a script on a tiny folder dataset.
+"""Tests of evaluate.py, run as a script on a tiny folder dataset (slow:
+each starts a Python process; test_inference tests the library in-process).
 
 The dataset and the pixel model come from test_inference, where the
 expected confusion matrix and scores are counted by hand.
@@ -35,6 +36,7 @@ def setup(tmp_path):
     return data_dir, checkpoint
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_table_and_writes_json(tmp_path, setup):
     data_dir, checkpoint = setup
     result = evaluate(
@@ -60,6 +62,7 @@ def test_evaluate_prints_the_table_and_writes_json(tmp_path, setup):
     assert "class-average accuracy 63.33" in lines
 
 
+@pytest.mark.slow
 def test_evaluate_missing_split_is_a_one_line_error_naming_the_directory(tmp_path, setup):
     # (Every ModelError and DatasetError takes this path; test_inference
     # checks their texts, e.g. a model with other classes.)
@@ -74,6 +77,7 @@ def test_evaluate_missing_split_is_a_one_line_error_naming_the_directory(tmp_pat
     assert f"{tmp_path / 'data' / 'images' / 'test'} is not a directory" in errors[0]
 
 
+@pytest.mark.slow
 def test_evaluate_checks_the_output_json_before_evaluating(tmp_path, setup):
     data_dir, checkpoint = setup
     (tmp_path / "file").write_text("a file, not a directory")

@@ -82,13 +82,13 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def saved_model(checkpoint, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("exports") / "enet" / "1")
-    result = run([
-        sys.executable, "export.py", "--model", checkpoint[0],
-        "--format", "saved_model", "--output", output,
-    ])
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert f"to {output}" in result.stdout
-    return output
+    return exporting.export_model(checkpoint[0], output, "saved_model")
+
+
+def saved_model_cli(*args):
+    """Runs the saved_model_cli of the Python running the tests."""
+    tool = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    return run([tool, *args])
 
 
 def _signature(show_output, name):
@@ -96,8 +96,9 @@ def _signature(show_output, name):
     return block.split("signature_def[", 1)[0]
 
 
+@pytest.mark.slow
 def test_saved_model_cli_shows_both_signatures(saved_model):
-    result = run(["saved_model_cli", "show", "--dir", saved_model, "--all"])
+    result = saved_model_cli("show", "--dir", saved_model, "--all")
     assert result.returncode == 0, result.stderr[-2000:]
     default = _signature(result.stdout, "serving_default")
     encoded = _signature(result.stdout, "serve_encoded")
@@ -112,16 +113,17 @@ def test_saved_model_cli_shows_both_signatures(saved_model):
         ) in flat(block)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_runs_the_default_signature(saved_model, checkpoint, tmp_path):
     # TF 2.21's saved_model_cli only literal_evals --input_exprs, which
     # refuses "np.zeros(...)"; --inputs feeds the same array from a file.
     np.save(tmp_path / "zeros.npy", np.zeros((1, 40, 56, 3), np.uint8))
-    result = run([
-        "saved_model_cli", "run", "--dir", saved_model, "--tag_set", "serve",
+    result = saved_model_cli(
+        "run", "--dir", saved_model, "--tag_set", "serve",
         "--signature_def", "serving_default",
         "--inputs", f"images={tmp_path / 'zeros.npy'}",
         "--outdir", str(tmp_path), "--overwrite",
-    ])
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     classes = np.load(tmp_path / "classes.npy")
     probabilities = np.load(tmp_path / "probabilities.npy")
@@ -132,6 +134,7 @@ def test_saved_model_cli_runs_the_default_signature(saved_model, checkpoint, tmp
     np.testing.assert_allclose(probabilities, tf.nn.softmax(logits).numpy(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_saved_model_in_a_fresh_process_without_tf_enet(saved_model, checkpoint, tmp_path):
     pixels = images(2, 37, 53, seed=1).astype(np.uint8)  # odd size on purpose
     files = []
@@ -386,6 +389,46 @@ def test_export_refuses_bad_requests(checkpoint, tmp_path):
         exporting.export_model(str(tmp_path / "model.tflite"), str(tmp_path / "b"), "saved_model")
 
 
+@pytest.mark.slow
+def test_export_script_writes_a_saved_model_with_its_config(checkpoint, tmp_path):
+    output = str(tmp_path / "enet" / "1")  # parent directories created
+    result = run([
+        sys.executable, "export.py", "--model", checkpoint[0],
+        "--format", "saved_model", "--output", output,
+    ])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"to {output}" in result.stdout
+    with open(os.path.join(output, "assets", inference.SAVED_MODEL_CONFIG)) as f:
+        config = json.load(f)
+    assert config["dataset"]["class_names"] == list(CLASSES)
+    assert config["export"]["format"] == "saved_model"
+
+
+def test_export_carries_the_training_size(checkpoint, tmp_path):
+    config = {**run_config(), "train": {"height": 24, "width": 40}}
+    path = write_checkpoint(tmp_path / "run", pixel_model(3), config)
+    output = exporting.export_model(path, str(tmp_path / "pixel.tflite"), "tflite")
+    predictor = inference.load_predictor(output)
+    assert predictor.training_size == (24, 40)  # from pixel.tflite.json
+
+
+@pytest.mark.slow
+def test_export_command_choices_match_the_library():
+    # The command writes the choices itself so that --help needs no TensorFlow.
+    code = (
+        "from tf_enet.cli import export as command; "
+        "from tf_enet import exporting; "
+        "assert command.FORMATS == exporting.FORMATS, command.FORMATS; "
+        "assert command.QUANTIZATIONS == exporting.QUANTIZATIONS; "
+        "assert command.INT8_RANGES == exporting.INT8_RANGES; "
+        "from tf_enet import inference; "
+        "assert command.DEFAULT_MODEL == inference.DEFAULT_MODEL"
+    )
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.slow
 def test_export_script_checks_the_output_before_loading(tmp_path):
     (tmp_path / "file").write_text("a file, not a directory")
     output = tmp_path / "file" / "enet.tflite"

@@ -15,6 +15,12 @@ import keras
 import numpy as np
 import pytest
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The real CamVid copy (`python -m tf_enet.data.download camvid`), for the
+# slow test that measures the shipped model; TF_ENET_CAMVID points elsewhere.
+CAMVID = os.environ.get("TF_ENET_CAMVID", os.path.join(REPO, "data", "CamVid"))
+
+import tf_enet
 from tf_enet import data, inference
 
 PALETTE = ((200, 0, 0), (0, 200, 0), (0, 0, 200))
@@ -229,10 +235,15 @@ def test_bad_models_give_one_line_errors_naming_the_file(tmp_path, make):
     assert "codec" not in message
 
 
-def test_missing_default_model_says_it_is_the_pretrained_one(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(inference.ModelError, match="pretrained CamVid model"):
-        inference.load_predictor()
+def test_default_model_is_the_shipped_preset_from_any_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no checkpoints/ here
+    predictor = inference.load_predictor()
+    assert predictor.info.name == "camvid" and predictor.num_classes == 11
+    assert predictor.training_size == (360, 480)
+    assert os.path.samefile(
+        os.path.dirname(predictor.path),
+        os.path.join(os.path.dirname(tf_enet.__file__), "presets", "enet_camvid"),
+    )
 
 
 # --- Prediction ----------------------------------------------------------------
@@ -269,6 +280,46 @@ def test_predict_resizes_input_and_logits_back():
     np.testing.assert_array_equal(classes[0, 7:11, 1:5], 2)
     labels = predictor.predict(image[None], output_size=(3, 3))
     assert labels.shape == (1, 3, 3)
+
+
+def test_predict_runs_at_the_training_size_and_resizes_logits_back():
+    info = data.DatasetInfo("folder", CLASSES, PALETTE, IGNORE)
+    config = {**run_config(), "train": {"height": 6, "width": 6}}
+    predictor = inference.Predictor(RecordingRunner(), info, config, "fake", "keras")
+    assert predictor.training_size == (6, 6)
+    red = np.repeat(np.repeat([[0, 1], [2, 1]], 9, 0), 9, 1)  # 18x18, 9-pixel blocks
+    classes = predictor.predict(red_image(red)[None])
+    # One resize in (18 -> 6), one resize of the logits out (6 -> 18).
+    assert predictor.runner.shapes == [(1, 6, 6, 3)]
+    assert classes.shape == (1, 18, 18) and classes.dtype == np.int32
+    # Away from the block edges the classes are the red values again.
+    for rows, cols in ((slice(0, 7), slice(0, 7)), (slice(11, 18), slice(0, 7)),
+                       (slice(0, 7), slice(11, 18)), (slice(11, 18), slice(11, 18))):
+        np.testing.assert_array_equal(classes[0, rows, cols], red[rows, cols])
+    # --height/--width override the training size; so does a fixed export size.
+    predictor.predict(red_image(red)[None], input_size=(9, 9))
+    assert predictor.runner.shapes[-1] == (1, 9, 9, 3)
+    predictor.runner.input_size = (3, 3)
+    predictor.predict(red_image(red)[None])
+    assert predictor.runner.shapes[-1] == (1, 3, 3, 3)
+
+
+def test_predict_without_a_training_size_runs_at_the_image_size():
+    predictor = fake_predictor()  # no configuration
+    assert predictor.training_size is None
+    classes = predictor.predict(red_image(np.full((5, 7), 2))[None])
+    assert predictor.runner.shapes == [(1, 5, 7, 3)]
+    np.testing.assert_array_equal(classes, 2)
+
+
+@pytest.mark.parametrize(
+    "train, expected",
+    [({"height": 360, "width": 480}, (360, 480)), ({"height": 360}, None),
+     ({"height": 0, "width": 480}, None), (None, None)],
+)
+def test_training_size_reads_the_configuration(train, expected):
+    config = {} if train is None else {"train": train}
+    assert inference.training_size(config) == expected
 
 
 def test_predict_files_batches_equal_sizes_and_reports_bad_files(tmp_path):
@@ -362,3 +413,84 @@ def test_evaluate_refuses_a_model_with_other_classes(tmp_path, monkeypatch):
     pixel_model(4).save(path)
     with pytest.raises(inference.ModelError, match="outputs 4 classes but folder"):
         inference.evaluate(inference.load_predictor(path), dataset, "val")
+
+
+def test_confusion_matrices_counts_one_matrix_per_transform(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
+    favour_sky = lambda logits: logits + np.float32([0, 0, 10])  # noqa: E731
+    progress = []
+    matrices = inference.confusion_matrices(
+        pixel_model(3), dataset, "val", transforms=[None, favour_sky],
+        on_batch=lambda *a: progress.append(a),
+    )
+    assert matrices.shape == (2, 3, 3) and matrices.dtype == np.int64
+    np.testing.assert_array_equal(matrices[0], CONFUSION)
+    # Everything predicted sky: each row's labelled pixels (40, 24, 56) in column 2.
+    np.testing.assert_array_equal(matrices[1], [[0, 0, 40], [0, 0, 24], [0, 0, 56]])
+    assert progress == [(1, 2), (2, 2)]
+
+
+def test_confusion_matrices_batches_a_split_of_mixed_sizes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    root = write_folder_dataset(tmp_path / "data")
+    # A third image of another size, labelled with what the model predicts.
+    red = np.random.RandomState(0).randint(0, 3, (6, 10))
+    write_rgb(os.path.join(root, "images", "val", "c.png"), red_image(red))
+    assert cv2.imwrite(os.path.join(root, "masks", "val", "c.png"), np.uint8(red))
+    dataset = data.get_dataset("folder", root)
+    extra = np.diag(np.bincount(red.ravel(), minlength=3))
+    batches = []
+    (matrix,) = inference.confusion_matrices(
+        pixel_model(3), dataset, "val", batch_size=3,
+        on_batch=lambda *a: batches.append(a),
+    )
+    np.testing.assert_array_equal(matrix, np.array(CONFUSION) + extra)
+    # a and b (8x8) run as one batch, c (6x10) alone: no padding.
+    assert batches == [(2, 3), (3, 3)]
+
+
+def test_evaluate_runs_at_the_training_size_by_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
+    config = {**run_config(), "train": {"height": 4, "width": 4}}
+    path = write_checkpoint(tmp_path / "run", pixel_model(3), config)
+    predictor = inference.load_predictor(path)
+    results = inference.evaluate(predictor, dataset, "val")
+    assert results["input_size"] == [4, 4]
+    assert results["confusion_matrix"] == CONFUSION  # 4-pixel blocks survive 8->4->8
+    own = inference.evaluate(predictor, dataset, "val", height=8, width=8)
+    assert own["input_size"] == [8, 8]
+    assert own["confusion_matrix"] == CONFUSION
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.path.isdir(os.path.join(CAMVID, "val")),
+    reason="needs CamVid's val split (data/CamVid or TF_ENET_CAMVID)",
+)
+def test_shipped_model_segments_an_upscaled_frame_at_its_training_scale():
+    # A CamVid val frame (360x480) and its labels (11 = void), upscaled 3x.
+    image = cv2.imread(os.path.join(CAMVID, "val", "0016E5_07959.png"))
+    image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    labels = cv2.imread(
+        os.path.join(CAMVID, "valannot", "0016E5_07959.png"), cv2.IMREAD_UNCHANGED
+    )
+    big = cv2.resize(image, (1440, 1080), interpolation=cv2.INTER_LINEAR)
+    big_labels = labels.repeat(3, 0).repeat(3, 1)
+    predictor = inference.load_predictor(os.path.join(REPO, "checkpoints", "enet_camvid"))
+    assert predictor.training_size == (360, 480)
+
+    def accuracy(classes, truth):
+        labelled = truth != 11
+        return (classes[labelled] == truth[labelled]).mean()
+
+    original = accuracy(predictor.predict(image[None])[0], labels)
+    classes = predictor.predict(big[None])[0]
+    assert classes.shape == (1080, 1440)
+    upscaled = accuracy(classes, big_labels)
+    # At its own size the model sees every object 3x too large.
+    own_size = accuracy(predictor.predict(big[None], input_size=(1080, 1440))[0], big_labels)
+    assert original > 0.93
+    assert abs(upscaled - original) < 0.01
+    assert own_size < original - 0.05

@@ -1,4 +1,4 @@
-"""Tests of predict.py, run as a script on small synthetic inputs.
+"""Tests of image and video prediction: the library, then predict.py as a script.
 
 The model is test_inference's pixel model, which predicts the class id
 written in each pixel's red channel, so every output file can be checked
@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 
 from test_inference import (
-    PALETTE, pixel_model, red_image, run_config, write_checkpoint, write_rgb,
+    PALETTE, fake_predictor, pixel_model, red_image, run_config, write_checkpoint,
+    write_rgb,
 )
+from tf_enet import inference
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "predict.py")
 
@@ -38,6 +40,70 @@ def checkpoint(tmp_path):
     return write_checkpoint(tmp_path / "run", pixel_model(3), run_config())
 
 
+# --- The library under predict.py, in-process --------------------------------
+
+
+def test_write_prediction_writes_the_chosen_outputs(tmp_path):
+    red = np.random.RandomState(0).randint(0, 3, (6, 9))
+    prediction = inference.FilePrediction("in/a.png", red_image(red), red.astype(np.int32))
+    written = inference.write_prediction(
+        prediction, str(tmp_path), "a", PALETTE, outputs=("labels", "color")
+    )
+    assert written == [str(tmp_path / "a_labels.png"), str(tmp_path / "a_color.png")]
+    labels = cv2.imread(written[0], cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(labels, red)
+    np.testing.assert_array_equal(read_rgb(written[1]), np.array(PALETTE, np.uint8)[red])
+    with pytest.raises(ValueError, match="Unknown outputs"):
+        inference.write_prediction(prediction, str(tmp_path), "a", PALETTE, outputs=("x",))
+
+
+def test_output_stems_are_unique():
+    stems = inference.output_stems(["a/x.png", "b/x.jpg", "c/y.png", "d/x.png"])
+    assert list(stems.values()) == ["x", "x-2", "y", "x-3"]
+
+
+def write_video(path, frame, count):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10,
+                             (frame.shape[1], frame.shape[0]))
+    for _ in range(count):
+        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def read_video(path):
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            return frames
+        frames.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def test_predict_video_batches_frames_through_the_given_predictor(tmp_path):
+    write_video(tmp_path / "clip.mp4", red_image(np.full((16, 32), 200)), 6)
+    predictor = fake_predictor()
+    info = inference.video_info(str(tmp_path / "clip.mp4"))
+    assert (info.num_frames, info.height, info.width) == (6, 16, 32)
+    progress = []
+    done = inference.predict_video(
+        predictor, str(tmp_path / "clip.mp4"), str(tmp_path / "out.mp4"),
+        batch_size=4, alpha=0.5, on_frames=progress.append,
+    )
+    assert done == 6 and progress == [4, 6]
+    assert predictor.runner.shapes == [(4, 16, 32, 3), (2, 16, 32, 3)]
+    frames = read_video(tmp_path / "out.mp4")
+    assert len(frames) == 6 and frames[0].shape == (16, 32, 3)
+    # Half the frame (200, 90, 30), half class 2's colour (0, 0, 200).
+    np.testing.assert_allclose(frames[3].mean(axis=(0, 1)), [100, 45, 115], atol=12)
+    with pytest.raises(OSError, match="Cannot open video"):
+        inference.video_info(str(tmp_path / "missing.mp4"))
+
+
+# --- predict.py, run as a script ------------------------------------------------
+
+
+@pytest.mark.slow
 def test_predict_writes_every_output_and_reports_bad_files(tmp_path, checkpoint):
     rng = np.random.RandomState(0)
     # a and c share a size (one batch of 2), b has its own.
@@ -82,6 +148,7 @@ def test_predict_writes_every_output_and_reports_bad_files(tmp_path, checkpoint)
     )
 
 
+@pytest.mark.slow
 def test_predict_outputs_flag_selects_files(tmp_path, checkpoint):
     write_rgb(tmp_path / "x.png", red_image(np.ones((5, 7))))
     result = predict(
@@ -95,6 +162,7 @@ def test_predict_outputs_flag_selects_files(tmp_path, checkpoint):
     np.testing.assert_array_equal(labels, np.ones((5, 7)))  # back at 5x7
 
 
+@pytest.mark.slow
 def test_predict_video_writes_an_overlay_video(tmp_path, checkpoint):
     video = str(tmp_path / "clip.mp4")
     writer = cv2.VideoWriter(video, cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 16))
@@ -122,18 +190,21 @@ def test_predict_video_writes_an_overlay_video(tmp_path, checkpoint):
     np.testing.assert_allclose(frames[3].mean(axis=(0, 1)), [100, 45, 115], atol=12)
 
 
-def test_predict_without_the_shipped_model_is_a_one_line_error(tmp_path):
-    # Run from tmp_path, where the default checkpoints/enet_camvid is absent.
+@pytest.mark.slow
+def test_predict_with_a_missing_model_is_a_one_line_error(tmp_path):
     # (Every ModelError takes this path; test_inference checks their texts.)
     write_rgb(tmp_path / "x.png", red_image(np.ones((4, 4))))
-    result = predict("--images", tmp_path / "x.png", cwd=tmp_path)
+    result = predict(
+        "--images", tmp_path / "x.png", "--model", tmp_path / "nothing", cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-2000:]
-    assert "pretrained CamVid model checkpoints/enet_camvid" in errors[0]
+    assert f"Model {tmp_path / 'nothing'} not found" in errors[0]
 
 
+@pytest.mark.slow
 def test_predict_checks_the_output_dir_before_loading_the_model(tmp_path):
     write_rgb(tmp_path / "x.png", red_image(np.ones((4, 4))))
     (tmp_path / "file").write_text("a file, not a directory")

@@ -3,8 +3,9 @@
 Prints per-class IoU and accuracy, mean IoU, global pixel accuracy and
 class-average accuracy, all from one confusion matrix accumulated at full
 label resolution with ignored pixels left out. --model takes a checkpoint
-directory, a .keras file, an exported SavedModel directory or a
-.tflite/.onnx file; the default is the shipped CamVid model.
+directory, a .keras file, an exported SavedModel directory, a
+.tflite/.onnx file or a preset name; the default is the CamVid model
+shipped in the package.
 
 The model runs at the size it was trained at (recorded with the model) and
 its logits are resized to each label's size before the argmax;
@@ -17,7 +18,6 @@ Examples:
 """
 
 import math
-import os
 import sys
 
 from absl import flags
@@ -28,7 +28,8 @@ from tf_enet import cli
 # tf_enet.data.DATASETS.
 from tf_enet.training.config import DEFAULT_DATA_DIRS
 
-DEFAULT_MODEL = os.path.join("checkpoints", "enet_camvid")
+# The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
+DEFAULT_MODEL = "enet_camvid"
 
 flags.DEFINE_enum("dataset", "camvid", sorted(DEFAULT_DATA_DIRS), "Dataset layout.")
 flags.DEFINE_string(
@@ -39,7 +40,8 @@ flags.DEFINE_string(
 flags.DEFINE_string("split", "test", "Split to score.")
 flags.DEFINE_string(
     "model", DEFAULT_MODEL,
-    "Checkpoint directory, .keras file, SavedModel directory or .tflite/.onnx file.",
+    "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
+    "file, or a preset name (the default: the shipped CamVid model).",
 )
 flags.DEFINE_string(
     "output_json", None,

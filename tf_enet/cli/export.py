@@ -13,7 +13,6 @@ Examples:
   tf-enet-export --format onnx --output exports/enet_camvid.onnx
 """
 
-import os
 import sys
 
 from absl import flags
@@ -24,7 +23,8 @@ from tf_enet import cli
 # tf_enet.data.DATASETS.
 from tf_enet.training.config import DEFAULT_DATA_DIRS
 
-DEFAULT_MODEL = os.path.join("checkpoints", "enet_camvid")
+# The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
+DEFAULT_MODEL = "enet_camvid"
 # The choices of tf_enet.exporting (FORMATS, QUANTIZATIONS, INT8_RANGES),
 # written here so that --help does not load TensorFlow; a test checks they
 # agree.
@@ -32,7 +32,11 @@ FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
 INT8_RANGES = ("mean", "minmax")
 
-flags.DEFINE_string("model", DEFAULT_MODEL, "Checkpoint directory or .keras file.")
+flags.DEFINE_string(
+    "model", DEFAULT_MODEL,
+    "Checkpoint directory, .keras file or preset name (the default: the "
+    "shipped CamVid model).",
+)
 flags.DEFINE_enum("format", "saved_model", list(FORMATS), "Export format.")
 flags.DEFINE_string(
     "output", None,

@@ -7,8 +7,8 @@ For every input `<stem>.<ext>` writes into --output_dir:
 
 --images takes directories, files and glob patterns (several, or repeated);
 --video writes `<stem>_overlay.mp4`. --model takes a checkpoint directory,
-a .keras file, an exported SavedModel directory or a .tflite/.onnx file;
-the default is the shipped CamVid model.
+a .keras file, an exported SavedModel directory, a .tflite/.onnx file or a
+preset name; the default is the CamVid model shipped in the package.
 
 The model runs at the size it was trained at (recorded with the model,
 e.g. 360x480 for CamVid) and its predictions are resized back to each
@@ -31,7 +31,8 @@ from tf_enet import cli
 
 # The names of tf_enet.inference.OUTPUTS, without importing TensorFlow.
 OUTPUTS = ("labels", "color", "overlay")
-DEFAULT_MODEL = os.path.join("checkpoints", "enet_camvid")
+# The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
+DEFAULT_MODEL = "enet_camvid"
 # Images or frames from which XLA compilation pays off, as
 # tf_enet.inference.XLA_BREAK_EVEN_IMAGES.
 _JIT_HELP_IMAGES = 60
@@ -44,7 +45,8 @@ flags.DEFINE_multi_string(
 flags.DEFINE_string("video", None, "A video file to segment into an overlay video.")
 flags.DEFINE_string(
     "model", DEFAULT_MODEL,
-    "Checkpoint directory, .keras file, SavedModel directory or .tflite/.onnx file.",
+    "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
+    "file, or a preset name (the default: the shipped CamVid model).",
 )
 flags.DEFINE_string(
     "output_dir", "predictions",

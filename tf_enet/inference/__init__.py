@@ -13,6 +13,8 @@
     <name>.tflite          export.py's; classes in <name>.tflite.json
     <name>.onnx            export.py's; classes in <name>.onnx.json (needs
                            onnxruntime: the `[onnx]` extra)
+    preset name            a model shipped in the package, e.g. "enet_camvid"
+                           (the default: `load_predictor()`)
 
 Without a configuration the classes are named `class_0`, `class_1`, ... and
 painted with a generic palette. Keras files load in safe mode, so a model

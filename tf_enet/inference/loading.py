@@ -14,10 +14,11 @@ from absl import logging
 
 # Imported for their Keras registrations: .keras files name tf_enet's
 # layers, model class and loss.
-from tf_enet import artifacts, losses, model  # noqa: F401
+from tf_enet import artifacts, losses, model, presets  # noqa: F401
 from tf_enet import data as data_lib
 
-DEFAULT_MODEL = os.path.join("checkpoints", "enet_camvid")
+# The shipped CamVid model (a preset inside the package), from any directory.
+DEFAULT_MODEL = "enet_camvid"
 # Ignore id of models without a configuration (class ids stay below it).
 GENERIC_IGNORE_INDEX = 255
 # The file identifier every TFLite flatbuffer carries at bytes 4-8.
@@ -31,7 +32,8 @@ KIND_NAMES = {
 }
 _EXPECTED = (
     "a checkpoint directory (model.keras + config.json), a .keras file, "
-    "a SavedModel directory or a .tflite/.onnx file"
+    "a SavedModel directory, a .tflite/.onnx file or a preset name ("
+    + ", ".join(presets.list_presets()) + ")"
 )
 
 
@@ -144,6 +146,10 @@ def training_size(config):
 def resolve_model_path(path):
     """Finds what kind of model `path` is.
 
+    A shipped preset's name (`tf_enet.list_presets()`, e.g. "enet_camvid")
+    stands for its directory inside the package, unless a file or
+    directory of that name exists.
+
     Returns:
         (kind, model_file, config_file): kind is one of "keras",
         "saved_model", "tflite", "onnx"; config_file is None when there
@@ -153,12 +159,9 @@ def resolve_model_path(path):
         ModelError: the path is missing or of no known kind.
     """
     path = os.fspath(path)
+    if not os.path.exists(path) and path in presets.PRESETS:
+        path = presets.preset_path(path)
     if not os.path.exists(path):
-        if os.path.normpath(path) == DEFAULT_MODEL:
-            raise ModelError(
-                f"The pretrained CamVid model {DEFAULT_MODEL} is not there "
-                f"(yet); pass --model with {_EXPECTED}."
-            )
         raise ModelError(f"Model {path} not found; expected {_EXPECTED}.")
     if os.path.isdir(path):
         if os.path.exists(os.path.join(path, "saved_model.pb")):

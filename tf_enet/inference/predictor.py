@@ -219,8 +219,9 @@ def load_predictor(path=loading.DEFAULT_MODEL, *, jit_compile=False):
 
     Args:
         path: str. A checkpoint directory (model.keras + config.json), a
-            .keras file, a SavedModel directory or a .tflite/.onnx file
-            (see `tf_enet.inference`).
+            .keras file, a SavedModel directory, a .tflite/.onnx file or a
+            preset name (see `tf_enet.inference`); by default the shipped
+            CamVid preset.
         jit_compile: bool. XLA-compile Keras and SavedModel models; exact
             and faster per image, but compiles once per input shape (see
             `auto_jit_compile`).
