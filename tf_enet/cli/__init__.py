@@ -11,15 +11,17 @@ TensorFlow's start-up messages a user cannot act on off the terminal: the
 C++ log lines printed while TensorFlow loads and finds its devices (the
 oneDNN notice, the CPU instruction notice, "could not find cuda drivers",
 cuInit's error on machines without a GPU), Python warnings raised inside
-TensorFlow, Keras and the exporters, and the INFO lines of TensorFlow's
-Python logger. absl's `-v 1` (`--verbosity=1`) shows all of them, as does a
-`TF_CPP_MIN_LOG_LEVEL` set by the user for the C++ lines.
+TensorFlow, Keras and the exporters, and the INFO lines TensorFlow and
+tf2onnx log (a SavedModel export lists hundreds of renamed tensors). absl's
+`-v 1` (`--verbosity=1`) shows all of them, as does a `TF_CPP_MIN_LOG_LEVEL`
+set by the user for the C++ lines.
 
 A command module imports TensorFlow (and every module that does) inside its
 main function, never at the top: its flags are then defined and parsed, and
 `--help` answered, without loading TensorFlow.
 """
 
+import importlib.util
 import logging as std_logging
 import os
 import re
@@ -28,6 +30,7 @@ import tempfile
 import warnings
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 FLAGS = flags.FLAGS
 
@@ -55,6 +58,8 @@ _STARTUP_NOISE = re.compile(
         )
     )
 )
+# Python loggers of libraries whose INFO messages are about their internals.
+_QUIET_LOGGERS = ("tensorflow", "tf2onnx")
 # Modules whose Python warnings are about their own internals, not about
 # anything a user of the command line can change.
 _WARNING_MODULES = (
@@ -139,9 +144,49 @@ def quiet_tensorflow():
     warnings.filterwarnings("ignore", module=_WARNING_MODULES)
     for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
         warnings.filterwarnings("ignore", category=category)
-    std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
+    for name in _QUIET_LOGGERS:
+        std_logging.getLogger(name).setLevel(std_logging.ERROR)
+    # Parts of TensorFlow log through absl directly (a SavedModel export
+    # lists hundreds of renamed tensors at INFO), where tf_enet's own
+    # progress messages go too: drop only the libraries' records.
+    absl_logger = absl_logging.get_absl_logger()
+    if not any(isinstance(f, LibraryLogFilter) for f in absl_logger.filters):
+        absl_logger.addFilter(LibraryLogFilter(_QUIET_LOGGERS))
     if "tensorflow" not in sys.modules:
         _import_tensorflow_filtered()
+
+
+class LibraryLogFilter(std_logging.Filter):
+    """Drops log records below WARNING written by code of the given packages.
+
+    Args:
+        packages: iterable of str. Top-level package names; records whose
+            source file lies inside one of them (where it is installed) are
+            dropped below WARNING. Packages that are not installed are
+            ignored.
+    """
+
+    def __init__(self, packages):
+        super().__init__()
+        self.directories = tuple(
+            os.path.join(location, "")
+            for name in packages
+            for location in _package_locations(name)
+        )
+
+    def filter(self, record):
+        return record.levelno >= std_logging.WARNING or not (
+            self.directories and record.pathname.startswith(self.directories)
+        )
+
+
+def _package_locations(name):
+    """Where package `name` is installed, without importing it."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return []
+    return list(spec.submodule_search_locations or []) if spec else []
 
 
 def _flag_words(args):
