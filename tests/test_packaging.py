@@ -123,6 +123,27 @@ def test_startup_noise_filter_keeps_other_lines():
     assert [line for line in kept if cli._STARTUP_NOISE.search(line)] == []
 
 
+def test_library_log_filter_drops_only_the_libraries_info():
+    import logging
+
+    import tensorflow as tf
+
+    tf_dir = os.path.dirname(tf.__file__)
+    log_filter = cli.LibraryLogFilter(["tensorflow", "no_such_package_xyz"])
+
+    def record(path, level):
+        return logging.LogRecord("absl", level, path, 156, "message", None, None)
+
+    library = os.path.join(tf_dir, "python", "saved_model", "signature_serialization.py")
+    ours = os.path.join(ROOT, "tf_enet", "training", "trainer.py")
+    # A directory whose name only starts like the package's.
+    beside = os.path.join(tf_dir + "_io", "module.py")
+    assert not log_filter.filter(record(library, logging.INFO))
+    assert log_filter.filter(record(library, logging.WARNING))
+    assert log_filter.filter(record(ours, logging.INFO))
+    assert log_filter.filter(record(beside, logging.INFO))
+
+
 @pytest.mark.slow
 def test_import_tf_enet_loads_neither_tensorflow_nor_keras():
     code = (
