@@ -174,3 +174,39 @@ def test_write_json_writes_non_finite_numbers_as_null(tmp_path):
                                 "count": np.int64(3), "value": np.float32(0.25)})
     assert strict_json(path) == {"count": 3, "iou": [0.5, None], "mean_iou": None,
                                  "value": 0.25}
+
+
+def test_eval_pipeline_at_the_training_scale_resizes_masks_by_nearest(tmp_path):
+    # One 32x48 scene scored at 16x24: the mask is every second pixel
+    # (nearest neighbour: output pixel i is centred at input 2i + 1 between
+    # pixels 2i and 2i + 1, which TensorFlow resolves to 2i + 1).
+    data_dir = scenes(tmp_path / "data", {"train": 2, "val": 1})
+    dataset = data_lib.get_dataset("folder", data_dir)
+    full = cv2.imread(str(tmp_path / "data" / "masks" / "val" / "000.png"),
+                      cv2.IMREAD_GRAYSCALE)
+    (images, labels), = data_lib.make_eval_dataset(
+        dataset, "val", batch_size=1, height=16, width=24, resize_masks=True)
+    assert images.shape == (1, 16, 24, 3)
+    np.testing.assert_array_equal(labels.numpy()[0], full[1::2, 1::2])
+    (_, encoder_labels), = data_lib.make_eval_dataset(
+        dataset, "val", batch_size=1, height=16, width=24, resize_masks=True,
+        label_stride=8)
+    np.testing.assert_array_equal(encoder_labels.numpy()[0], full[1::2, 1::2][4::8, 4::8])
+
+
+def test_eval_pipeline_sample_is_seeded_and_in_file_order(tmp_path):
+    data_dir = scenes(tmp_path / "data", {"train": 8, "val": 1})
+    dataset = data_lib.get_dataset("folder", data_dir)
+
+    def sampled(seed):
+        pipeline = data_lib.make_eval_dataset(dataset, "train", batch_size=1,
+                                              sample=3, seed=seed)
+        return [float(np.asarray(image).sum()) for image, _ in pipeline]
+
+    every = [float(np.asarray(image).sum()) for image, _ in
+             data_lib.make_eval_dataset(dataset, "train", batch_size=1)]
+    first = sampled(0)
+    assert len(first) == 3 and first == sampled(0)
+    positions = [every.index(value) for value in first]
+    assert positions == sorted(positions)
+    assert any(sampled(seed) != first for seed in (1, 2, 3))

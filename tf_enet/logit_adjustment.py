@@ -27,12 +27,12 @@ LOGITS_LAYER = "fullconv"
 
 def adjustment_scores(
     model, dataset, class_weights, split="train", *, alphas=ALPHAS,
-    limit=None, on_batch=None,
+    on_batch=None, **eval_options,
 ):
     """Scores `argmax(logits - alpha * log(class_weights))` for each alpha.
 
-    One pass over the split at full label resolution (as
-    `tf_enet.inference.evaluate`), one confusion matrix per alpha.
+    One pass over the split, one confusion matrix per alpha, all alphas
+    counted together per image.
 
     Args:
         model: keras.Model mapping images to logits of the same size.
@@ -42,40 +42,50 @@ def adjustment_scores(
             left as trained.
         split: str. Split to score.
         alphas: sequence of float. Adjustment strengths to score.
-        limit: int or None. Score only the first `limit` images.
         on_batch: callable `(images_done, images_total)` or None.
+        **eval_options: for `tf_enet.data.make_eval_dataset`: `limit`,
+            `sample` and `seed` choose the images; `height`, `width` and
+            `resize_masks=True` score at that size (the training scale)
+            instead of each image's own.
 
     Returns:
         dict: alpha -> `tf_enet.metrics.scores` of its confusion matrix.
 
     Raises:
-        ValueError: the weights are negative, not finite or not one per class.
+        ValueError: the weights are negative, not finite or not one per
+            class, or the model does not keep the image size.
     """
     num_classes = dataset.info.num_classes
+    ignore = dataset.info.ignore_index
     offsets = log_weights(class_weights, num_classes)
-    confusions = {alpha: np.zeros((num_classes, num_classes), np.int64) for alpha in alphas}
-    total = len(dataset.files(split)[:limit])
+    shifts = np.asarray(alphas, np.float32)[:, None] * offsets  # [alphas, classes]
+    counts = np.zeros(len(alphas) * num_classes * num_classes, np.int64)
+    images_dataset = data_lib.make_eval_dataset(
+        dataset, split, batch_size=1, **eval_options
+    )
+    total = int(images_dataset.cardinality())
     done = 0
-    for images, labels in data_lib.make_eval_dataset(
-        dataset, split, batch_size=1, limit=limit
-    ):
-        labels = labels.numpy()  # [1, height, width]
-        logits = model.predict(images.numpy(), verbose=0)  # [1, h, w, classes]
-        if logits.shape[1:3] != labels.shape[1:3]:
+    for images, labels in images_dataset:
+        labels = labels.numpy()[0]  # [height, width]
+        logits = model.predict(images.numpy(), verbose=0)[0]  # [h, w, classes]
+        if logits.shape[:2] != labels.shape:
             raise ValueError(
-                f"Model {model.name!r} returns logits of size {logits.shape[1:3]} "
-                f"for labels of size {labels.shape[1:3]}; logit adjustment "
+                f"Model {model.name!r} returns logits of size {logits.shape[:2]} "
+                f"for labels of size {labels.shape}; logit adjustment "
                 "needs a model that keeps the image size."
             )
-        for alpha, confusion in confusions.items():
-            classes = np.argmax(logits - alpha * offsets, axis=-1)
-            confusion += metrics_lib.confusion_matrix(
-                labels, classes, num_classes, dataset.info.ignore_index
-            )
-        done += len(labels)
+        valid = (labels != ignore) & (labels >= 0) & (labels < num_classes)
+        scored = logits[valid]  # [pixels, classes]
+        truth = labels[valid].astype(np.int64)
+        # [alphas, pixels]: every alpha's prediction for every scored pixel.
+        predicted = np.argmax(scored[None] - shifts[:, None], axis=-1)
+        index = (np.arange(len(alphas))[:, None] * num_classes + truth) * num_classes
+        counts += np.bincount((index + predicted).ravel(), minlength=counts.size)
+        done += 1
         if on_batch is not None:
             on_batch(done, total)
-    return {alpha: metrics_lib.scores(c) for alpha, c in confusions.items()}
+    confusions = counts.reshape(len(alphas), num_classes, num_classes)
+    return {float(alpha): metrics_lib.scores(c) for alpha, c in zip(alphas, confusions)}
 
 
 def best_alpha(scores):

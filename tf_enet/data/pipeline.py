@@ -231,10 +231,13 @@ def _check_positive_int(value, name):
                          f"{value!r}.")
 
 
-def _labelled_pairs(dataset, split, limit):
-    """The split's pairs (first `limit`), validated; refuses missing masks."""
+def _labelled_pairs(dataset, split, limit, sample=None, seed=0):
+    """The split's pairs (first `limit`, then a seeded `sample` of them, in
+    file order), validated; refuses missing masks."""
     if limit is not None:
         _check_positive_int(limit, "limit")
+    if sample is not None:
+        _check_positive_int(sample, "sample")
     pairs = dataset.files(split)
     if any(mask is None for _, mask in pairs):
         raise base.DatasetError(
@@ -243,6 +246,9 @@ def _labelled_pairs(dataset, split, limit):
             f"evaluation; use it for prediction only."
         )
     pairs = pairs[:limit]
+    if sample is not None and sample < len(pairs):
+        chosen = np.random.default_rng(seed).choice(len(pairs), sample, replace=False)
+        pairs = [pairs[i] for i in sorted(chosen)]
     scan_lib.scan_files(dataset, pairs, split)
     return pairs
 
@@ -393,6 +399,9 @@ def make_eval_dataset(
     width=None,
     label_stride=1,
     limit=None,
+    sample=None,
+    seed=0,
+    resize_masks=False,
     input_context=None,
 ):
     """Builds the evaluation pipeline: every image once, in sorted order.
@@ -408,8 +417,15 @@ def make_eval_dataset(
             caller upsamples the logits.
         width: int or None. See `height`.
         label_stride: int. Masks are subsampled by this factor from their
-            full resolution; see `downsample_labels`.
+            full resolution (or from `height x width` with `resize_masks`);
+            see `downsample_labels`.
         limit: int or None. Use only the first `limit` pairs.
+        sample: int or None. Use a random sample of this many pairs (of the
+            first `limit`), drawn with `seed`, in file order.
+        seed: int. Seed of `sample`.
+        resize_masks: bool. With `height` and `width`, resize the masks too
+            (nearest neighbour), so that the model's logits at that size are
+            scored directly: validation at the training scale.
         input_context: tf.distribute.InputContext or None. Shards the file
             list across input pipelines.
 
@@ -433,7 +449,7 @@ def make_eval_dataset(
     if height is not None:
         _check_positive_int(height, "height")
         _check_positive_int(width, "width")
-    pairs = _labelled_pairs(dataset, split, limit)
+    pairs = _labelled_pairs(dataset, split, limit, sample, seed)
     mapping = dataset.label_mapping
     ignore = dataset.info.ignore_index
     files = _file_dataset(dataset, pairs, input_context)
@@ -447,6 +463,9 @@ def make_eval_dataset(
         else:
             image = tf.cast(image, tf.float32)
         mask = decode_mask(tf.io.read_file(mask_path), mapping, kind, scale)
+        if resize_masks and height is not None:
+            mask = tf.image.resize(
+                mask[:, :, None], [height, width], method="nearest")[:, :, 0]
         return image, downsample_labels(mask, label_stride, ignore)
 
     data = files.map(load, num_parallel_calls=AUTOTUNE)

@@ -66,9 +66,13 @@ def make_datasets(config, dataset, stage, strategy):
         augment=config.augment, min_scale=config.min_scale,
         max_scale=config.max_scale,
     )
+    # Validation runs the model at the training size, as prediction and
+    # evaluation do by default: a dataset of larger images (Cityscapes at
+    # half resolution) is scored at the scale the model learned.
     val_args = dict(
         batch_size=config.batch_size, label_stride=label_stride,
-        limit=config.val_limit,
+        limit=config.val_limit, height=config.height, width=config.width,
+        resize_masks=True,
     )
     if config.strategy == "default":
         train = data_lib.make_train_dataset(dataset, "train", **train_args)
