@@ -136,9 +136,11 @@ class ENet(keras.Model):
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as err:  # Keras raises many types for a bad file.
+            # The first line only: Keras may append the whole model config.
+            reason = (str(err).splitlines() or [type(err).__name__])[0]
             raise ValueError(
                 f"Preset model {path} is not a valid Keras model file: "
-                f"{str(err).splitlines()[0] if str(err) else type(err).__name__}"
+                f"{reason.split(' Full object config:')[0][:300]}"
             ) from None
         if not isinstance(model, cls):
             raise ValueError(
