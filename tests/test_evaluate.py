@@ -1,7 +1,7 @@
 """Tests of evaluate.py, run as a script on a tiny folder dataset (slow:
 each starts a Python process; test_inference tests the library in-process).
 
-The dataset and the pixel model come from test_inference, where the
+The dataset and the pixel model come from inference_helpers, where the
 expected confusion matrix and scores are counted by hand.
 """
 
@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from test_inference import (
+from inference_helpers import (
     CLASS_ACCURACY, CLASSES, CONFUSION, GLOBAL_ACCURACY, MEAN_IOU,
     PER_CLASS_IOU, pixel_model, run_config, write_checkpoint,
     write_folder_dataset,

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tf_enet
-from test_inference import (
+from inference_helpers import (
     CLASSES, pixel_model, red_image, run_config, write_checkpoint, write_rgb,
 )
 from tf_enet import exporting, inference, lite

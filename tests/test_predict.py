@@ -1,6 +1,6 @@
 """Tests of image and video prediction: the library, then predict.py as a script.
 
-The model is test_inference's pixel model, which predicts the class id
+The model is inference_helpers' pixel model, which predicts the class id
 written in each pixel's red channel, so every output file can be checked
 exactly.
 """
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_inference import (
+from inference_helpers import (
     PALETTE, fake_predictor, pixel_model, red_image, run_config, write_checkpoint,
     write_rgb,
 )

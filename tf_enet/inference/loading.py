@@ -14,7 +14,9 @@ from absl import logging
 
 # Imported for their Keras registrations: .keras files name tf_enet's
 # layers, model class and loss.
-from tf_enet import artifacts, losses, model, presets  # noqa: F401
+import tf_enet.losses  # noqa: F401
+import tf_enet.model  # noqa: F401
+from tf_enet import artifacts, presets
 from tf_enet import data as data_lib
 
 # The shipped CamVid model (a preset inside the package), from any directory.
