@@ -10,6 +10,7 @@ declared dependencies are met.
 """
 
 import ast
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -23,6 +24,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from packaging.requirements import Requirement
 
 import tf_enet
 from tf_enet import __main__ as tf_enet_main
@@ -206,6 +208,22 @@ def _checkout_files():
     ]
 
 
+def _offline_build_args():
+    """Build with this environment's setuptools (offline) if it is new enough.
+
+    Otherwise pip installs the build requirements from the package index.
+    """
+    (requirement,) = _pyproject()["build-system"]["requires"]
+    requirement = Requirement(requirement)
+    try:
+        installed = importlib.metadata.version(requirement.name)
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    if requirement.specifier.contains(installed):
+        return ["--no-build-isolation", "--no-index"]
+    return []
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
     """A wheel built from a copy of the checkout (nothing written into it)."""
@@ -217,8 +235,8 @@ def wheel(tmp_path_factory):
         with open(os.path.join(ROOT, name), "rb") as f:
             target.write_bytes(f.read())
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
-         "--no-build-isolation", "--no-index", "-q", "-w", str(base / "dist")],
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q",
+         "-w", str(base / "dist"), *_offline_build_args()],
         check=True, capture_output=True,
     )
     (path,) = (base / "dist").glob("tf_enet-*.whl")
