@@ -8,7 +8,8 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tf_enet import export
+from tf_enet import exporting, training
+from tf_enet.model import OUTPUT_STRIDE, build_enet, build_enet_encoder
 
 
 def median_seconds(run, warmup, repeats):
@@ -47,13 +48,77 @@ def tflite_interpreter(model, path, quantize, size, *, fixed, threads):
         fixed: bool. Export for exactly one image of `size`.
     """
     int8 = quantize == "int8"
-    export.export_tflite(
+    exporting.export_tflite(
         model, path,
         quantize=None if quantize == "float32" else quantize,
         representative=random_calibration((1, *size, 3)) if int8 else None,
         input_size=size if fixed else None,
     )
     return tf.lite.Interpreter(model_path=path, num_threads=threads)
+
+
+def tflite_runner(interpreter):
+    """A callable running `interpreter` on float32 images, returning its output.
+
+    Resizes the input tensor when the images' shape changes, and casts the
+    images to the input's dtype (uint8 pixels for an int8 export).
+    """
+    state = {"shape": None}
+    detail = interpreter.get_input_details()[0]
+    output = interpreter.get_output_details()[0]
+
+    def run(images):
+        if state["shape"] != images.shape:
+            interpreter.resize_tensor_input(detail["index"], list(images.shape))
+            interpreter.allocate_tensors()
+            state["shape"] = images.shape
+        dtype = interpreter.get_input_details()[0]["dtype"]
+        interpreter.set_tensor(detail["index"], images.astype(dtype))
+        interpreter.invoke()
+        return interpreter.get_tensor(output["index"])
+
+    return run
+
+
+def training_step(stage, info, weights, size, batch_size, *, jit_compile=False):
+    """One `train_on_batch` call of ENet compiled as train.py compiles it.
+
+    The model gets train.py's weight decay, class-weighted loss, mean IoU
+    metric and Adam schedule (`tf_enet.training.compile_model`), and a fixed
+    random batch: images in [0, 255] and labels in `[0, num_classes]`
+    (the last being the ignore id when it is `num_classes`), at 1/8 of the
+    size for the encoder stage as in training.
+
+    Args:
+        stage: "full" (`build_enet`) or "encoder" (`build_enet_encoder`).
+        info: DatasetInfo. Number of classes and ignore id.
+        weights: list of float. Class weights of the loss.
+        size: (height, width) of the images.
+        batch_size: int. Images per step.
+        jit_compile: bool. XLA-compile the step.
+
+    Returns:
+        A callable taking no arguments that runs one step.
+    """
+    height, width = size
+    config = training.TrainConfig(
+        height=height, width=width, batch_size=batch_size, jit_compile=jit_compile
+    )
+    if stage == "encoder":
+        model = build_enet_encoder(info.num_classes)
+        stride = OUTPUT_STRIDE
+    else:
+        model = build_enet(info.num_classes)
+        stride = 1
+    training.add_weight_decay(model, config.weight_decay)
+    training.compile_model(model, config, 10, 10, weights, info)
+    rng = np.random.RandomState(0)
+    images = rng.uniform(0, 255, (batch_size, height, width, 3)).astype("float32")
+    labels = rng.randint(
+        0, info.num_classes + 1,
+        (batch_size, -(-height // stride), -(-width // stride)),
+    ).astype("int32")
+    return lambda: model.train_on_batch(images, labels)
 
 
 def count_flops(function, *specs):

@@ -30,7 +30,7 @@ from absl import app, flags
 
 import common
 import tf_enet
-from tf_enet import export, inference
+from tf_enet import exporting, inference
 
 PATHS = (
     "keras_predict", "keras_model_predict", "keras_predict_on_batch", "graph",
@@ -78,7 +78,7 @@ def _runners(model, workdir, paths, calibration_size):
             runners[name] = lambda x, f=function: f(x).numpy()
     if "saved_model" in paths:
         directory = os.path.join(workdir, "saved_model")
-        export.export_saved_model(model, directory)
+        exporting.export_saved_model(model, directory)
         serving = tf.saved_model.load(directory).signatures["serving_default"]
         runners["saved_model"] = lambda x: serving(
             images=tf.constant(x.astype(np.uint8))
@@ -87,10 +87,10 @@ def _runners(model, workdir, paths, calibration_size):
     if "onnx" in paths:
         try:
             path = os.path.join(workdir, "enet.onnx")
-            export.export_onnx(model, path)
+            exporting.export_onnx(model, path)
             predictor = inference.load_predictor(path)
             runners["onnx"] = predictor.logits
-        except (ImportError, export.ExportError, inference.ModelError) as error:
+        except (ImportError, exporting.ExportError, inference.ModelError) as error:
             print(f"skipping onnx: {error}")
     return runners
 
@@ -106,26 +106,8 @@ def _tflite_runners(model, workdir, paths, size, fixed=False):
         interpreter = common.tflite_interpreter(
             model, path, quantize, size, fixed=fixed, threads=FLAGS.threads
         )
-        runners[name] = _tflite_runner(interpreter)
+        runners[name] = common.tflite_runner(interpreter)
     return runners
-
-
-def _tflite_runner(interpreter):
-    state = {"shape": None}
-    detail = interpreter.get_input_details()[0]
-    output = interpreter.get_output_details()[0]
-
-    def run(images):
-        if state["shape"] != images.shape:
-            interpreter.resize_tensor_input(detail["index"], list(images.shape))
-            interpreter.allocate_tensors()
-            state["shape"] = images.shape
-        dtype = interpreter.get_input_details()[0]["dtype"]
-        interpreter.set_tensor(detail["index"], images.astype(dtype))
-        interpreter.invoke()
-        return interpreter.get_tensor(output["index"])
-
-    return run
 
 
 def main(argv):
