@@ -1,5 +1,6 @@
-"""--help of the deployment commands: exit 0, the text users read, and no
-TensorFlow loaded to print it (slow: each starts a Python process)."""
+"""--help of the deployment commands: exit 0, the text users read, no
+TensorFlow loaded to print it, and the default model of the library (slow:
+each starts a Python process)."""
 
 import os
 import subprocess
@@ -29,6 +30,10 @@ def test_help_exits_0_without_loading_tensorflow(command, tmp_path):
         "    assert done.code in (0, None), done.code\n"
         "loaded = sorted(m for m in ('tensorflow', 'keras') if m in sys.modules)\n"
         "assert not loaded, loaded\n"
+        # The command writes the default model itself, to stay TF-free.
+        f"from tf_enet.cli import {command} as command\n"
+        "from tf_enet import inference\n"
+        "assert command.DEFAULT_MODEL == inference.DEFAULT_MODEL\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True,

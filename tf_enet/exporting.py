@@ -1,8 +1,9 @@
 """Exporting a trained ENet: SavedModel (TF Serving), TFLite and ONNX.
 
 Every export carries the model's configuration (class names, palette,
-ignore id, training options) so `tf_enet.inference.load_predictor` and
-`predict.py` name and paint the classes:
+ignore id, training options and size) so `tf_enet.inference.load_predictor`
+and the commands name and paint the classes and run the model at its
+training size:
 
     SavedModel   <dir>/assets/tf_enet_config.json
     TFLite       <file>.tflite.json beside the model

@@ -16,7 +16,8 @@ import tensorflow as tf
 from tf_enet.inference import loading, runtimes
 
 # XLA runs ENet faster per image but compiles once per input shape, which
-# pays off from about this many images of one size (docs/ has measurements).
+# pays off from about this many images of one size (measured with
+# benchmarks/inference.py).
 XLA_BREAK_EVEN_IMAGES = 60
 
 
