@@ -168,13 +168,31 @@ def test_saved_model_in_a_fresh_process_without_tf_enet(saved_model, checkpoint,
     np.testing.assert_array_equal(out["encoded_classes"], out["classes"])
 
 
-def test_saved_model_runs_through_the_predictor(saved_model, checkpoint):
+@pytest.mark.slow
+def test_saved_enet_runs_through_the_predictor(saved_model, checkpoint):
     predictor = inference.load_predictor(saved_model)
     assert predictor.kind == "saved_model"
-    assert predictor.info.class_names == CLASSES  # from assets/tf_enet_config.json
     x = images(2, 29, 45, seed=2)
     np.testing.assert_allclose(
         predictor.logits(x), checkpoint[1](x, training=False).numpy(), atol=1e-4
+    )
+
+
+def test_saved_model_runs_through_the_predictor_with_its_config(tmp_path):
+    # The pixel model exports in seconds; its logits are k * R - k**2 / 2.
+    config = {**run_config(), "train": {"height": 6, "width": 8}}
+    checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3), config)
+    output = exporting.export_model(checkpoint, str(tmp_path / "pixel" / "1"), "saved_model")
+    predictor = inference.load_predictor(output)
+    assert predictor.kind == "saved_model"
+    # From assets/tf_enet_config.json:
+    assert predictor.info.class_names == CLASSES
+    assert predictor.training_size == (6, 8)
+    red = np.random.RandomState(3).randint(0, 3, (2, 5, 7))
+    k = np.arange(3, dtype=np.float32)
+    np.testing.assert_allclose(
+        predictor.logits(np.stack([red_image(r) for r in red])),
+        red[..., None] * k - 0.5 * k**2, atol=1e-5,
     )
 
 
