@@ -13,8 +13,15 @@ import sys
 import pytest
 
 from inference_helpers import (
-    CLASS_ACCURACY, CLASSES, CONFUSION, GLOBAL_ACCURACY, MEAN_IOU,
-    PER_CLASS_IOU, pixel_model, run_config, write_checkpoint,
+    CLASS_ACCURACY,
+    CLASSES,
+    CONFUSION,
+    GLOBAL_ACCURACY,
+    MEAN_IOU,
+    PER_CLASS_IOU,
+    pixel_model,
+    run_config,
+    write_checkpoint,
     write_folder_dataset,
 )
 

@@ -17,11 +17,17 @@ import pytest
 import tensorflow as tf
 
 import tf_enet
-from inference_helpers import (
-    CLASSES, pixel_model, red_image, run_config, write_checkpoint, write_rgb,
-)
 from tf_enet import exporting, inference, lite
 from tf_enet.model import PIXEL_MEAN, PIXEL_STD
+
+from inference_helpers import (
+    CLASSES,
+    pixel_model,
+    red_image,
+    run_config,
+    write_checkpoint,
+    write_rgb,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_CLASSES = len(CLASSES)
@@ -102,11 +108,17 @@ def test_saved_model_cli_shows_both_signatures(saved_model):
     assert result.returncode == 0, result.stderr[-2000:]
     default = _signature(result.stdout, "serving_default")
     encoded = _signature(result.stdout, "serve_encoded")
-    flat = lambda text: " ".join(text.split())
-    assert flat("inputs['images'] tensor_info: dtype: DT_UINT8 shape: (-1, -1, -1, 3)") in flat(default)
-    assert flat("inputs['image_bytes'] tensor_info: dtype: DT_STRING shape: (-1)") in flat(encoded)
+
+    def flat(text):
+        return " ".join(text.split())
+
+    images = "inputs['images'] tensor_info: dtype: DT_UINT8 shape: (-1, -1, -1, 3)"
+    assert flat(images) in flat(default)
+    image_bytes = "inputs['image_bytes'] tensor_info: dtype: DT_STRING shape: (-1)"
+    assert flat(image_bytes) in flat(encoded)
+    classes = "outputs['classes'] tensor_info: dtype: DT_INT32 shape: (-1, -1, -1)"
     for block in (default, encoded):
-        assert flat("outputs['classes'] tensor_info: dtype: DT_INT32 shape: (-1, -1, -1)") in flat(block)
+        assert flat(classes) in flat(block)
         assert flat(
             f"outputs['probabilities'] tensor_info: dtype: DT_FLOAT "
             f"shape: (-1, -1, -1, {NUM_CLASSES})"
@@ -390,16 +402,17 @@ def test_onnx_matches_keras_at_odd_sizes(checkpoint, tmp_path):
 
 
 def test_export_refuses_bad_requests(checkpoint, tmp_path):
+    model = checkpoint[0]
     with pytest.raises(exporting.ExportError, match="calibration images"):
-        exporting.export_model(checkpoint[0], str(tmp_path / "a.tflite"), "tflite", quantize="int8")
+        exporting.export_model(model, str(tmp_path / "a.tflite"), "tflite", quantize="int8")
     with pytest.raises(exporting.ExportError, match="TFLite only"):
-        exporting.export_model(checkpoint[0], str(tmp_path / "a"), "saved_model", quantize="float16")
+        exporting.export_model(model, str(tmp_path / "a"), "saved_model", quantize="float16")
     with pytest.raises(exporting.ExportError, match="Unknown format"):
         exporting.export_model(checkpoint[0], str(tmp_path / "a"), "caffe")
     with pytest.raises(exporting.ExportError, match="fixed input size applies to TFLite"):
         exporting.export_model(checkpoint[0], str(tmp_path / "a"), "onnx", input_size=(8, 8))
     with pytest.raises(exporting.ExportError, match="must be positive"):
-        exporting.export_model(checkpoint[0], str(tmp_path / "a.tflite"), "tflite", input_size=(0, 8))
+        exporting.export_model(model, str(tmp_path / "a.tflite"), "tflite", input_size=(0, 8))
     (tmp_path / "model.tflite").write_bytes(b"")
     with pytest.raises(OSError, match="is a file; a SavedModel is a directory"):
         exporting.export_model(checkpoint[0], str(tmp_path / "model.tflite"), "saved_model")

@@ -13,19 +13,33 @@ import keras
 import numpy as np
 import pytest
 
+import tf_enet
+from tf_enet import data, inference
+
+from inference_helpers import (
+    CLASS_ACCURACY,
+    CLASSES,
+    CONFUSION,
+    GLOBAL_ACCURACY,
+    IGNORE,
+    MEAN_IOU,
+    PALETTE,
+    PER_CLASS_IOU,
+    PREDICTED_A,
+    RecordingRunner,
+    fake_predictor,
+    pixel_model,
+    red_image,
+    run_config,
+    write_checkpoint,
+    write_folder_dataset,
+    write_rgb,
+)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The real CamVid copy (`python -m tf_enet.data.download camvid`), for the
 # slow test that measures the shipped model; TF_ENET_CAMVID points elsewhere.
 CAMVID = os.environ.get("TF_ENET_CAMVID", os.path.join(REPO, "data", "CamVid"))
-
-import tf_enet
-from inference_helpers import (
-    CLASS_ACCURACY, CLASSES, CONFUSION, GLOBAL_ACCURACY, IGNORE, MEAN_IOU,
-    PALETTE, PER_CLASS_IOU, PREDICTED_A, RecordingRunner, fake_predictor,
-    pixel_model, red_image, run_config, write_checkpoint, write_folder_dataset,
-    write_rgb,
-)
-from tf_enet import data, inference
 
 @pytest.fixture
 def checkpoint(tmp_path):

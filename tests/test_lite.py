@@ -105,7 +105,7 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     assert (keras.layers.Normalization in kinds) is not int8
     assert (keras.layers.PReLU in kinds) is not int8
     assert (lite.PooledChannelAffine in kinds) is int8
-    pools = [l for l in rewritten.layers if isinstance(l, lite.WindowMaxPooling2D)]
+    pools = [layer for layer in rewritten.layers if isinstance(layer, lite.WindowMaxPooling2D)]
     assert all((pool.resolution is not None) is int8 for pool in pools)
     for pool in pools:
         if int8:
@@ -127,12 +127,17 @@ def test_int8_ranges_are_the_mean_of_each_images_extremes():
     rewritten = lite.tflite_friendly(
         model, int8=True, representative=lambda: ([x] for x in calibration)
     )
-    ranged = {l.name: l for l in rewritten.layers if isinstance(l, lite.Int8Range)}
+    ranged = {
+        layer.name: layer for layer in rewritten.layers
+        if isinstance(layer, lite.Int8Range)
+    }
     kinds = (keras.layers.PReLU, keras.layers.Add, keras.layers.BatchNormalization)
     # Not the folded batch norm, nor those TFLite folds into the
     # transposed convolutions before them.
     unranged = {"initial_block_bn", "bottleneck4_0_conv_bn", "bottleneck5_0_conv_bn"}
-    expected = {l.name for l in model.layers if isinstance(l, kinds)} - unranged
+    expected = {
+        layer.name for layer in model.layers if isinstance(layer, kinds)
+    } - unranged
     assert set(ranged) == expected
     probe = keras.Model(model.inputs, [model.get_layer(n).output for n in sorted(ranged)])
     per_image = [probe([x], training=False) for x in calibration]

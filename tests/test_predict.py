@@ -13,11 +13,17 @@ import cv2
 import numpy as np
 import pytest
 
+from tf_enet import inference
+
 from inference_helpers import (
-    PALETTE, fake_predictor, pixel_model, red_image, run_config, write_checkpoint,
+    PALETTE,
+    fake_predictor,
+    pixel_model,
+    red_image,
+    run_config,
+    write_checkpoint,
     write_rgb,
 )
-from tf_enet import inference
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "predict.py")
 

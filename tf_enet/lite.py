@@ -400,7 +400,7 @@ def calibrated_ranges(model, tensors, representative, ranges="minmax"):
     else:
         low, high = lows.min(axis=0), highs.max(axis=0)
     return [
-        (float(min(l, 0.0)), float(max(h, 0.0))) for l, h in zip(low, high)
+        (float(min(lo, 0.0)), float(max(hi, 0.0))) for lo, hi in zip(low, high)
     ]
 
 
@@ -421,7 +421,7 @@ def pooling_resolutions(model, representative, ranges="minmax"):
     Returns:
         dict: layer name -> float.
     """
-    layers = [l for l in model.layers if isinstance(l, MaxPoolingWithArgmax2D)]
+    layers = [layer for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D)]
     if not layers:
         return {}
     found = calibrated_ranges(
@@ -445,7 +445,9 @@ def _ranged_layers(model, skip):
     """
     kinds = (keras.layers.PReLU, keras.layers.Add, keras.layers.BatchNormalization)
     transposed = {
-        id(l.output) for l in model.layers if isinstance(l, keras.layers.Conv2DTranspose)
+        id(layer.output)
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Conv2DTranspose)
     }
     return [
         layer for layer in model.layers
@@ -484,7 +486,7 @@ def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
         if representative is None:
             raise ValueError("int8 needs the `representative` calibration data.")
         folded = _folded_initial_block(model)
-        pools = [l for l in model.layers if isinstance(l, MaxPoolingWithArgmax2D)]
+        pools = [layer for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D)]
         ranged = _ranged_layers(model, folded) if ranges == "mean" else []
         found = calibrated_ranges(
             model,
