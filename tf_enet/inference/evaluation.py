@@ -37,12 +37,16 @@ def confusion_matrices(
 
     Args:
         predictor: Predictor, or a keras.Model mapping images to logits
-            (run through `Predictor.from_model` with the dataset's classes).
+            (run through `Predictor.from_model` with the dataset's classes;
+            it has no recorded training size, so it runs at `input_size`
+            or else at each image's own size). Build the Predictor once to
+            reuse its traced function across calls.
         dataset: tf_enet.data.SegmentationDataset.
         split: str. Split to count.
-        transforms: sequence of callables or None. Each maps float32 logits
-            `[batch, label_height, label_width, num_classes]` (np.ndarray) to
-            scores of the same shape whose argmax is the prediction, e.g.
+        transforms: sequence of callables or None. Each maps one image's
+            float32 logits at label size, np.ndarray `[1, label_height,
+            label_width, num_classes]`, to scores of the same shape whose
+            argmax is the prediction, e.g.
             `lambda logits: logits - alpha * np.log(class_weights)`; None
             counts the logits as they are.
         limit: int or None. Count only the first `limit` images.
