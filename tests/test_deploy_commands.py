@@ -34,6 +34,8 @@ def test_help_exits_0_without_loading_tensorflow(command, tmp_path):
         f"from tf_enet.cli import {command} as command\n"
         "from tf_enet import inference\n"
         "assert command.DEFAULT_MODEL == inference.DEFAULT_MODEL\n"
+        "xla = getattr(command, 'XLA_BREAK_EVEN_IMAGES', inference.XLA_BREAK_EVEN_IMAGES)\n"
+        "assert xla == inference.XLA_BREAK_EVEN_IMAGES\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True,

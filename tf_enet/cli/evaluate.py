@@ -30,6 +30,9 @@ from tf_enet.training.config import DEFAULT_DATA_DIRS
 
 # The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
 DEFAULT_MODEL = "enet_camvid"
+# Images from which XLA compilation pays off: the library's
+# tf_enet.inference.XLA_BREAK_EVEN_IMAGES, for --help without TensorFlow.
+XLA_BREAK_EVEN_IMAGES = 60
 
 flags.DEFINE_enum("dataset", "camvid", sorted(DEFAULT_DATA_DIRS), "Dataset layout.")
 flags.DEFINE_string(
@@ -61,7 +64,8 @@ flags.DEFINE_integer(
 flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
 flags.DEFINE_bool(
     "jit_compile", None,
-    "XLA-compile Keras/SavedModel models. Default: on from 60 images.",
+    "XLA-compile Keras/SavedModel models. Default: on from "
+    f"{XLA_BREAK_EVEN_IMAGES} images.",
 )
 flags.register_validator(
     "batch_size", lambda value: value >= 1, message="--batch_size must be positive."

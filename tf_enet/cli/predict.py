@@ -33,9 +33,9 @@ from tf_enet import cli
 OUTPUTS = ("labels", "color", "overlay")
 # The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
 DEFAULT_MODEL = "enet_camvid"
-# Images or frames from which XLA compilation pays off, as
-# tf_enet.inference.XLA_BREAK_EVEN_IMAGES.
-_JIT_HELP_IMAGES = 60
+# Images or frames from which XLA compilation pays off: the library's
+# tf_enet.inference.XLA_BREAK_EVEN_IMAGES, for --help without TensorFlow.
+XLA_BREAK_EVEN_IMAGES = 60
 
 flags.DEFINE_multi_string(
     "images", None,
@@ -64,8 +64,8 @@ flags.DEFINE_integer("batch_size", 4, "Images of equal size per model call.")
 flags.DEFINE_bool(
     "jit_compile", None,
     "XLA-compile Keras/SavedModel models: faster per image, but compiles once "
-    f"per input size. Default: on for videos and from {_JIT_HELP_IMAGES} "
-    "images.",
+    f"per input size. Default: on from {XLA_BREAK_EVEN_IMAGES} images or video "
+    "frames.",
 )
 flags.register_validator(
     "outputs", lambda values: set(values) <= set(OUTPUTS),
