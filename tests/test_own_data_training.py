@@ -210,3 +210,17 @@ def test_eval_pipeline_sample_is_seeded_and_in_file_order(tmp_path):
     positions = [every.index(value) for value in first]
     assert positions == sorted(positions)
     assert any(sampled(seed) != first for seed in (1, 2, 3))
+
+
+def test_a_small_dataset_with_default_schedule_is_warned_about(tmp_path):
+    # 8 images in batches of 4: 2 steps per epoch. 10 encoder epochs are
+    # 20 steps and 300 full epochs 600: only the encoder stage is short.
+    data_dir = scenes(tmp_path / "data", {"train": 8, "val": 2})
+    dataset = data_lib.get_dataset("folder", data_dir)
+    config = config_for(data_dir, tmp_path / "run", encoder_epochs=10, epochs=300)
+    lines = trainer.short_schedule_warnings(config, dataset)
+    assert len(lines) == 1
+    assert lines[0].startswith("The encoder stage has only 20 optimizer steps (10 epochs of 2")
+    assert "--batch_size" in lines[0]
+    longer = config_for(data_dir, tmp_path / "run", encoder_epochs=200, epochs=300)
+    assert trainer.short_schedule_warnings(longer, dataset) == []

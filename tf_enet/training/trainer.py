@@ -219,6 +219,8 @@ def train(config, overwrite=False):
     if not chief:
         run_directory.check_shared_directory(config_path, config)
 
+    for line in short_schedule_warnings(config, dataset):
+        logging.warning(line)
     results = {"checkpoint_dir": config.checkpoint_dir,
                "class_weights": [float(w) for w in weights]}
     for stage in stage_plan(config):
@@ -228,6 +230,40 @@ def train(config, overwrite=False):
     if chief and "full" in stage_plan(config):
         results["logit_adjustment"] = adjust_logits(config, dataset, weights)
     return results
+
+
+# Optimizer steps below which a stage is warned about: the full network
+# starts with a random decoder and needs several hundred steps to catch up
+# with the encoder it was initialised from.
+MIN_STAGE_STEPS = 400
+
+
+def short_schedule_warnings(config, dataset):
+    """One line per stage with fewer than `MIN_STAGE_STEPS` optimizer steps.
+
+    Args:
+        config: TrainConfig.
+        dataset: tf_enet.data.SegmentationDataset.
+
+    Returns:
+        list of str, empty when every stage is long enough.
+    """
+    num_train = len(dataset.files("train")[: config.limit])
+    steps_per_epoch = max(1, num_train // config.batch_size)
+    lines = []
+    for stage in stage_plan(config):
+        epochs = config.encoder_epochs if stage == "encoder" else config.epochs
+        steps = epochs * steps_per_epoch
+        if 0 < steps < MIN_STAGE_STEPS:
+            lines.append(
+                f"The {stage} stage has only {steps} optimizer steps ({epochs} "
+                f"epochs of {steps_per_epoch} batches of {config.batch_size} of "
+                f"{num_train} images); it needs {MIN_STAGE_STEPS} or more to "
+                "train well. For a small dataset lower --batch_size (e.g. 4), "
+                "raise --learning_rate (e.g. 2e-3) and the epochs (see the "
+                "README's \"Your own data\")."
+            )
+    return lines
 
 
 def validation_epochs(config, epochs):
