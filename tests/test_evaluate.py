@@ -100,3 +100,31 @@ def test_evaluate_checks_the_output_json_before_evaluating(tmp_path, setup):
     assert len(errors) == 1, result.stderr[-2000:]
     assert f"--output_json {tmp_path / 'file'}" in errors[0]
     assert "no_model_here" not in result.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_holds_out_the_val_images_the_model_was_trained_without(tmp_path):
+    # A flat folder dataset (no val folder) of 4 images, trained with half
+    # of them held out as val: evaluate scores those 2, not the default 10%.
+    root = tmp_path / "flat"
+    write_folder_dataset(root)
+    for name in ("a", "b"):
+        for kind in ("images", "masks"):
+            for copy in ("", "2"):
+                (root / kind / f"{name}{copy}.png").write_bytes(
+                    (root / kind / "val" / f"{name}.png").read_bytes()
+                )
+    for kind in ("images", "masks"):
+        for name in ("a", "b"):
+            (root / kind / "val" / f"{name}.png").unlink()
+        (root / kind / "val").rmdir()
+    config = {**run_config(), "train": {"dataset": "folder", "val_fraction": 0.5}}
+    checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3), config)
+    result = evaluate(
+        tmp_path, "--dataset", "folder", "--data_dir", root, "--split", "val",
+        "--model", checkpoint, "--output_json", tmp_path / "scores.json",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert scores["dataset_options"] == {"val_fraction": 0.5}
+    assert scores["num_images"] == 2

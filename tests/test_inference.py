@@ -178,6 +178,27 @@ def test_default_model_is_the_shipped_preset_from_any_directory(tmp_path, monkey
     )
 
 
+@pytest.mark.parametrize(
+    "train, dataset, expected",
+    [({"dataset": "folder", "val_fraction": 0.5}, "folder", {"val_fraction": 0.5}),
+     ({"dataset": "folder", "val_fraction": 0.5}, "camvid", {}),
+     ({"dataset": "camvid"}, "camvid", {}),
+     (None, "folder", {})],
+)
+def test_dataset_options_are_those_the_model_was_trained_with(train, dataset, expected):
+    config = None if train is None else {**run_config(), "train": train}
+    assert inference.dataset_options(config, dataset) == expected
+
+
+def test_read_model_config_reads_without_loading_the_model(tmp_path):
+    path = write_checkpoint(tmp_path / "run", pixel_model(3), run_config())
+    (tmp_path / "run" / "model.keras").write_bytes(b"not loaded")
+    assert inference.read_model_config(path)["dataset"]["class_names"] == list(CLASSES)
+    alone = tmp_path / "alone.keras"
+    alone.write_bytes(b"")
+    assert inference.read_model_config(str(alone)) is None
+
+
 # --- Prediction ----------------------------------------------------------------
 
 

@@ -127,7 +127,11 @@ def _main(argv):
         progress[0].update(done)
 
     try:
-        dataset = data.get_dataset(FLAGS.dataset, data_dir)
+        # A folder dataset's held-out val split as the model's training held it out.
+        options = inference.dataset_options(
+            inference.read_model_config(FLAGS.model), FLAGS.dataset
+        )
+        dataset = data.get_dataset(FLAGS.dataset, data_dir, **options)
         num_images = len(dataset.files(FLAGS.split)[: FLAGS.limit])
         jit = FLAGS.jit_compile
         if jit is None:
@@ -154,6 +158,7 @@ def _main(argv):
             "model": predictor.path,
             "dataset": FLAGS.dataset,
             "data_dir": data_dir,
+            "dataset_options": options,
             "height": FLAGS.height,
             "width": FLAGS.width,
             **results,

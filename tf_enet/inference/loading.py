@@ -145,6 +145,47 @@ def training_size(config):
     return height, width
 
 
+def dataset_options(config, dataset):
+    """The `tf_enet.data.get_dataset` options a model was trained with.
+
+    A folder dataset without a `val` folder holds out a share of its train
+    images as "val" (`val_fraction`); opening it with the fraction recorded
+    in the model's configuration holds out the same images, so a model is
+    never scored on images it was trained on.
+
+    Args:
+        config: dict or None. The model's configuration.
+        dataset: str. The dataset kind to open, e.g. "folder".
+
+    Returns:
+        dict of keyword arguments; empty when the configuration records
+        none for this kind of dataset.
+    """
+    train = (config or {}).get("train")
+    if not isinstance(train, dict) or train.get("dataset") != dataset:
+        return {}
+    if dataset == "folder" and isinstance(train.get("val_fraction"), (int, float)):
+        return {"val_fraction": train["val_fraction"]}
+    return {}
+
+
+def read_model_config(path):
+    """The configuration saved with a model, without loading the model.
+
+    Args:
+        path: str. Any model path `resolve_model_path` takes.
+
+    Returns:
+        dict, or None when the model has no configuration.
+
+    Raises:
+        ModelError: the path is not a model, or its configuration is
+            unreadable.
+    """
+    _, _, config_file = resolve_model_path(path)
+    return None if config_file is None else read_config(config_file)
+
+
 def resolve_model_path(path):
     """Finds what kind of model `path` is.
 
