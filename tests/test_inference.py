@@ -365,6 +365,34 @@ def test_confusion_matrices_counts_one_matrix_per_transform(tmp_path, monkeypatc
     assert progress == [(1, 2), (2, 2)]
 
 
+def test_confusion_matrices_can_score_at_the_model_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
+    # Labels resized (nearest) 8x8 -> 4x4 keep rows/columns 1, 3, 5, 7:
+    # a: labels rows (0, 0, 1, ignore), predictions columns (0, 0, 1, 1);
+    # b: labels all 2 (column 0 dropped), predictions all 2.
+    (matrix,) = inference.confusion_matrices(
+        pixel_model(3), dataset, "val", input_size=(4, 4), resize_labels=True
+    )
+    np.testing.assert_array_equal(matrix, [[4, 4, 0], [2, 2, 0], [0, 0, 16]])
+    with pytest.raises(ValueError, match="records no training size"):
+        inference.confusion_matrices(pixel_model(3), dataset, "val", resize_labels=True)
+
+
+def test_confusion_matrices_counts_a_seeded_sample(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
+    progress = []
+    (matrix,) = inference.confusion_matrices(
+        pixel_model(3), dataset, "val", sample=1, seed=3,
+        on_batch=lambda *a: progress.append(a),
+    )
+    # a alone: [[16, 16, 0], [12, 12, 0], 0]; b alone: [[0, 0, 8], 0, [0, 0, 56]].
+    assert matrix.tolist() in ([[16, 16, 0], [12, 12, 0], [0, 0, 0]],
+                               [[0, 0, 8], [0, 0, 0], [0, 0, 56]])
+    assert progress == [(1, 1)]
+
+
 def test_confusion_matrices_batches_a_split_of_mixed_sizes(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
     root = write_folder_dataset(tmp_path / "data")

@@ -22,8 +22,11 @@ def confusion_matrices(
     *,
     transforms=(None,),
     limit=None,
+    sample=None,
+    seed=0,
     batch_size=1,
     input_size=None,
+    resize_labels=False,
     on_batch=None,
 ):
     """Counts one confusion matrix per logit transform over a split.
@@ -33,7 +36,9 @@ def confusion_matrices(
     its label's size, then every transform is applied and its argmax
     counted against the label, ignored pixels left out. Images are batched
     when consecutive images have the same size, so a split mixing sizes
-    needs no padding.
+    needs no padding. With `resize_labels`, the labels are resized instead
+    (nearest neighbour) to the model's size and the logits scored as they
+    come: cheaper, and what validation during training does.
 
     Args:
         predictor: Predictor, or a keras.Model mapping images to logits
@@ -50,9 +55,15 @@ def confusion_matrices(
             `lambda logits: logits - alpha * np.log(class_weights)`; None
             counts the logits as they are.
         limit: int or None. Count only the first `limit` images.
+        sample: int or None. Count a random sample of this many images (of
+            the first `limit`), drawn with `seed`.
+        seed: int. Seed of `sample`.
         batch_size: int. Images per model call.
         input_size: (height, width) or None. Run the model at this size
             instead of the training size (see `Predictor.model_size`).
+        resize_labels: bool. Score at the model's size, which must then be
+            known before the images are (`input_size`, an export's fixed
+            size or the training size).
         on_batch: callable `(images_done, images_total)` or None, called
             after each batch.
 
@@ -63,7 +74,8 @@ def confusion_matrices(
     Raises:
         ModelError: the model's class count differs from the dataset's.
         DatasetError: the split is missing, unlabelled or has bad files.
-        ValueError: invalid arguments.
+        ValueError: invalid arguments, or `resize_labels` without a known
+            model size.
     """
     info = dataset.info
     if isinstance(predictor, keras.Model):
@@ -83,7 +95,21 @@ def confusion_matrices(
         raise ValueError("`transforms` must hold at least one entry (None: as is).")
     num_classes = info.num_classes
     matrices = np.zeros((len(transforms), num_classes, num_classes), np.int64)
-    total = len(dataset.files(split)[:limit])
+    resize = {}
+    if resize_labels:
+        size = input_size or predictor.input_size or predictor.training_size
+        if size is None:
+            raise ValueError(
+                f"`resize_labels` needs the size to score at: {predictor.path} "
+                f"records no training size, so pass `input_size`."
+            )
+        # The pipeline resizes images and labels to the model's size.
+        input_size = tuple(size)
+        resize = dict(height=input_size[0], width=input_size[1], resize_masks=True)
+    pairs = data_lib.make_eval_dataset(
+        dataset, split, batch_size=1, limit=limit, sample=sample, seed=seed, **resize
+    )
+    total = int(pairs.cardinality())
     pending = []  # [(image [h, w, 3], label [h', w'])], all images one size
     done = 0
 
@@ -106,9 +132,7 @@ def confusion_matrices(
             on_batch(done, total)
 
     # One image per element: batching here avoids padding mixed sizes.
-    for image, label in data_lib.make_eval_dataset(
-        dataset, split, batch_size=1, limit=limit
-    ):
+    for image, label in pairs:
         image, label = image.numpy()[0], label.numpy()[0]
         if pending and pending[0][0].shape != image.shape:
             flush()
