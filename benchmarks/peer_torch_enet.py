@@ -21,7 +21,11 @@ arXiv:1606.02147, Table 1 and Sec. 3) with the layer configuration of
   convolutions without bias, except the final 2x2 stride-2 transposed
   convolution ("fullconv") and the encoder-stage classifier;
 - batch norm momentum 0.1 and epsilon 1e-5 (Torch's; Keras's 0.9 is the
-  same rate).
+  same rate);
+- TensorFlow's "same" padding where the paper leaves it open: the stride-2
+  3x3 convolution pads only the bottom and right, and the stride-2 3x3
+  transposed convolution keeps the first `2 * size` rows and columns, so
+  that with tf_enet's weights the peer computes tf_enet's logits.
 
 Like tf_enet's model, it takes RGB pixels in [0, 255], normalises them with
 the ImageNet mean and standard deviation, pads height and width to a
@@ -75,12 +79,13 @@ class InitialBlock(nn.Module):
 
     def __init__(self):
         super().__init__()
-        self.conv = nn.Conv2d(3, 13, 3, stride=2, padding=1, bias=False)
+        self.conv = nn.Conv2d(3, 13, 3, stride=2, bias=False)
         self.bn = _batch_norm(16)
         self.activation = _activation("prelu", 16)
 
     def forward(self, x):
-        x = torch.cat([self.conv(x), F.max_pool2d(x, 2)], dim=1)
+        conv = self.conv(F.pad(x, (0, 1, 0, 1)))  # "same" for even sizes
+        x = torch.cat([conv, F.max_pool2d(x, 2)], dim=1)
         return self.activation(self.bn(x))
 
 
@@ -170,7 +175,7 @@ class UpsamplingBottleneck(nn.Module):
         self.projection_bn = _batch_norm(internal)
         self.projection_activation = _activation(activation, internal)
         self.transposed_conv = nn.ConvTranspose2d(
-            internal, internal, 3, stride=2, padding=1, output_padding=1, bias=False
+            internal, internal, 3, stride=2, bias=False
         )
         self.conv_bn = _batch_norm(internal)
         self.conv_activation = _activation(activation, internal)
@@ -179,9 +184,12 @@ class UpsamplingBottleneck(nn.Module):
         self.activation = _activation(activation, channels)
 
     def forward(self, x, indices):
+        height, width = 2 * x.shape[2], 2 * x.shape[3]
         main = F.max_unpool2d(self.main_bn(self.main_conv(x)), indices, 2)
         branch = self.projection_activation(self.projection_bn(self.projection(x)))
-        branch = self.conv_activation(self.conv_bn(self.transposed_conv(branch)))
+        # [batch, internal, 2h + 1, 2w + 1] -> "same": the first 2h rows, 2w columns
+        branch = self.transposed_conv(branch)[:, :, :height, :width]
+        branch = self.conv_activation(self.conv_bn(branch))
         branch = self.expansion_bn(self.expansion(branch))
         return self.activation(main + branch)
 

@@ -4,6 +4,7 @@ Skipped without PyTorch (`pip install torch==2.13.0`).
 """
 
 import os
+import re
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ torch = pytest.importorskip("torch")
 
 BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks")
 sys.path.insert(0, BENCHMARKS)
-import peer_torch_enet
+import peer_torch_enet  # noqa: E402
 
 
 def _trainable_sizes_keras(model):
@@ -84,6 +85,70 @@ def test_convolution_kernels_are_those_tf_enet_decays():
     assert sorted(k.numel() for k in kernels) == sorted(
         int(np.prod(layer.kernel.shape)) for layer in convolutions
     )
+
+
+def _peer_module(peer, layer_name):
+    """The peer's module holding the weights of tf_enet's layer `layer_name`."""
+    if layer_name == "fullconv":
+        return peer.fullconv
+    if layer_name.startswith("initial_block_"):
+        return getattr(peer.initial_block, layer_name.removeprefix("initial_block_"))
+    match = re.fullmatch(
+        r"bottleneck(\d)_(\d)(?:_dilated|_asymmetric)?_(\w+)", layer_name
+    )
+    stage, index, part = match.group(1), int(match.group(2)), match.group(3)
+    repeated = {
+        "1": peer.stage1, "2": peer.stages2_3, "3": peer.stages2_3[8:],
+        "4": peer.stage4, "5": [peer.stage5],
+    }[stage]
+    block = getattr(peer, f"bottleneck{stage}_0") if index == 0 else repeated[index - 1]
+    if re.fullmatch(r"conv_\d+x1", part):
+        return block.conv[0]
+    if re.fullmatch(r"conv_1x\d+", part):
+        return block.conv[1]
+    return getattr(block, part)
+
+
+def _copy_weights(keras_model, peer):
+    """Copies every tf_enet weight into the peer; returns how many tensors."""
+    copied = 0
+    for layer in keras_model.layers:
+        weights = [w.numpy() for w in layer.weights]
+        if not weights:
+            continue
+        module = _peer_module(peer, layer.name)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            targets = [module.weight, module.bias, module.running_mean, module.running_var]
+        elif isinstance(layer, keras.layers.PReLU):
+            targets, weights = [module.weight], [weights[0].reshape(-1)]
+        else:
+            # Keras kernels [kh, kw, in, out] ([kh, kw, out, in] transposed)
+            # are PyTorch's [out, in, kh, kw] ([in, out, kh, kw]).
+            weights[0] = weights[0].transpose(3, 2, 0, 1)
+            targets = [module.weight] + ([module.bias] if len(weights) == 2 else [])
+        assert len(targets) == len(weights), layer.name
+        for target, value in zip(targets, weights):
+            assert tuple(target.shape) == value.shape, layer.name
+            with torch.no_grad():
+                target.copy_(torch.from_numpy(value))
+            copied += 1
+    return copied
+
+
+@pytest.mark.parametrize("size", [(64, 96), (37, 53)])
+def test_with_tf_enet_weights_the_peer_computes_tf_enet_logits(size):
+    """The independent check that both networks are the same function."""
+    keras_model = tf_enet.ENet.from_preset("enet_camvid")
+    peer = peer_torch_enet.ENet(11).eval()
+    # Every trainable tensor and both batch norm statistics.
+    assert _copy_weights(keras_model, peer) == len(keras_model.weights)
+    images = np.random.RandomState(0).uniform(0, 255, (2, *size, 3)).astype("float32")
+    expected = keras_model.predict_on_batch(images)
+    with torch.inference_mode():
+        logits = peer(torch.from_numpy(images.transpose(0, 3, 1, 2).copy()))
+    logits = logits.numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(logits, expected, rtol=1e-3, atol=1e-3)
+    assert (logits.argmax(-1) == expected.argmax(-1)).mean() > 0.999
 
 
 @pytest.mark.slow
