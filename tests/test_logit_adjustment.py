@@ -8,8 +8,9 @@ import pytest
 import tf_enet
 from helpers import IGNORE, SHAPE_CLASSES, make_shapes_dataset
 from tf_enet import data as data_lib
-from tf_enet import logit_adjustment
+from tf_enet import inference, logit_adjustment
 from tf_enet import metrics as metrics_lib
+from tf_enet.training.logit_adjustment import adjustment_scores
 
 COLOURS = np.array([c[2] for c in SHAPE_CLASSES], np.float32)
 # "ring" outweighs the rest by e^3: its logit gains (1 - alpha) * 3.
@@ -22,21 +23,18 @@ def nearest_colour(images):
     return np.argmin(distance, axis=-1)  # [batch, height, width]
 
 
-class WeightedLogits:
+def weighted_logits(images):
     """Logits of a model that learned the classes and the weights' log shift."""
-
-    name = "weighted_logits"
-
-    def predict(self, images, verbose=0):
-        one_hot = np.eye(len(COLOURS), dtype=np.float32)[nearest_colour(images)]
-        return one_hot + np.log(WEIGHTS)
+    one_hot = np.eye(len(COLOURS), dtype=np.float32)[nearest_colour(np.asarray(images))]
+    return one_hot + np.log(WEIGHTS)
 
 
 def test_adjustment_scores_undo_the_weights_shift(tmp_path):
     dataset = data_lib.get_dataset(
         "folder", make_shapes_dataset(tmp_path / "data", num_train=6, num_val=2)
     )
-    scores = logit_adjustment.adjustment_scores(WeightedLogits(), dataset, WEIGHTS, "train")
+    predictor = inference.Predictor(weighted_logits, dataset.info)
+    scores = adjustment_scores(predictor, dataset, WEIGHTS, "train")
     assert sorted(scores) == list(logit_adjustment.ALPHAS)
     # Independent references: at alpha <= 0.6 the ring's 3 * (1 - alpha) >= 1.2
     # beats every other logit, from 0.7 (0.9) on the nearest colour wins.
@@ -54,7 +52,7 @@ def test_adjustment_scores_undo_the_weights_shift(tmp_path):
     # The ties from 0.7 to 1 resolve to the weakest adjustment.
     assert logit_adjustment.best_alpha(scores) == 0.7
     with pytest.raises(ValueError, match="4 finite, non-negative class weights"):
-        logit_adjustment.adjustment_scores(WeightedLogits(), dataset, [1.0, -1.0, 1.0, 1.0])
+        adjustment_scores(predictor, dataset, [1.0, -1.0, 1.0, 1.0])
 
 
 def test_fold_adjustment_subtracts_alpha_log_weights_from_the_logits():

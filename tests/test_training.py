@@ -27,7 +27,7 @@ from helpers import (
 )
 from tf_enet import artifacts
 from tf_enet import data as data_lib
-from tf_enet import logit_adjustment
+from tf_enet import inference, logit_adjustment
 from tf_enet import metrics as metrics_lib
 from tf_enet import training
 from tf_enet.losses import WeightedSparseCategoricalCrossentropy
@@ -279,11 +279,7 @@ def test_training_learns_the_synthetic_task(trained):
 
 
 def val_scores(model, dataset):
-    confusion = 0
-    for images, labels in data_lib.make_eval_dataset(dataset, "val", batch_size=4):
-        predictions = np.argmax(model.predict(images, verbose=0), axis=-1)
-        confusion = confusion + metrics_lib.confusion_matrix(
-            labels, predictions, len(SHAPE_CLASSES), IGNORE)
+    (confusion,) = inference.confusion_matrices(model, dataset, "val")
     return metrics_lib.scores(confusion)
 
 
@@ -573,4 +569,4 @@ def test_flags_are_the_config_fields_with_their_defaults_and_choices():
 
 
 def test_every_dataset_has_a_default_root():
-    assert set(training.DEFAULT_DATA_DIRS) == set(data_lib.DATASETS)
+    assert set(data_lib.DEFAULT_DATA_DIRS) == set(data_lib.DATASETS)

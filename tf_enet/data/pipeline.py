@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from tf_enet.data import base
 from tf_enet.data import masks
-from tf_enet.data import scan as scan_lib
+from tf_enet.data.scan import scan_files
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -249,7 +249,7 @@ def _labelled_pairs(dataset, split, limit, sample=None, seed=0):
     if sample is not None and sample < len(pairs):
         chosen = np.random.default_rng(seed).choice(len(pairs), sample, replace=False)
         pairs = [pairs[i] for i in sorted(chosen)]
-    scan_lib.scan_files(dataset, pairs, split)
+    scan_files(dataset, pairs, split)
     return pairs
 
 

@@ -60,7 +60,7 @@ _NAMES = {
         "PredictionImages", "SyncMovingStatistics",
     ],
     "config": [
-        "DEFAULT_DATA_DIRS", "LOGIT_ADJUSTMENTS", "RESUMABLE_CHANGES",
+        "LOGIT_ADJUSTMENTS", "RESUMABLE_CHANGES",
         "SCHEDULES", "STAGES", "STRATEGIES", "TrainConfig",
     ],
     "distribute": ["is_chief", "make_strategy"],

@@ -1,21 +1,16 @@
 """The options of a training run (`TrainConfig`) and their checks.
 
-This module imports neither TensorFlow nor Keras: the command line derives
-its flags (names, defaults, choices, help) from `TrainConfig` alone.
+This module imports neither TensorFlow nor Keras (nor does `tf_enet.data`
+until its pipelines are used): the command line derives its flags (names,
+defaults, choices, help) from `TrainConfig` alone.
 """
 
 import dataclasses
-import importlib
 import math
 import re
 
-# Every dataset `tf_enet.data.DATASETS` reads, with its default root.
-DEFAULT_DATA_DIRS = {
-    "camvid": "data/CamVid",
-    "cityscapes": "data/cityscapes",
-    "folder": "data/custom",
-    "sunrgbd": "data/SUNRGBD",
-}
+from tf_enet.data import DATASETS, DEFAULT_DATA_DIRS
+
 STAGES = ("both", "encoder", "full")
 SCHEDULES = ("step", "poly", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker")
@@ -31,7 +26,7 @@ LOGIT_ADJUSTMENTS = ("auto", "off")
 CLASS_WEIGHTINGS = ("mfb", "enet", "none")
 # The options restricted to a list of values.
 CHOICES = {
-    "dataset": tuple(DEFAULT_DATA_DIRS),
+    "dataset": tuple(DATASETS),
     "stages": STAGES,
     "lr_schedule": SCHEDULES,
     "class_weighting": CLASS_WEIGHTINGS,

@@ -11,7 +11,9 @@ import numpy as np
 from absl import logging
 
 from tf_enet import artifacts
+from tf_enet import inference
 from tf_enet import logit_adjustment
+from tf_enet import metrics as metrics_lib
 
 # Training images the "auto" adjustment scores at most (a seeded sample):
 # alpha is one number per model, and the mean IoU over a few hundred images
@@ -65,6 +67,42 @@ def adjust_logits(config, dataset, weights):
     return adjusted
 
 
+def adjustment_scores(predictor, dataset, class_weights, split="train", *,
+                      alphas=logit_adjustment.ALPHAS, **options):
+    """Scores `argmax(logits - alpha * log(class_weights))` for each alpha.
+
+    One pass over the split (`tf_enet.inference.confusion_matrices`), every
+    alpha counted from the same logits.
+
+    Args:
+        predictor: tf_enet.inference.Predictor, or a keras.Model.
+        dataset: tf_enet.data.SegmentationDataset.
+        class_weights: float array-like `[num_classes]`, non-negative. The
+            weights the model was trained with; classes weighing 0 are
+            left as trained.
+        split: str. Split to score.
+        alphas: sequence of float. Adjustment strengths to score.
+        **options: for `confusion_matrices`: `limit`, `sample`, `seed`,
+            `input_size`, `resize_labels`, `on_batch`.
+
+    Returns:
+        dict: alpha -> `tf_enet.metrics.scores` of its confusion matrix.
+
+    Raises:
+        ValueError: the weights are negative, not finite or not one per
+            class.
+    """
+    offsets = logit_adjustment.log_weights(class_weights, dataset.info.num_classes)
+    transforms = [
+        lambda logits, shift=np.float32(alpha) * offsets: logits - shift
+        for alpha in alphas
+    ]
+    matrices = inference.confusion_matrices(
+        predictor, dataset, split, transforms=transforms, **options
+    )
+    return {float(a): metrics_lib.scores(m) for a, m in zip(alphas, matrices)}
+
+
 def choose_adjustment(config, dataset, weights, model):
     """Alpha (chosen on the training split for "auto") and its val scores.
 
@@ -73,7 +111,8 @@ def choose_adjustment(config, dataset, weights, model):
     recorded under "scored_on".
     """
     setting = config.logit_adjustment
-    scale = dict(height=config.height, width=config.width, resize_masks=True)
+    predictor = inference.Predictor.from_model(model, dataset.info)
+    scale = dict(input_size=(config.height, config.width), resize_labels=True)
     adjusted = {
         "setting": setting,
         "trained_bias": logit_adjustment.logits_bias(model).numpy().tolist(),
@@ -82,8 +121,8 @@ def choose_adjustment(config, dataset, weights, model):
     if setting == "auto":
         sample = ADJUSTMENT_SAMPLE
         logging.info("Choosing the logit adjustment on the training split")
-        scores = logit_adjustment.adjustment_scores(
-            model, dataset, weights, "train", limit=config.limit,
+        scores = adjustment_scores(
+            predictor, dataset, weights, "train", limit=config.limit,
             sample=sample, seed=config.seed, **scale,
         )
         alpha = logit_adjustment.best_alpha(scores)
@@ -94,8 +133,8 @@ def choose_adjustment(config, dataset, weights, model):
         adjusted["scored_on"]["train_images"] = min(sample, available)
     else:
         alpha = float(setting)
-    val = logit_adjustment.adjustment_scores(
-        model, dataset, weights, "val", alphas=(0.0, alpha),
+    val = adjustment_scores(
+        predictor, dataset, weights, "val", alphas=(0.0, alpha),
         limit=config.val_limit, **scale,
     )
     adjusted.update(
