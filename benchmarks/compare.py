@@ -9,8 +9,10 @@ The peer is `peer_torch_enet.ENet`, written from the paper with the layer
 configuration of `tf_enet.build_enet`, run eagerly with
 `torch.set_num_threads(--threads)` under `torch.inference_mode()`. At batch 1,
 on the same random image, each path gets `--warmup` untimed calls, then
-`--repeats` rounds in which every path runs once in turn (so a change of load
-on the machine reaches all paths alike); the median of its rounds is reported:
+`--repeats` rounds in which every path takes its turn (so a change of load on
+the machine reaches all paths alike): an untimed call, which lets the other
+runtime's threads settle, then a timed one. The median of a path's rounds is
+reported:
 
     peer                      the peer's forward pass (logits): the baseline
     peer, labels              forward pass and argmax
@@ -35,9 +37,10 @@ peer's time divided by the path's: above 1 is faster than the peer.
 `--model` is a preset name or a checkpoint directory / `.keras` file; its
 weights, classes and class weights are used (speed does not depend on them).
 TensorFlow's intra-op threads are set to `--threads` too. On a machine
-whose cores other jobs use, pass `--omp_wait_policy PASSIVE`: PyTorch's
-OpenMP threads spin while waiting and, oversubscribed, run several times
-slower than they would alone.
+whose cores are oversubscribed by other jobs, `--omp_wait_policy PASSIVE`
+keeps PyTorch's OpenMP threads from spinning while they wait (spinning
+there slows PyTorch several times over); on free cores it slows PyTorch
+instead, so leave it out for timings to publish.
 """
 
 import os
@@ -70,8 +73,8 @@ flags.DEFINE_integer("threads", 2, "Threads of PyTorch, TFLite and TensorFlow op
 flags.DEFINE_enum(
     "omp_wait_policy", None, ["ACTIVE", "PASSIVE"],
     "OMP_WAIT_POLICY for PyTorch's OpenMP threads (unset: PyTorch's default). "
-    "PASSIVE on a machine whose cores other jobs use: spinning threads then "
-    "slow PyTorch several times over.",
+    "PASSIVE only where other jobs oversubscribe the cores: it slows PyTorch "
+    "on free cores.",
 )
 flags.DEFINE_string("model", "enet_camvid", "Preset name, checkpoint dir or .keras.")
 PARTS = ("inference", "tflite", "training")
@@ -114,10 +117,14 @@ def _model_path(model):
 def time_round_robin(runners, warmup, repeats):
     """Median seconds per call of each runner, timed in interleaved rounds.
 
+    In every round each runner has its turn: one untimed call, then one
+    timed call. The untimed call lets the previous runner's thread pool (of
+    another runtime) stop spinning before the timed one starts.
+
     Args:
         runners: dict of name -> callable taking no arguments.
         warmup: int. Untimed calls of each runner first.
-        repeats: int. Rounds; each calls every runner once, in order.
+        repeats: int. Rounds.
 
     Returns:
         dict of name -> median seconds.
@@ -128,6 +135,7 @@ def time_round_robin(runners, warmup, repeats):
     times = {name: [] for name in runners}
     for _ in range(repeats):
         for name, run in runners.items():
+            run()
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
@@ -308,9 +316,10 @@ def main(argv):
     print()
     common.print_table(headers, rows)
     print(
-        f"\nmedians of {FLAGS.repeats} interleaved rounds after {FLAGS.warmup} "
-        f"warm-up calls; inference at batch 1, training steps at batch "
-        f"{FLAGS.batch_size} (ms per image = step / {FLAGS.batch_size}); "
+        f"\nmedians of {FLAGS.repeats} interleaved rounds (an untimed call, then "
+        f"a timed one) after {FLAGS.warmup} warm-up calls; inference at batch "
+        f"1, training steps at batch {FLAGS.batch_size} (ms per image = step / "
+        f"{FLAGS.batch_size}); "
         "'vs peer' = peer ms / path ms, against the peer's forward pass or its "
         "training step of the same stage."
     )
