@@ -294,3 +294,37 @@ def test_summary_is_plain_json():
     assert summary["num_images"] == 1
     # Plain floats throughout, so json.dumps takes it as it is.
     assert json.loads(json.dumps(summary))["category_iiou"] == pytest.approx(0.875)
+
+
+def test_evaluate_reports_the_benchmark_scores_of_each_image(tmp_path):
+    # evaluate() pairs every image with its instanceIds file: its scores
+    # equal CityscapesIoU fed the same images directly.
+    from tf_enet import inference
+
+    predictions = make_fixture(tmp_path, np.random.RandomState(3))
+    dataset = data.get_dataset("cityscapes", str(tmp_path))
+    stems = [os.path.basename(image).replace("_leftImg8bit.png", "")
+             for image, _ in dataset.files("val")]
+    ordered = iter([predictions[stem] for stem in stems])
+
+    def runner(images):  # one image per call: the fixture's prediction
+        return np.eye(19, dtype=np.float32)[next(ordered)][None]
+
+    predictor = inference.Predictor(runner, dataset.info)
+    results = inference.evaluate(predictor, dataset, "val")
+    expected = CityscapesIoU()
+    for (_, label_path, instance_path), stem in zip(
+            dataset.files_with_instances("val"), stems):
+        label_ids = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
+        train_ids = data.Cityscapes.label_mapping.id_array()[label_ids]
+        expected.update(train_ids, predictions[stem], cityscapes.read_instance_ids(instance_path))
+    got, want = results["cityscapes"], expected.summary()
+    assert got.keys() == want.keys() and got["num_images"] == 3
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, nan_ok=True), key
+    assert 0 < got["class_iiou"] < 1 and 0 < got["category_iou"] < 1
+    from tf_enet.cli.evaluate import format_table
+
+    table = format_table(results, "val")
+    assert f"class iIoU     {100 * got['class_iiou']:7.2f}" in table
+    assert f"category IoU   {100 * got['category_iou']:7.2f}" in table

@@ -94,7 +94,24 @@ def format_table(results, title):
         ("class-average accuracy", "class_accuracy"),
     ):
         lines.append(f"{label:<{width}}  {_percent(results[key])}")
+    if "cityscapes" in results:
+        lines += ["", *format_cityscapes(results["cityscapes"])]
     return "\n".join(lines)
+
+
+def format_cityscapes(scores):
+    """The Cityscapes benchmark's four figures and the category table."""
+    lines = ["Cityscapes benchmark (official definitions, as the paper's Table 4)"]
+    for label, key in (("class IoU", "class_iou"), ("class iIoU", "class_iiou"),
+                       ("category IoU", "category_iou"),
+                       ("category iIoU", "category_iiou")):
+        lines.append(f"  {label:<14}{_percent(scores[key])}")
+    lines += ["", f"  {'category':<14}     IoU     iIoU"]
+    for name, iou in scores["per_category_iou"].items():
+        iiou = scores["per_category_iiou"].get(name)
+        shown_iiou = "" if iiou is None else _percent(iiou)
+        lines.append(f"  {name:<14}{_percent(iou)}  {shown_iiou}")
+    return lines
 
 
 def _main(argv):

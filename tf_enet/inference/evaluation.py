@@ -11,6 +11,8 @@ from absl import logging
 
 from tf_enet import data as data_lib
 from tf_enet import metrics as metrics_lib
+from tf_enet import metrics_cityscapes
+from tf_enet.data import cityscapes
 from tf_enet.inference.loading import ModelError
 from tf_enet.inference.predictor import Predictor, resize_images, resize_logits
 
@@ -28,6 +30,7 @@ def confusion_matrices(
     input_size=None,
     resize_labels=False,
     on_batch=None,
+    on_image=None,
 ):
     """Counts one confusion matrix per logit transform over a split.
 
@@ -66,6 +69,11 @@ def confusion_matrices(
             size or the training size).
         on_batch: callable `(images_done, images_total)` or None, called
             after each batch.
+        on_image: callable `(index, labels, classes)` or None, called for
+            every image with its position in the split, its labels and the
+            first transform's predicted classes, int arrays `[h, w]` at the
+            scored size (for scores a confusion matrix cannot give, such
+            as Cityscapes' instance-weighted iIoU).
 
     Returns:
         np.ndarray int64 `[len(transforms), num_classes, num_classes]`; rows
@@ -118,7 +126,7 @@ def confusion_matrices(
         images = np.stack([image for image, _ in pending])
         model_size = predictor.model_size(images.shape[1:3], input_size)
         logits = predictor.logits(resize_images(images, model_size))
-        for logit, (_, label) in zip(logits, pending):
+        for position, (logit, (_, label)) in enumerate(zip(logits, pending)):
             logit = resize_logits(logit[None], label.shape)  # [1, h', w', K]
             for i, transform in enumerate(transforms):
                 scores = logit if transform is None else transform(logit)
@@ -126,6 +134,8 @@ def confusion_matrices(
                 matrices[i] += metrics_lib.confusion_matrix(
                     label[None], classes, num_classes, info.ignore_index
                 )
+                if i == 0 and on_image is not None:
+                    on_image(done + position, label, classes[0])
         done += len(pending)
         pending.clear()
         if on_batch is not None:
@@ -180,7 +190,9 @@ def evaluate(
         `confusion_matrix` (list of lists, rows true classes),
         `per_class_iou` and `per_class_accuracy` (dicts class name ->
         float, NaN for classes absent from labels and predictions),
-        `mean_iou`, `global_accuracy`, `class_accuracy`.
+        `mean_iou`, `global_accuracy`, `class_accuracy`; for Cityscapes
+        also `cityscapes`, the official benchmark's class and category IoU
+        and iIoU (`tf_enet.metrics_cityscapes.CityscapesIoU.summary`).
 
     Raises:
         ModelError: the model's class count differs from the dataset's.
@@ -206,14 +218,25 @@ def evaluate(
         if on_batch is not None:
             on_batch(images_done, images_total)
 
+    on_image = benchmark = None
+    if info.name == "cityscapes":
+        # The official figures weigh each instance by its size: they need
+        # every image's instance ids, paired by position with the split.
+        benchmark = metrics_cityscapes.CityscapesIoU()
+        instance_paths = dataset.instance_files(split)[:limit]
+
+        def on_image(index, labels, classes):
+            instances = cityscapes.read_instance_ids(instance_paths[index])
+            benchmark.update(labels, classes, instances)
+
     (confusion,) = confusion_matrices(
         predictor, dataset, split, limit=limit, batch_size=batch_size,
-        input_size=input_size, on_batch=progress,
+        input_size=input_size, on_batch=progress, on_image=on_image,
     )
     result = metrics_lib.scores(confusion)
     names = list(info.class_names)
     used_size = input_size or predictor.input_size or predictor.training_size
-    return {
+    results = {
         "split": split,
         "num_images": done[0],
         "input_size": None if used_size is None else list(used_size),
@@ -227,3 +250,6 @@ def evaluate(
         "global_accuracy": result["global_accuracy"],
         "class_accuracy": result["class_accuracy"],
     }
+    if benchmark is not None:
+        results["cityscapes"] = benchmark.summary()
+    return results
