@@ -326,5 +326,5 @@ def test_evaluate_reports_the_benchmark_scores_of_each_image(tmp_path):
     from tf_enet.cli.evaluate import format_table
 
     table = format_table(results, "val")
-    assert f"class iIoU     {100 * got['class_iiou']:7.2f}" in table
-    assert f"category IoU   {100 * got['category_iou']:7.2f}" in table
+    assert f"  {'class iIoU':<14}{100 * got['class_iiou']:7.2f}\n" in table
+    assert f"  {'category IoU':<14}{100 * got['category_iou']:7.2f}\n" in table
