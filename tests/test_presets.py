@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 import tf_enet
-from tf_enet import artifacts, presets
+from tf_enet import artifacts, inference, presets
+
+from inference_helpers import pixel_model, red_image, run_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN_DIR = os.path.join(ROOT, "checkpoints", "enet_camvid")
@@ -44,7 +46,11 @@ def test_list_presets_names_every_shipped_directory():
     assert tf_enet.list_presets() == ("enet_camvid",)
     assert list(tf_enet.list_presets()) == shipped
     for name in shipped:
-        assert sorted(os.listdir(presets.preset_path(name))) == ["config.json", "model.keras"]
+        height, width = (presets.load_config(name)["train"][k] for k in ("height", "width"))
+        assert sorted(os.listdir(presets.preset_path(name))) == [
+            "config.json", "model.keras",
+            f"model_{height}x{width}.tflite", f"model_{height}x{width}.tflite.json",
+        ]
 
 
 def test_unknown_preset_lists_the_known_ones():
@@ -89,6 +95,42 @@ def test_shipped_preset_holds_inference_weights_only():
         assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
         assert not json.loads(archive.read("config.json")).get("compile_config")
     assert os.path.getsize(path) < 1.6e6
+
+
+def test_shipped_tflite_is_the_preset_model_converted_at_its_training_size():
+    preset = presets.preset_path("enet_camvid")
+    tflite = os.path.join(preset, "model_360x480.tflite")
+    # Its configuration names the very model.keras it was converted from.
+    assert inference.loading.is_fixed_size_tflite_of(
+        tflite, inference.loading.file_sha256(presets.model_file("enet_camvid")), (360, 480)
+    ), "rewrite the preset's conversion with tf_enet.presets.save_preset"
+    with open(tflite + ".json") as f:
+        described = json.load(f)
+    assert {k: v for k, v in described.items() if k != "export"} == presets.load_config(
+        "enet_camvid"
+    )
+    # Float32 weights, uncompressed: about 4 bytes per parameter.
+    assert os.path.getsize(tflite) < 1.6e6
+
+
+@pytest.mark.slow
+def test_shipped_tflite_equals_a_fresh_conversion(tmp_path):
+    model, config, _ = inference.load_keras_model("enet_camvid")
+    fresh = inference.runtimes.write_fixed_size_tflite(
+        model, str(tmp_path / "fresh.tflite"), (360, 480), config, "-", "model.keras"
+    )
+    shipped = inference.runtimes.TFLiteRunner(
+        os.path.join(presets.preset_path("enet_camvid"), "model_360x480.tflite")
+    )
+    fresh = inference.runtimes.TFLiteRunner(fresh)
+    for name in sorted(os.listdir(SAMPLES)):
+        image = _rgb(os.path.join(SAMPLES, name))[None].astype(np.float32)
+        # The same converter gives the same logits; a change of tf_enet.lite
+        # may reorder float sums (logits span about +-30), never the labels.
+        np.testing.assert_allclose(shipped(image), fresh(image), atol=1e-4)
+        np.testing.assert_array_equal(
+            np.argmax(shipped(image), -1), np.argmax(fresh(image), -1)
+        )
 
 
 def test_run_directory_and_preset_ship_one_model():
@@ -143,6 +185,22 @@ def test_save_preset_drops_the_optimizer_and_round_trips(tmp_path):
     np.testing.assert_allclose(
         loaded(images, training=False), model(images, training=False), atol=1e-6
     )
+
+
+def test_save_preset_writes_the_conversion_predictors_run(tmp_path):
+    model = pixel_model(3)
+    config = {**run_config(), "train": {"height": 8, "width": 8}}
+    presets.save_preset(model, config, str(tmp_path / "preset"))
+    assert sorted(os.listdir(tmp_path / "preset")) == [
+        "config.json", "model.keras", "model_8x8.tflite", "model_8x8.tflite.json",
+    ]
+    predictor = inference.load_predictor(str(tmp_path / "preset"), cache_dir=str(tmp_path / "cache"))
+    # The preset's own conversion runs: nothing was converted into the cache.
+    assert predictor.runtime == "tflite"
+    assert predictor.runner.fixed.path == str(tmp_path / "preset" / "model_8x8.tflite")
+    assert not (tmp_path / "cache").exists()
+    red = np.tile([0, 1, 2, 1], (8, 2))
+    np.testing.assert_array_equal(predictor.predict(red_image(red)[None])[0], red)
 
 
 def test_save_preset_needs_the_dataset_description(tmp_path):

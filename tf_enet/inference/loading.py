@@ -4,8 +4,12 @@
 configuration saved with a model (`tf_enet.artifacts` names the files);
 `load_keras_model` loads a Keras ENet in safe mode, so a model file can
 never run code. Corrupt files are reported as such, per kind.
+`find_fixed_size_tflite` finds the fixed-size TFLite conversion of a Keras
+model file made earlier (shipped in a preset or cached), so a Predictor can
+run it without converting again.
 """
 
+import hashlib
 import os
 import zipfile
 
@@ -18,6 +22,7 @@ import tf_enet.losses  # noqa: F401
 import tf_enet.model  # noqa: F401
 from tf_enet import artifacts, presets
 from tf_enet import data as data_lib
+from tf_enet.data.scan import default_cache_dir
 
 # The shipped CamVid model (a preset inside the package), from any directory.
 DEFAULT_MODEL = "enet_camvid"
@@ -25,6 +30,11 @@ DEFAULT_MODEL = "enet_camvid"
 GENERIC_IGNORE_INDEX = 255
 # The file identifier every TFLite flatbuffer carries at bytes 4-8.
 TFLITE_IDENTIFIER = b"TFL3"
+
+# Where cached conversions go, under `tf_enet.data.scan.default_cache_dir()`.
+TFLITE_CACHE_SUBDIR = "tflite"
+# Bumped whenever the conversion changes, so older cached files are not used.
+TFLITE_CACHE_VERSION = 1
 
 KIND_NAMES = {
     "keras": "Keras model (.keras)",
@@ -355,3 +365,110 @@ def config_and_info(config_file, num_classes, model_file):
             f"come from the same run."
         )
     return config, info
+
+
+def file_sha256(path):
+    """The SHA-256 hex digest of a file's bytes.
+
+    Raises:
+        ModelError: the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as err:
+        raise ModelError(f"Cannot read {path}: {err.strerror}.") from None
+    return digest.hexdigest()
+
+
+def fixed_size_tflite_name(size):
+    """File name of a model's fixed-size TFLite conversion: `model_HxW.tflite`."""
+    return f"model_{int(size[0])}x{int(size[1])}.tflite"
+
+
+def tflite_cache_path(model_sha256, size, cache_dir=None):
+    """Where the fixed-size conversion of a model file is cached.
+
+    Args:
+        model_sha256: str. `file_sha256` of the Keras model file.
+        size: (height, width) of the conversion's input.
+        cache_dir: str or None. Defaults to `default_cache_dir()`
+            (`$TF_ENET_CACHE`, else `~/.cache/tf_enet`).
+
+    Returns:
+        str. `<cache_dir>/tflite/<digest>_v<version>_model_HxW.tflite`.
+    """
+    return os.path.join(
+        cache_dir or default_cache_dir(),
+        TFLITE_CACHE_SUBDIR,
+        f"{model_sha256[:32]}_v{TFLITE_CACHE_VERSION}_{fixed_size_tflite_name(size)}",
+    )
+
+
+def is_fixed_size_tflite_of(path, model_sha256, size):
+    """Whether `path` is the fixed-size conversion of a model file.
+
+    True when the file exists with the TFLite identifier and its
+    configuration (`<path>.json`, as export.py writes it) records the model
+    file's digest (`["export"]["source_sha256"]`) and `size`
+    (`["export"]["input_size"]`) as a float32 conversion. A missing,
+    unreadable or stale file is no match.
+
+    Args:
+        path: str. A .tflite file.
+        model_sha256: str. `file_sha256` of the Keras model file.
+        size: (height, width).
+
+    Returns:
+        bool.
+    """
+    try:
+        with open(path, "rb") as f:
+            if f.read(8)[4:8] != TFLITE_IDENTIFIER:
+                return False
+        export = artifacts.read_json(path + artifacts.SIDECAR_SUFFIX).get("export")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return (
+        isinstance(export, dict)
+        and export.get("source_sha256") == model_sha256
+        and export.get("input_size") == [int(size[0]), int(size[1])]
+        and export.get("quantize") == "none"
+    )
+
+
+def find_fixed_size_tflite(model_file, size, model_sha256=None, cache_dir=None):
+    """Finds a fixed-size float32 TFLite conversion of a Keras model file.
+
+    Looks, in order, beside the model file and in every shipped preset
+    (`model_HxW.tflite`, so a preset's prebuilt conversion also serves a
+    checkpoint holding the same model file), then in the cache
+    (`tflite_cache_path`). Only a conversion recording the model file's
+    digest counts (see `is_fixed_size_tflite_of`).
+
+    Args:
+        model_file: str. The `.keras` file.
+        size: (height, width) of the conversion's input.
+        model_sha256: str or None. The file's digest, if already computed.
+        cache_dir: str or None. See `tflite_cache_path`.
+
+    Returns:
+        str (the .tflite file) or None.
+
+    Raises:
+        ModelError: the model file cannot be read.
+    """
+    model_sha256 = model_sha256 or file_sha256(model_file)
+    name = fixed_size_tflite_name(size)
+    candidates = [os.path.join(os.path.dirname(os.path.abspath(model_file)), name)]
+    candidates += [
+        os.path.join(presets.preset_path(preset), name)
+        for preset in presets.list_presets()
+    ]
+    candidates.append(tflite_cache_path(model_sha256, size, cache_dir))
+    for path in candidates:
+        if is_fixed_size_tflite_of(path, model_sha256, size):
+            return path
+    return None

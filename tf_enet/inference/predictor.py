@@ -6,14 +6,26 @@ recorded in the model's configuration, and the logits are resized
 (bilinear) back to each image's size before the argmax, so a 4000x3000
 photo is segmented with objects at the size the model learned them. A
 model without a recorded training size runs at each image's own size.
+
+A Keras model with a recorded training size runs, at that size, as a
+fixed-size float32 TFLite model (XNNPack), the fastest CPU runtime, with
+the Keras model's labels: converted once per model file and size, and
+cached (a preset ships its conversion). `Predictor.runtime` says what
+runs; `load_predictor(path, runtime="keras")` runs Keras throughout.
 """
 
 import os
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from tf_enet.inference import loading, runtimes
+
+# How `load_predictor` runs a Keras model: "auto" (a fixed-size TFLite
+# conversion at the training size, Keras otherwise or if the conversion
+# fails), "keras", or "tflite" (as "auto", but a failed conversion raises).
+RUNTIMES = ("auto", "keras", "tflite")
 
 # XLA runs ENet faster per image but compiles once per input shape, which
 # pays off from about this many images of one size (measured with
@@ -119,6 +131,27 @@ class Predictor:
         return self.info.num_classes
 
     @property
+    def runtime(self):
+        """What runs the model at its default size: a `runtimes.RUNTIME_NAMES` name.
+
+        "tflite" for a Keras model run as its fixed-size TFLite conversion
+        (images of other sizes then run in Keras: see `runtime_at`).
+        """
+        return getattr(self.runner, "runtime", self.kind)
+
+    def runtime_at(self, image_size, input_size=None):
+        """What runs the model for images of `image_size` (see `model_size`).
+
+        Returns:
+            str. A `runtimes.RUNTIME_NAMES` name.
+        """
+        runner = self.runner
+        if isinstance(runner, runtimes.FixedSizeRunner):
+            if self.model_size(image_size, input_size) != runner.size:
+                return runner.other.runtime
+        return self.runtime
+
+    @property
     def input_size(self):
         """(height, width) the model was exported for, or None (any size)."""
         return getattr(self.runner, "input_size", None)
@@ -215,31 +248,65 @@ def _check_images(images):
     return images
 
 
-def load_predictor(path=loading.DEFAULT_MODEL, *, jit_compile=False):
+def load_predictor(
+    path=loading.DEFAULT_MODEL, *, jit_compile=False, runtime="auto", cache_dir=None
+):
     """Loads a model of any kind for prediction.
+
+    A Keras model (checkpoint directory, .keras file or preset) whose
+    configuration records its training size runs, at that size, as a
+    fixed-size float32 TFLite model: the same labels, several times
+    faster on CPUs. The conversion is found beside the model file or in a
+    preset (which ship it), or in the cache; otherwise it is made (several
+    seconds, once per model file) and cached under `cache_dir`. The Keras
+    model itself is then loaded only if images run at another size. If
+    the conversion fails, a warning is logged and Keras runs.
 
     Args:
         path: str. A checkpoint directory (model.keras + config.json), a
             .keras file, a SavedModel directory, a .tflite/.onnx file or a
             preset name (see `tf_enet.inference`); by default the shipped
             CamVid preset.
-        jit_compile: bool. XLA-compile Keras and SavedModel models; exact
-            and faster per image, but compiles once per input shape (see
-            `auto_jit_compile`).
+        jit_compile: bool. XLA-compile Keras and SavedModel models where
+            they run; exact and faster per image, but compiles once per
+            input shape (see `auto_jit_compile`).
+        runtime: str, one of `RUNTIMES`. For Keras models: "auto" (as
+            above), "keras" (Keras at every size) or "tflite" (as "auto",
+            but a model without a training size or a failed conversion
+            raises). Other kinds run as they are and take "auto" only.
+        cache_dir: str or None. Where conversions are cached; defaults to
+            `$TF_ENET_CACHE`, else `~/.cache/tf_enet`.
 
     Returns:
-        Predictor.
+        Predictor. Its `runtime` says what runs the model.
 
     Raises:
         ModelError: naming the file if the path is missing, not a valid
-            model of its kind, or disagrees with its configuration.
+            model of its kind, or disagrees with its configuration; with
+            `runtime="tflite"`, if the model cannot run as TFLite.
+        ValueError: unknown `runtime`, or "keras"/"tflite" for a model that
+            is not a Keras model.
     """
+    if runtime not in RUNTIMES:
+        raise ValueError(f"Unknown runtime {runtime!r}; expected one of {RUNTIMES}.")
     path = os.fspath(path)
     kind, model_file, config_file = loading.resolve_model_path(path)
     if kind == "keras":
+        if runtime != "keras":
+            predictor = _fixed_size_predictor(
+                path, model_file, config_file, jit_compile=jit_compile,
+                strict=runtime == "tflite", cache_dir=cache_dir,
+            )
+            if predictor is not None:
+                return predictor
         model, config, info = loading.load_keras_model(path)
         runner = runtimes.KerasRunner(model, jit_compile)
         return Predictor(runner, info, config, model_file, kind)
+    if runtime != "auto":
+        raise ValueError(
+            f"runtime={runtime!r} applies to Keras models; {model_file} is a "
+            f"{loading.KIND_NAMES[kind]} and runs as one (runtime='auto')."
+        )
     if kind == "saved_model":
         runner = runtimes.SavedModelRunner(model_file, jit_compile)
     elif kind == "tflite":
@@ -248,3 +315,64 @@ def load_predictor(path=loading.DEFAULT_MODEL, *, jit_compile=False):
         runner = runtimes.OnnxRunner(model_file)
     config, info = loading.config_and_info(config_file, runner.num_classes, model_file)
     return Predictor(runner, info, config, model_file, kind)
+
+
+def _fixed_size_predictor(path, model_file, config_file, *, jit_compile, strict, cache_dir):
+    """A Predictor running a Keras model's fixed-size TFLite conversion.
+
+    Returns:
+        Predictor, or None when the configuration records no training size
+        (`strict` raises instead). A failed conversion gives a Predictor
+        running Keras (`strict` raises instead).
+    """
+    config = None if config_file is None else loading.read_config(config_file)
+    size = loading.training_size(config)
+    if size is None:
+        if strict:
+            raise loading.ModelError(
+                f"{model_file} has no training size in its configuration "
+                f"({config_file or 'none beside it'}), so there is no size to "
+                f"run it at as TFLite; use runtime='auto' or 'keras'."
+            )
+        return None
+    model_sha256 = loading.file_sha256(model_file)
+    found = loading.find_fixed_size_tflite(model_file, size, model_sha256, cache_dir)
+    if found is not None:
+        fixed = runtimes.TFLiteRunner(found)
+
+        def load_keras():
+            model = loading.load_keras_model(path)[0]
+            return runtimes.KerasRunner(model, jit_compile)
+
+    else:
+        model, config, info = loading.load_keras_model(path)
+        keras_runner = runtimes.KerasRunner(model, jit_compile)
+        cache_path = loading.tflite_cache_path(model_sha256, size, cache_dir)
+        logging.info(
+            "Converting %s to TFLite at %dx%d (once; cached as %s).",
+            model_file, size[0], size[1], cache_path,
+        )
+        try:
+            fixed = runtimes.cached_fixed_size_tflite(
+                model, cache_path, size, config, model_sha256,
+                os.path.basename(model_file),
+            )
+        except Exception as err:  # The converter raises many error types.
+            reason = loading.first_line(err)
+            if strict:
+                raise loading.ModelError(
+                    f"{model_file} cannot run as TFLite: its conversion at "
+                    f"{size[0]}x{size[1]} failed: {reason}"
+                ) from None
+            logging.warning(
+                "Running %s in Keras: its TFLite conversion at %dx%d failed: %s",
+                model_file, size[0], size[1], reason,
+            )
+            return Predictor(keras_runner, info, config, model_file, "keras")
+
+        def load_keras():
+            return keras_runner
+
+    runner = runtimes.FixedSizeRunner(fixed, load_keras)
+    config, info = loading.config_and_info(config_file, runner.num_classes, model_file)
+    return Predictor(runner, info, config, model_file, "keras")

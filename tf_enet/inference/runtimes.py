@@ -2,22 +2,32 @@
 
 Each runner is a callable mapping float32 images `[batch, height, width, 3]`
 (RGB in [0, 255]) to float32 logits `[batch, height, width, num_classes]`,
-with a `num_classes` attribute and, when the model only takes one size, an
+with a `num_classes` attribute, a `runtime` attribute naming what runs the
+model (one of `RUNTIME_NAMES`) and, when the model only takes one size, an
 `input_size` attribute.
+
+`FixedSizeRunner` runs a Keras model's fixed-size TFLite conversion (see
+`write_fixed_size_tflite`) for images of that size and the Keras model,
+loaded when first needed, for other sizes.
 """
 
 import os
+import tempfile
 import warnings
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
+from tf_enet import artifacts
 from tf_enet.inference.loading import (
     ModelError,
     check_tflite_file,
     first_line,
     invalid_model,
 )
+
+RUNTIME_NAMES = ("keras", "keras_xla", "saved_model", "saved_model_xla", "tflite", "onnx")
 
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
 
@@ -35,6 +45,7 @@ class KerasRunner:
     def __init__(self, model, jit_compile=False):
         self.model = model
         self.num_classes = int(model.outputs[0].shape[-1])
+        self.runtime = "keras_xla" if jit_compile else "keras"
         self._call = tf.function(
             lambda images: model(images, training=False),
             input_signature=[_IMAGES],
@@ -72,6 +83,7 @@ class SavedModelRunner:
             )
         concrete = function.get_concrete_function(_IMAGES)
         self.num_classes = int(concrete.structured_outputs["logits"].shape[-1])
+        self.runtime = "saved_model_xla" if jit_compile else "saved_model"
         self._loaded = loaded  # Keeps the variables alive.
         self._call = tf.function(
             lambda images: function(images)["logits"],
@@ -107,21 +119,33 @@ class TFLiteRunner:
     dequantized, so callers always see float pixels and float logits.
 
     Args:
-        path: str. The .tflite file.
+        path: str. The .tflite file (named in messages).
+        content: bytes or None. The model's flatbuffer, when it is not
+            read from `path`.
+
+    Attributes:
+        path: str. `path`.
+        input_size: (height, width) of a fixed-size model, else None.
 
     Raises:
         ModelError: the file is not a valid TFLite model or not a
             segmentation model.
     """
 
-    def __init__(self, path):
-        check_tflite_file(path)
+    runtime = "tflite"
+
+    def __init__(self, path, content=None):
+        if content is None:
+            check_tflite_file(path)
+            source = {"model_path": path}
+        else:
+            source = {"model_content": content}
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that it moves to ai_edge_litert.
             warnings.simplefilter("ignore")
             try:
                 self._interpreter = tf.lite.Interpreter(
-                    model_path=path, num_threads=os.cpu_count()
+                    **source, num_threads=os.cpu_count()
                 )
             except Exception as err:  # ValueError, RuntimeError, codec errors.
                 raise invalid_model(path, "tflite", first_line(err)) from None
@@ -142,7 +166,7 @@ class TFLiteRunner:
         self.num_classes = int(outputs[0]["shape"][-1])
         self._input_index = inputs[0]["index"]
         self._shape = None
-        self._path = path
+        self.path = path
         batch, height, width, _ = (int(v) for v in inputs[0]["shape_signature"])
         # export_tflite(..., input_size=...) fixes the input to [1, h, w, 3].
         self.input_size = None if height < 0 or width < 0 else (height, width)
@@ -151,7 +175,7 @@ class TFLiteRunner:
     def __call__(self, images):
         if self.input_size is not None and tuple(images.shape[1:3]) != self.input_size:
             raise ModelError(
-                f"{self._path} was exported for {self.input_size[0]}x"
+                f"{self.path} was exported for {self.input_size[0]}x"
                 f"{self.input_size[1]} images; received "
                 f"{images.shape[1]}x{images.shape[2]}. Predictor.predict "
                 f"resizes images to it."
@@ -176,6 +200,133 @@ class TFLiteRunner:
         return logits
 
 
+class FixedSizeRunner:
+    """Runs one image size with a fixed-size model, other sizes with another.
+
+    For a Keras model with a known run size (its training size): images of
+    that size go to its fixed-size TFLite conversion, which XNNPack runs
+    fastest on CPUs; images of any other size go to the Keras model, loaded
+    on the first call that needs it.
+
+    Args:
+        fixed: callable runner with an `input_size`, e.g. a `TFLiteRunner`
+            of a fixed-size conversion.
+        load_other: callable taking no arguments and returning the runner
+            of every other size, e.g. a `KerasRunner`.
+
+    Attributes:
+        size: (height, width) that `fixed` runs.
+        runtime: str. The runtime of `size` (`fixed.runtime`).
+    """
+
+    # Takes any size (the Predictor then runs the training size).
+    input_size = None
+
+    def __init__(self, fixed, load_other):
+        self.fixed = fixed
+        self.size = tuple(fixed.input_size)
+        self.num_classes = fixed.num_classes
+        self.runtime = fixed.runtime
+        self._load_other = load_other
+        self._other = None
+
+    @property
+    def other(self):
+        """The runner of every other size (loaded on first use)."""
+        if self._other is None:
+            self._other = self._load_other()
+        return self._other
+
+    def __call__(self, images):
+        if tuple(images.shape[1:3]) == self.size:
+            return self.fixed(images)
+        return self.other(images)
+
+
+def write_fixed_size_tflite(model, output_path, size, config, model_sha256, source):
+    """Converts a Keras model to a fixed-size float32 TFLite model.
+
+    `tf_enet.exporting.export_tflite` with `input_size=size` (what
+    `export.py --height --width` writes), whose configuration
+    (`<output_path>.json`) also records the digest of the Keras model file
+    as `["export"]["source_sha256"]`, so `loading.find_fixed_size_tflite`
+    finds it for that file only.
+
+    Args:
+        model: keras.Model. Loaded from the model file.
+        output_path: str. The .tflite file to write.
+        size: (height, width). The model's input size.
+        config: dict or None. The model's configuration.
+        model_sha256: str. `loading.file_sha256` of the model file.
+        source: str. The model file's name, recorded.
+
+    Returns:
+        str. `output_path`.
+
+    Raises:
+        ExportError: the conversion failed.
+        OSError: `output_path` cannot be written.
+    """
+    # tf_enet.exporting imports tf_enet.inference.
+    from tf_enet import exporting  # pylint: disable=import-outside-toplevel
+
+    exporting.export_tflite(model, output_path, config, input_size=size, source=source)
+    sidecar = output_path + artifacts.SIDECAR_SUFFIX
+    description = artifacts.read_json(sidecar)
+    description["export"]["source_sha256"] = model_sha256
+    artifacts.write_json(sidecar, description)
+    return output_path
+
+
+def cached_fixed_size_tflite(model, cache_path, size, config, model_sha256, source):
+    """A `TFLiteRunner` of a fresh fixed-size conversion, cached at `cache_path`.
+
+    The conversion is written to a temporary directory and copied into
+    the cache: the model first, then its configuration, so a reader never
+    takes a half-written model for a conversion. When the cache cannot be
+    written (logged as a warning) the runner runs the conversion from
+    memory, and the next process converts again.
+
+    Args:
+        model, size, config, model_sha256, source: see
+            `write_fixed_size_tflite`.
+        cache_path: str. Where the conversion is cached
+            (`loading.tflite_cache_path`).
+
+    Returns:
+        TFLiteRunner.
+
+    Raises:
+        ExportError: the conversion failed.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        converted = os.path.join(tmp, os.path.basename(cache_path))
+        write_fixed_size_tflite(model, converted, size, config, model_sha256, source)
+        with open(converted, "rb") as f:
+            content = f.read()
+        with open(converted + artifacts.SIDECAR_SUFFIX, "rb") as f:
+            description = f.read()
+    try:
+        for path, data in ((cache_path, content),
+                           (cache_path + artifacts.SIDECAR_SUFFIX, description)):
+            artifacts.write_atomically(
+                path, lambda tmp_path, data=data: _write_bytes(tmp_path, data)
+            )
+    except OSError as err:
+        logging.warning(
+            "Cannot cache the TFLite conversion of %s in %s (%s); the next "
+            "process converts again. Set TF_ENET_CACHE to a writable "
+            "directory to cache it.", source, os.path.dirname(cache_path), err,
+        )
+        return TFLiteRunner(cache_path, content=content)
+    return TFLiteRunner(cache_path)
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
 class OnnxRunner:
     """Runs an .onnx model exported by export.py with onnxruntime.
 
@@ -188,6 +339,7 @@ class OnnxRunner:
     """
 
     input_size = None
+    runtime = "onnx"
 
     def __init__(self, path):
         try:

@@ -15,6 +15,11 @@ only what the trained model needs to run:
                    names, palette and ignore id, the input normalisation,
                    the architecture options and the training size
                    (`["train"]["height"]`, `["train"]["width"]`)
+    model_HxW.tflite (+ .json)
+                   the model converted to float32 TFLite at the training
+                   size (H x W), with its configuration, which records the
+                   digest of model.keras: what `load_predictor` runs at
+                   that size, so it never converts a preset
 
 so `tf_enet.inference.load_predictor(preset_path(name))` reads it like a
 training run's directory. Wherever a preset is asked for by name, a path to
@@ -110,7 +115,10 @@ def save_preset(model, config, preset_dir):
     The model is saved uncompiled, so no optimizer variables, loss or
     metrics travel with it, and its `.keras` archive is recompressed
     (Keras stores it uncompressed); it loads with `keras.saving.load_model`
-    as any `.keras` file.
+    as any `.keras` file. When the configuration records the training size,
+    the model's fixed-size float32 TFLite conversion at that size is
+    written beside it (`model_HxW.tflite` and its `.json`; see
+    `tf_enet.inference.load_predictor`).
 
     Args:
         model: keras.Model. The trained model.
@@ -141,6 +149,16 @@ def save_preset(model, config, preset_dir):
             lambda path: _recompress(uncompiled, path),
         )
     artifacts.write_json(os.path.join(preset_dir, artifacts.CONFIG_FILE), config)
+    # tf_enet.inference imports this module.
+    from tf_enet.inference import loading, runtimes  # pylint: disable=import-outside-toplevel
+
+    size = loading.training_size(config)
+    if size is not None:
+        model_file = os.path.join(preset_dir, artifacts.MODEL_FILE)
+        runtimes.write_fixed_size_tflite(
+            model, os.path.join(preset_dir, loading.fixed_size_tflite_name(size)),
+            size, config, loading.file_sha256(model_file), artifacts.MODEL_FILE,
+        )
 
 
 def _recompress(source, target):
