@@ -224,3 +224,15 @@ def test_a_small_dataset_with_default_schedule_is_warned_about(tmp_path):
     assert "--batch_size" in lines[0]
     longer = config_for(data_dir, tmp_path / "run", encoder_epochs=200, epochs=300)
     assert trainer.short_schedule_warnings(longer, dataset) == []
+
+
+def test_output_checks_name_a_file_in_the_way(tmp_path):
+    blocker = tmp_path / "taken"
+    blocker.write_text("a file")
+    with pytest.raises(OSError, match=r"--output_dir .*taken is a file, not a directory"):
+        artifacts.ensure_writable_dir(str(blocker), "--output_dir")
+    with pytest.raises(OSError, match=r"--output_json .*part of the path is a file"):
+        artifacts.ensure_writable_file(str(blocker / "sub" / "scores.json"), "--output_json")
+    artifacts.ensure_writable_file(str(tmp_path / "new" / "deeper" / "scores.json"),
+                                   "--output_json")
+    assert (tmp_path / "new" / "deeper").is_dir()

@@ -46,6 +46,11 @@ RUN_FILES = (CONFIG_FILE, MODEL_FILE, BEST_FILE, DONE_FILE, HISTORY_FILE,
 SAVED_MODEL_CONFIG = "tf_enet_config.json"
 # The configuration of a single-file model: "<model path>.json".
 SIDECAR_SUFFIX = ".json"
+# What `export.py` writes: formats, TFLite quantizations, and the int8
+# activation ranges (see `tf_enet.lite.calibrated_ranges`).
+EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "int8")
+INT8_RANGES = ("mean", "minmax")
 
 # The one name of the mean intersection over union, in logs, JSON and
 # tables; the validation value carries Keras's "val_" prefix.
@@ -172,8 +177,14 @@ def ensure_writable_dir(path, what):
     Raises:
         OSError: with a message naming `what` and `path` and the reason.
     """
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise OSError(f"{what} {path} is a file, not a directory.")
     try:
         os.makedirs(path, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise OSError(
+            f"{what} {path}: a part of the path is a file, not a directory."
+        ) from None
     except OSError as error:
         raise OSError(
             f"{what} {path}: cannot create the directory ({error.strerror})."

@@ -35,9 +35,9 @@ from tf_enet import artifacts, inference, lite
 from tf_enet import data as data_lib
 from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
 
-FORMATS = ("saved_model", "tflite", "onnx")
-QUANTIZATIONS = ("float16", "int8")
-INT8_RANGES = lite.RANGES
+FORMATS = artifacts.EXPORT_FORMATS
+QUANTIZATIONS = artifacts.QUANTIZATIONS
+INT8_RANGES = artifacts.INT8_RANGES
 ONNX_OPSET = 17
 
 

@@ -39,6 +39,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_enet import artifacts
 from tf_enet.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
 from tf_enet.layers.padding import pad_bottom_right
 
@@ -361,7 +362,7 @@ def _affine_normalization(layer):
     return ChannelAffine(scale, -mean * scale, name=layer.name)
 
 
-RANGES = ("mean", "minmax")
+RANGES = artifacts.INT8_RANGES
 
 
 def calibrated_ranges(model, tensors, representative, ranges="minmax"):

@@ -17,7 +17,7 @@ import sys
 
 from absl import flags
 
-from tf_enet import cli
+from tf_enet import artifacts, cli
 
 # Leaf module without TensorFlow; the data defaults may move beside
 # tf_enet.data.DATASETS.
@@ -25,12 +25,9 @@ from tf_enet.data import DEFAULT_DATA_DIRS
 
 # The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
 DEFAULT_MODEL = "enet_camvid"
-# The choices of tf_enet.exporting (FORMATS, QUANTIZATIONS, INT8_RANGES),
-# written here so that --help does not load TensorFlow; a test checks they
-# agree.
-FORMATS = ("saved_model", "tflite", "onnx")
-QUANTIZATIONS = ("float16", "int8")
-INT8_RANGES = ("mean", "minmax")
+FORMATS = artifacts.EXPORT_FORMATS
+QUANTIZATIONS = artifacts.QUANTIZATIONS
+INT8_RANGES = artifacts.INT8_RANGES
 
 flags.DEFINE_string(
     "model", DEFAULT_MODEL,
