@@ -236,3 +236,18 @@ def test_output_checks_name_a_file_in_the_way(tmp_path):
     artifacts.ensure_writable_file(str(tmp_path / "new" / "deeper" / "scores.json"),
                                    "--output_json")
     assert (tmp_path / "new" / "deeper").is_dir()
+
+
+def test_every_json_file_is_written_by_artifacts():
+    # One writer, strict by construction (write_json above): no module of
+    # the package writes JSON files another way.
+    package = os.path.join(os.path.dirname(os.path.dirname(__file__)), "tf_enet")
+    writers = []
+    for directory, _, names in os.walk(package):
+        for name in names:
+            path = os.path.join(directory, name)
+            if name.endswith(".py") and name != "artifacts.py":
+                with open(path, encoding="utf-8") as f:
+                    if "json.dump(" in f.read():
+                        writers.append(os.path.relpath(path, package))
+    assert writers == []

@@ -66,7 +66,7 @@ def _main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         return 2
-    from tf_enet import data
+    from tf_enet import artifacts, data
     from tf_enet.training import TrainingError, train
 
     options = {f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
@@ -78,7 +78,7 @@ def _main(argv):
     except (ValueError, TrainingError, data.DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(results, indent=2))
+    print(json.dumps(artifacts.to_strict_json(results), indent=2))
     return 0
 
 

@@ -13,12 +13,12 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
 
 import numpy as np
 from absl import logging
 
+from tf_enet import artifacts
 from tf_enet.data import base
 from tf_enet.data import masks
 
@@ -245,19 +245,7 @@ def _read_cache(path, key):
 def _write_cache(path, key, result):
     directory = os.path.dirname(path)
     try:
-        os.makedirs(directory, exist_ok=True)
-        # Written to a temporary file and renamed, so a concurrent reader
-        # never sees half a file.
-        fd, temp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(
-                    {"key": key, "result": result.to_dict()}, f, allow_nan=False
-                )
-            os.replace(temp, path)
-        finally:
-            if os.path.exists(temp):
-                os.remove(temp)
+        artifacts.write_json(path, {"key": key, "result": result.to_dict()})
     except OSError as err:
         logging.warning(
             "Cannot write the scan cache in %s (%s); the next run scans "
