@@ -174,7 +174,9 @@ def test_a_failed_conversion_runs_keras_and_says_so(tmp_path, monkeypatch, caplo
     assert len(warnings) == 1 and "model.keras in Keras" in warnings[0]
     assert "unsupported op" in warnings[0]
     np.testing.assert_array_equal(predictor.predict(red_image(RED)[None])[0], RED)
-    with pytest.raises(inference.ModelError, match=r"model\.keras cannot run as TFLite.*unsupported op"):
+    with pytest.raises(
+        inference.ModelError, match=r"model\.keras cannot run as TFLite.*unsupported op"
+    ):
         inference.load_predictor(checkpoint, runtime="tflite", cache_dir=str(tmp_path / "cache"))
 
 

@@ -194,7 +194,9 @@ def test_save_preset_writes_the_conversion_predictors_run(tmp_path):
     assert sorted(os.listdir(tmp_path / "preset")) == [
         "config.json", "model.keras", "model_8x8.tflite", "model_8x8.tflite.json",
     ]
-    predictor = inference.load_predictor(str(tmp_path / "preset"), cache_dir=str(tmp_path / "cache"))
+    predictor = inference.load_predictor(
+        str(tmp_path / "preset"), cache_dir=str(tmp_path / "cache")
+    )
     # The preset's own conversion runs: nothing was converted into the cache.
     assert predictor.runtime == "tflite"
     assert predictor.runner.fixed.path == str(tmp_path / "preset" / "model_8x8.tflite")

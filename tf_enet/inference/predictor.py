@@ -98,7 +98,9 @@ class Predictor:
         config: dict or None. The model's configuration; its "train" entry
             gives `training_size`.
         path: str. The model's path, for messages.
-        kind: str. "keras", "saved_model", "tflite" or "onnx".
+        kind: str. The kind of model file: "keras", "saved_model", "tflite"
+            or "onnx". What runs it is `runtime` (a Keras model may run as
+            TFLite).
     """
 
     def __init__(self, runner, info, config=None, path="<in memory>", kind="keras"):
