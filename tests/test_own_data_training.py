@@ -152,6 +152,7 @@ def strict_json(path):
         return json.load(f, parse_constant=refuse)
 
 
+@pytest.mark.slow
 def test_every_json_file_of_a_run_is_strict(tmp_path):
     # A run of a dataset whose val split lacks one class writes NaN IoUs for
     # it in the logs; the files must still be strict JSON.

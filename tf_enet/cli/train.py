@@ -59,9 +59,6 @@ def define_flags(flag_values=FLAGS):
     )
 
 
-define_flags()
-
-
 def _main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
@@ -84,4 +81,7 @@ def _main(argv):
 
 def main():
     """The `tf-enet-train` command."""
+    # Defined here, not at import: importing this module (for
+    # `define_flags`) leaves absl's global flags alone.
+    define_flags()
     cli.run(_main)
