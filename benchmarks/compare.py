@@ -16,12 +16,13 @@ reported:
 
     peer                      the peer's forward pass (logits): the baseline
     peer, labels              forward pass and argmax
-    predictor                 `tf_enet.inference.load_predictor(model)
+    predictor, default        `tf_enet.inference.load_predictor(model)
                               .predict(image)`, what predict.py runs and what
                               Python users call (labels); the model runs at
-                              the timed size (`input_size`)
-    predictor, XLA            the same with `jit_compile=True` (labels), and
-                              its `logits(image)`
+                              the timed size (`input_size`); the runtime it
+                              chose is printed below the table
+    predictor, runtime=keras  the same in Keras (`runtime="keras"`), and with
+                              `jit_compile=True` (XLA), labels and `logits`
     TFLite float32/int8 fixed `export.py --height --width` exports (with
                               `--quantize int8`, calibrated on random images),
                               `Interpreter.invoke` with `--threads` threads
@@ -85,6 +86,7 @@ flags.DEFINE_list(
 )
 
 PEER = "peer: PyTorch ENet, eager"
+DEFAULT_PREDICTOR = "predictor, default: predict, labels"
 PEER_FULL_STEP = "peer: training step, full"
 PEER_ENCODER_STEP = "peer: training step, encoder"
 
@@ -146,8 +148,8 @@ def _inference_runners(torch, peer, model_path, keras_model, size, workdir):
     """Zero-argument callables, one per inference path, on one image of `size`.
 
     Returns:
-        (runners, cold_start): dict of name -> callable, and the seconds
-        from `load_predictor` to the first labels of the default predictor.
+        (runners, runtime): dict of name -> callable, and the runtime the
+        default predictor chose for `size` (`Predictor.runtime_at`).
     """
     images = np.random.RandomState(0).uniform(0, 255, (1, *size, 3)).astype("float32")
     peer_images = torch.from_numpy(images.transpose(0, 3, 1, 2).copy())
@@ -160,19 +162,18 @@ def _inference_runners(torch, peer, model_path, keras_model, size, workdir):
         with torch.inference_mode():
             return peer(peer_images).argmax(dim=1).numpy()
 
-    start = time.perf_counter()
     default = inference.load_predictor(model_path)
-    default.predict(images, input_size=size)
-    cold_start = time.perf_counter() - start
-    xla = inference.load_predictor(model_path, jit_compile=True)
+    keras = inference.load_predictor(model_path, runtime="keras")
+    xla = inference.load_predictor(model_path, runtime="keras", jit_compile=True)
     runners = {
         PEER: peer_logits,
         "peer: labels (forward + argmax)": peer_labels,
-        f"predictor ({default.kind}): predict, labels":
-            lambda: default.predict(images, input_size=size),
-        f"predictor ({xla.kind}), XLA: predict, labels":
+        DEFAULT_PREDICTOR: lambda: default.predict(images, input_size=size),
+        "predictor, runtime='keras': predict, labels":
+            lambda: keras.predict(images, input_size=size),
+        "predictor, runtime='keras', XLA: predict, labels":
             lambda: xla.predict(images, input_size=size),
-        f"predictor ({xla.kind}), XLA: logits": lambda: xla.logits(images),
+        "predictor, runtime='keras', XLA: logits": lambda: xla.logits(images),
     }
     for quantize in ("float32", "int8") if "tflite" in FLAGS.parts else ():
         path = os.path.join(workdir, f"enet_{quantize}_{size[0]}x{size[1]}.tflite")
@@ -181,7 +182,7 @@ def _inference_runners(torch, peer, model_path, keras_model, size, workdir):
         )
         run = common.tflite_runner(interpreter)
         runners[f"TFLite {quantize}, fixed size: logits"] = lambda run=run: run(images)
-    return runners, cold_start
+    return runners, default.runtime_at(size, size)
 
 
 def _peer_training_step(torch, peer_lib, stage, info, weights, size, config):
@@ -282,12 +283,12 @@ def main(argv):
 
     peer = peer_lib.ENet(info.num_classes).eval()
     columns = {}  # size -> {path: seconds per image}
-    cold_starts = {}  # size -> seconds from load_predictor to the first labels
+    default_runtimes = {}  # size -> what the default predictor runs
     with tempfile.TemporaryDirectory() as workdir:
         for i, size in enumerate(sizes):
             seconds = {}
             if "inference" in FLAGS.parts:
-                runners, cold_starts[size] = _inference_runners(
+                runners, default_runtimes[size] = _inference_runners(
                     torch, peer, model_path, keras_model, size, workdir
                 )
                 seconds.update(time_round_robin(runners, FLAGS.warmup, FLAGS.repeats))
@@ -323,11 +324,8 @@ def main(argv):
         "'vs peer' = peer ms / path ms, against the peer's forward pass or its "
         "training step of the same stage."
     )
-    for (height, width), seconds in cold_starts.items():
-        print(
-            f"predictor cold start at {height}x{width}: load_predictor + first "
-            f"predict {seconds:.2f} s (TensorFlow already imported)"
-        )
+    for (height, width), runtime in default_runtimes.items():
+        print(f"the default predictor runs {runtime} at {height}x{width}")
 
 
 if __name__ == "__main__":

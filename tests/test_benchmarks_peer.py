@@ -170,7 +170,7 @@ def test_compare_prints_every_row(tmp_path):
     }
     assert rows["peer: PyTorch ENet, eager"][1] == "1.00x"
     assert rows["peer: training step, full"][1] == "1.00x"
-    for name in ("predictor (keras): predict, labels",
+    for name in ("predictor, default: predict, labels",
                  "tf_enet: training step, full (train.py's compile)",
                  "tf_enet: training step, encoder (train.py's compile)"):
         ms, ratio = rows[name]
