@@ -22,6 +22,7 @@ main function, never at the top: its flags are then defined and parsed, and
 """
 
 import importlib.util
+import contextlib
 import logging as std_logging
 import os
 import re
@@ -55,6 +56,8 @@ _STARTUP_NOISE = re.compile(
             r"Unable to register cu(DNN|FFT|BLAS) factory",
             r"computation placer already registered",
             r"TF-TRT Warning: Could not find TensorRT",
+            # TFLite's interpreter, when it applies XNNPack at allocation.
+            r"Created TensorFlow Lite XNNPACK delegate for CPU",
         )
     )
 )
@@ -204,21 +207,33 @@ def _run_quietly(main, args):
 
 
 def _import_tensorflow_filtered():
-    """Imports TensorFlow and lists its devices, dropping the start-up lines.
+    """Imports TensorFlow and lists its devices, dropping the start-up lines."""
+    with filtered_stderr():
+        import tensorflow as tf
 
-    TensorFlow's C++ code writes to file descriptor 2 directly, and part of
-    it before its log level takes effect, so the lines are caught there.
+        # Finding the devices loads CUDA, which logs cuInit's error on
+        # machines without a GPU.
+        tf.config.list_physical_devices()
+
+
+@contextlib.contextmanager
+def filtered_stderr():
+    """Drops TensorFlow's notices a user cannot act on from stderr within.
+
+    TensorFlow's C++ code (start-up, device discovery, TFLite's delegate)
+    writes to file descriptor 2 directly, and part of it before its log
+    level takes effect, so the lines are caught there; every other line is
+    written through once the block ends. With `-v 1` nothing is filtered.
     """
+    if show_tensorflow_output():
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as caught:
         os.dup2(caught.fileno(), 2)
         try:
-            import tensorflow as tf
-
-            # Finding the devices loads CUDA, which logs cuInit's error on
-            # machines without a GPU.
-            tf.config.list_physical_devices()
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)

@@ -153,7 +153,8 @@ def _main(argv):
         jit = FLAGS.jit_compile
         if jit is None:
             jit = inference.auto_jit_compile(num_images)
-        predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+        with cli.filtered_stderr():
+            predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
         results = inference.evaluate(
             predictor, dataset, FLAGS.split, batch_size=FLAGS.batch_size,
             height=FLAGS.height, width=FLAGS.width, limit=FLAGS.limit,
@@ -165,7 +166,7 @@ def _main(argv):
     size = results["input_size"]
     size = f"model input {size[0]}x{size[1]}" if size else "model at image size"
     title = (
-        f"{predictor.path} ({predictor.kind}) on {FLAGS.dataset} "
+        f"{predictor.path} ({predictor.kind}, runs as {predictor.runtime}) on {FLAGS.dataset} "
         f"{FLAGS.split}: {results['num_images']} images, {size}, scored at "
         f"label resolution"
     )

@@ -63,9 +63,10 @@ flags.DEFINE_integer("width", None, "Run the model at this width (with --height)
 flags.DEFINE_integer("batch_size", 4, "Images of equal size per model call.")
 flags.DEFINE_bool(
     "jit_compile", None,
-    "XLA-compile Keras/SavedModel models: faster per image, but compiles once "
-    f"per input size. Default: on from {XLA_BREAK_EVEN_IMAGES} images or video "
-    "frames.",
+    "XLA-compile where a Keras or SavedModel model runs (a Keras model with a "
+    "training size runs as TFLite at that size): faster per image, but compiles "
+    f"once per input size. Default: on from {XLA_BREAK_EVEN_IMAGES} images or "
+    "video frames.",
 )
 flags.register_validator(
     "outputs", lambda values: set(values) <= set(OUTPUTS),
@@ -102,6 +103,7 @@ def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size,
 
     stems = inference.output_stems(paths)
     progress = _progress_bar(len(paths), "image")
+    start = time.monotonic()
     done = failed = 0
     for result in inference.predict_files(
         predictor, paths, batch_size=batch_size, input_size=input_size
@@ -118,7 +120,14 @@ def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size,
             _note(f"error: {err}")
             failed += 1
         progress.update(done)
-    print(f"Segmented {done - failed} of {done} images into {output_dir}/.")
+    # The bar's time per image leaves out the first batch (and images of one
+    # batch arrive together), so the summary gives the whole time.
+    seconds = time.monotonic() - start
+    print(
+        f"Segmented {done - failed} of {done} images into {output_dir}/ in "
+        f"{seconds:.1f} s ({1000 * seconds / max(done, 1):.0f} ms/image with "
+        "reading and writing)."
+    )
     return failed
 
 
@@ -172,7 +181,8 @@ def _main(argv):
             jit = FLAGS.jit_compile
             if jit is None:
                 jit = inference.auto_jit_compile(video.num_frames)
-            predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+            with cli.filtered_stderr():
+                predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
             return predict_video(
                 predictor, FLAGS.video, FLAGS.output_dir, total=video.num_frames,
                 alpha=FLAGS.alpha, **options,
@@ -188,7 +198,8 @@ def _main(argv):
         jit = FLAGS.jit_compile
         if jit is None:
             jit = inference.auto_jit_compile(len(found.paths))
-        predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+        with cli.filtered_stderr():
+            predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
         failed = predict_images(
             predictor, found.paths, FLAGS.output_dir, outputs=FLAGS.outputs,
             alpha=FLAGS.alpha, **options,

@@ -20,6 +20,10 @@ Without a configuration the classes are named `class_0`, `class_1`, ... and
 painted with a generic palette. Keras files load in safe mode, so a model
 file can never run code. A model runs at the size it was trained at (the
 configuration records it) and its logits are resized to each image's size.
+A Keras model with a training size runs at that size as its fixed-size
+TFLite conversion (shipped with presets, else converted once and cached
+under $TF_ENET_CACHE); `Predictor.runtime` says what runs, and
+`load_predictor(path, runtime="keras")` keeps Keras.
 
 Modules:
     loading      resolving model paths, reading configurations, Keras files
@@ -63,6 +67,7 @@ from tf_enet.inference.loading import (
     training_size,
 )
 from tf_enet.inference.predictor import (
+    RUNTIMES,
     XLA_BREAK_EVEN_IMAGES,
     Predictor,
     auto_jit_compile,
@@ -72,6 +77,7 @@ from tf_enet.inference.predictor import (
 )
 
 __all__ = [
+    "RUNTIMES",
     "CONFIG_FILE",
     "DEFAULT_MODEL",
     "FilePrediction",

@@ -171,6 +171,11 @@ class TFLiteRunner:
         # export_tflite(..., input_size=...) fixes the input to [1, h, w, 3].
         self.input_size = None if height < 0 or width < 0 else (height, width)
         self._single_image = batch == 1
+        if self.input_size is not None and self._single_image:
+            # A fixed-size model allocates (and applies XNNPack) now, while
+            # loading, instead of in the first prediction.
+            self._interpreter.allocate_tensors()
+            self._shape = (1, height, width, 3)
 
     def __call__(self, images):
         if self.input_size is not None and tuple(images.shape[1:3]) != self.input_size:
