@@ -115,7 +115,7 @@ def test_bad_inputs_are_refused():
 # --- Cross-check with the official evaluation -------------------------------
 
 # label id -> training class id, and back, from the dataset's table.
-TRAIN_TO_LABEL = {t: l for l, t in cityscapes.LABEL_ID_TO_TRAIN_ID.items()}
+TRAIN_TO_LABEL = {train: label for label, train in cityscapes.LABEL_ID_TO_TRAIN_ID.items()}
 STUFF_LABELS = [0, 1, 4, 7, 8, 9, 11, 12, 13, 17, 19, 20, 21, 22, 23]
 THING_LABELS = [24, 25, 26, 27, 28, 29, 31, 32, 33]
 

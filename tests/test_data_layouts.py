@@ -21,7 +21,8 @@ def write_ids(path, ids):
     assert cv2.imwrite(str(path), np.asarray(ids, np.uint8))
 
 
-def make_camvid(root, splits={"train": ["a", "b"], "val": ["c"]}):
+def make_camvid(root, splits=None):
+    splits = splits or {"train": ["a", "b"], "val": ["c"]}
     for split, names in splits.items():
         for name in names:
             write_rgb(root / split / f"{name}.png", np.zeros((4, 6, 3)))

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from tf_enet import data
-from tf_enet.data import base
-from tf_enet.data import masks
+from tf_enet.data import base, masks
 
 # Two 2x3 CamVid masks (11 = Unlabelled, the ignore id).
 MASK_A = [[0, 0, 1], [11, 1, 1]]  # class 0: 2, class 1: 3, ignore: 1
@@ -26,7 +25,8 @@ def write(path, array):
     assert cv2.imwrite(str(path), np.asarray(array))
 
 
-def make_camvid(root, masks={"a": MASK_A, "b": MASK_B}):
+def make_camvid(root, masks=None):
+    masks = masks or {"a": MASK_A, "b": MASK_B}
     for name, mask in masks.items():
         write(root / "data" / "train" / f"{name}.png", np.zeros((2, 3, 3), np.uint8))
         write(root / "data" / "trainannot" / f"{name}.png", np.asarray(mask, np.uint8))

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 import tf_enet
-from helpers import IGNORE, SHAPE_CLASSES, make_shapes_dataset
 from tf_enet import data as data_lib
 from tf_enet import inference, logit_adjustment
 from tf_enet import metrics as metrics_lib
 from tf_enet.training.logit_adjustment import adjustment_scores
+
+from helpers import IGNORE, SHAPE_CLASSES, make_shapes_dataset
 
 COLOURS = np.array([c[2] for c in SHAPE_CLASSES], np.float32)
 # "ring" outweighs the rest by e^3: its logit gains (1 - alpha) * 3.

@@ -122,7 +122,8 @@ def test_encoder_outputs_at_one_eighth_and_transfers_by_name():
         for a, b in zip(encoder.get_layer(name).weights, full.get_layer(name).weights):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
     with pytest.raises(ValueError, match="same options"):
-        tf_enet.transfer_weights(encoder, tf_enet.build_enet(12, num_initial_blocks=2, encoder_activation="relu"))
+        other = tf_enet.build_enet(12, num_initial_blocks=2, encoder_activation="relu")
+        tf_enet.transfer_weights(encoder, other)
 
 
 def test_keras_file_round_trip_in_safe_mode(enet, tmp_path):

@@ -13,11 +13,11 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import make_shapes_dataset
-from tf_enet import artifacts
+from tf_enet import artifacts, training
 from tf_enet import data as data_lib
-from tf_enet import training
 from tf_enet.training import TrainConfig, trainer
+
+from helpers import make_shapes_dataset
 
 CLASSES_4 = [
     {"name": "background", "color": [0, 0, 0]},

@@ -8,10 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+from test_sunrgbd import make_sunrgbd
+
+from tf_enet.data import sunrgbd
 
 from helpers import REPO, subprocess_env
-from test_sunrgbd import make_sunrgbd
-from tf_enet.data import sunrgbd
 
 
 def run(tmp_path, script, *args):

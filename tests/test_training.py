@@ -17,6 +17,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_enet import artifacts, inference, logit_adjustment, training
+from tf_enet import data as data_lib
+from tf_enet import metrics as metrics_lib
+from tf_enet.losses import WeightedSparseCategoricalCrossentropy
+from tf_enet.training import TrainConfig, TrainingError, trainer
+
 from helpers import (
     IGNORE,
     REPO,
@@ -25,13 +31,6 @@ from helpers import (
     subprocess_env,
     train_flags,
 )
-from tf_enet import artifacts
-from tf_enet import data as data_lib
-from tf_enet import inference, logit_adjustment
-from tf_enet import metrics as metrics_lib
-from tf_enet import training
-from tf_enet.losses import WeightedSparseCategoricalCrossentropy
-from tf_enet.training import TrainConfig, TrainingError, trainer
 
 
 @pytest.fixture(autouse=True)

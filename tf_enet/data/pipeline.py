@@ -22,8 +22,7 @@ run is reproducible and every epoch still sees new crops.
 import numpy as np
 import tensorflow as tf
 
-from tf_enet.data import base
-from tf_enet.data import masks
+from tf_enet.data import base, masks
 from tf_enet.data.scan import scan_files
 
 AUTOTUNE = tf.data.AUTOTUNE

@@ -19,8 +19,7 @@ import numpy as np
 from absl import logging
 
 from tf_enet import artifacts
-from tf_enet.data import base
-from tf_enet.data import masks
+from tf_enet.data import base, masks
 
 CACHE_ENV = "TF_ENET_CACHE"
 # Bumped whenever the counting changes, so older cache files are not reused.

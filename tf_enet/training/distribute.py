@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tf_enet.training.errors import TrainingError
 
+
 def make_strategy(name):
     """The `tf.distribute` strategy called `name` (see `STRATEGIES`).
 

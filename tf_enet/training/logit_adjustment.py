@@ -10,9 +10,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from tf_enet import artifacts
-from tf_enet import inference
-from tf_enet import logit_adjustment
+from tf_enet import artifacts, inference, logit_adjustment
 from tf_enet import metrics as metrics_lib
 
 # Training images the "auto" adjustment scores at most (a seeded sample):
@@ -93,10 +91,8 @@ def adjustment_scores(predictor, dataset, class_weights, split="train", *,
             class.
     """
     offsets = logit_adjustment.log_weights(class_weights, dataset.info.num_classes)
-    transforms = [
-        lambda logits, shift=np.float32(alpha) * offsets: logits - shift
-        for alpha in alphas
-    ]
+    shifts = [np.float32(alpha) * offsets for alpha in alphas]
+    transforms = [lambda logits, shift=shift: logits - shift for shift in shifts]
     matrices = inference.confusion_matrices(
         predictor, dataset, split, transforms=transforms, **options
     )

@@ -12,6 +12,7 @@ from tf_enet.model import PIXEL_MEAN, PIXEL_STD
 from tf_enet.training.config import RESUMABLE_CHANGES, TrainConfig
 from tf_enet.training.errors import TrainingError
 
+
 def run_config(config, dataset, weights):
     """The JSON written beside the model: all evaluation and prediction need.
 

@@ -17,10 +17,10 @@ from tf_enet import logit_adjustment as adjustment_math
 from tf_enet.losses import WeightedSparseCategoricalCrossentropy
 from tf_enet.model import OUTPUT_STRIDE, build_enet, build_enet_encoder, transfer_weights
 from tf_enet.training import callbacks as callbacks_lib
-from tf_enet.training import distribute
-from tf_enet.training import run_directory
+from tf_enet.training import distribute, run_directory
 from tf_enet.training.errors import TrainingError
 from tf_enet.training.logit_adjustment import adjust_logits
+
 
 def learning_rate_schedule(config, steps_per_epoch, epochs):
     """The learning rate as a function of the optimizer step."""
@@ -297,7 +297,9 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
     with strategy.scope():
         builder = build_enet_encoder if stage == "encoder" else build_enet
         model = builder(info.num_classes, **config.model_options)
-        encoder_path = os.path.join(config.checkpoint_dir, artifacts.ENCODER_DIR, artifacts.MODEL_FILE)
+        encoder_path = os.path.join(
+            config.checkpoint_dir, artifacts.ENCODER_DIR, artifacts.MODEL_FILE
+        )
         if stage == "full" and os.path.exists(encoder_path):
             encoder = keras.saving.load_model(encoder_path, compile=False)
             copied = transfer_weights(encoder, model)
@@ -309,7 +311,12 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
     best = callbacks_lib.BestModelCheckpoint(best_path, write=chief)
     # LossGuard first: it must stop a diverged epoch before anything saves
     # it; then the replicas agree on the statistics that are saved.
-    callbacks = [callbacks_lib.LossGuard(), callbacks_lib.SyncMovingStatistics(strategy), per_class, best]
+    callbacks = [
+        callbacks_lib.LossGuard(),
+        callbacks_lib.SyncMovingStatistics(strategy),
+        per_class,
+        best,
+    ]
     if chief:
         os.makedirs(stage_dir, exist_ok=True)
         history_path = os.path.join(stage_dir, artifacts.HISTORY_FILE)

@@ -7,6 +7,7 @@ import keras
 
 from tf_enet import artifacts
 
+
 class BestModelCheckpoint(keras.callbacks.Callback):
     """Keeps the model with the best `monitor` value, written atomically.
 

@@ -5,6 +5,7 @@ import keras
 from tf_enet import artifacts
 from tf_enet import metrics as metrics_lib
 
+
 class ClassScores(keras.callbacks.Callback):
     """Adds per-class IoU and accuracies of the validation pass to the logs.
 

@@ -7,6 +7,7 @@ import keras
 from tf_enet import artifacts
 from tf_enet.training.run_directory import csv_rows
 
+
 class HistoryLogger(keras.callbacks.CSVLogger):
     """Appends each epoch's logs to a CSV file, keeping its columns.
 

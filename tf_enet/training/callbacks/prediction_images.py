@@ -7,6 +7,7 @@ import tensorflow as tf
 from tf_enet import artifacts
 from tf_enet import data as data_lib
 
+
 class PredictionImages(keras.callbacks.Callback):
     """Writes a few validation images, labels and predictions to TensorBoard."""
 

@@ -2,6 +2,7 @@
 
 import keras
 
+
 class RestoreOnly(keras.callbacks.BackupAndRestore):
     """Restores the chief's backup on another worker; never writes it."""
 

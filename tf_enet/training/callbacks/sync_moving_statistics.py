@@ -3,6 +3,7 @@
 import keras
 import tensorflow as tf
 
+
 class SyncMovingStatistics(keras.callbacks.Callback):
     """Averages BatchNorm moving statistics over replicas and workers.
 
