@@ -250,3 +250,42 @@ def test_keras_model_in_memory_keeps_keras():
     predictor = inference.Predictor.from_model(pixel_model(3))
     assert predictor.runtime == "keras"
     assert isinstance(predictor.runner.model, keras.Model)
+
+
+def _damage(path, how):
+    with open(path, "rb") as f:
+        data = bytearray(f.read())
+    if how == "truncated":
+        data = data[: len(data) // 3]
+    else:  # every 997th byte flipped, the identifier kept
+        for i in range(16, len(data), 997):
+            data[i] ^= 0xFF
+    with open(path, "wb") as f:
+        f.write(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncated", "flipped"])
+def test_a_damaged_tflite_file_is_one_error_not_a_crash(tmp_path, how):
+    # TFLite's interpreter reads a damaged flatbuffer without checking it
+    # and crashes the process; the loader reads it first and says so.
+    path = str(tmp_path / "model.tflite")
+    shipped = os.path.join(REPO, "tf_enet", "presets", "enet_camvid", "model_360x480.tflite")
+    with open(shipped, "rb") as source, open(path, "wb") as target:
+        target.write(source.read())
+    _damage(path, how)
+    with pytest.raises(inference.ModelError, match=r"is not a valid .*flatbuffer cannot be read"):
+        inference.load_predictor(path)
+
+
+def test_a_damaged_cached_conversion_is_converted_again(tmp_path, caplog):
+    checkpoint = _trained_at(tmp_path / "run", (8, 8))
+    cache = str(tmp_path / "cache")
+    inference.load_predictor(checkpoint, cache_dir=cache)
+    converted = os.path.join(cache, "tflite", _cached(cache)[0])
+    _damage(converted, "truncated")
+    with caplog.at_level(logging.WARNING):
+        again = inference.load_predictor(checkpoint, cache_dir=cache)
+    assert "flatbuffer cannot be read" in caplog.text
+    assert again.runtime == "tflite"
+    assert loading.tflite_structure_error(converted) is None  # written anew
+    np.testing.assert_array_equal(again.predict(red_image(RED)[None])[0], RED)

@@ -222,7 +222,9 @@ def test_a_small_dataset_with_default_schedule_is_warned_about(tmp_path):
     lines = trainer.short_schedule_warnings(config, dataset)
     assert len(lines) == 1
     assert lines[0].startswith("The encoder stage has only 20 optimizer steps (10 epochs of 2")
-    assert "--batch_size" in lines[0]
+    # The config already has batch 4; the default learning rate is low.
+    assert "--batch_size" not in lines[0]
+    assert "raise --learning_rate (e.g. 0.002), raise the epochs" in lines[0]
     longer = config_for(data_dir, tmp_path / "run", encoder_epochs=200, epochs=300)
     assert trainer.short_schedule_warnings(longer, dataset) == []
 

@@ -260,6 +260,36 @@ def check_tflite_file(path):
             path, "tflite", "it lacks the TFLite flatbuffer identifier "
             "\"TFL3\" (a corrupt or truncated file, or another format)."
         )
+    damage = tflite_structure_error(path)
+    if damage is not None:
+        raise invalid_model(path, "tflite", damage)
+
+
+def tflite_structure_error(path):
+    """Why a TFLite file's flatbuffer cannot be read, or None if it can.
+
+    TFLite's interpreter does not verify a file before reading it: a
+    truncated or damaged model crashes the process (or exhausts memory)
+    instead of raising. Reading the whole flatbuffer with TensorFlow's
+    Python schema (`tensorflow.lite.tools.flatbuffer_utils`) first turns
+    such damage into an exception.
+
+    Args:
+        path: str. A file that starts with the TFLite identifier.
+
+    Returns:
+        str or None.
+    """
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    try:
+        flatbuffer_utils.read_model(path)
+    except Exception as err:  # struct.error, TypeError, IndexError, ...
+        return (
+            "its flatbuffer cannot be read (a truncated or damaged file): "
+            f"{first_line(err)}"
+        )
+    return None
 
 
 def load_keras_model(path):
@@ -410,11 +440,12 @@ def tflite_cache_path(model_sha256, size, cache_dir=None):
 def is_fixed_size_tflite_of(path, model_sha256, size):
     """Whether `path` is the fixed-size conversion of a model file.
 
-    True when the file exists with the TFLite identifier and its
-    configuration (`<path>.json`, as export.py writes it) records the model
-    file's digest (`["export"]["source_sha256"]`) and `size`
-    (`["export"]["input_size"]`) as a float32 conversion. A missing,
-    unreadable or stale file is no match.
+    True when the file exists with the TFLite identifier, its flatbuffer
+    reads (`tflite_structure_error`), and its configuration (`<path>.json`,
+    as export.py writes it) records the model file's digest
+    (`["export"]["source_sha256"]`) and `size` (`["export"]["input_size"]`)
+    as a float32 conversion. A missing, damaged, unreadable or stale file is
+    no match (a damaged one is logged), so it is converted again.
 
     Args:
         path: str. A .tflite file.
@@ -431,12 +462,18 @@ def is_fixed_size_tflite_of(path, model_sha256, size):
         export = artifacts.read_json(path + artifacts.SIDECAR_SUFFIX).get("export")
     except (OSError, ValueError, AttributeError):
         return False
-    return (
+    if not (
         isinstance(export, dict)
         and export.get("source_sha256") == model_sha256
         and export.get("input_size") == [int(size[0]), int(size[1])]
         and export.get("quantize") == "none"
-    )
+    ):
+        return False
+    damage = tflite_structure_error(path)
+    if damage is not None:
+        logging.warning("Ignoring the conversion %s: %s", path, damage)
+        return False
+    return True
 
 
 def find_fixed_size_tflite(model_file, size, model_sha256=None, cache_dir=None):

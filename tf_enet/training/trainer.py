@@ -236,6 +236,9 @@ def train(config, overwrite=False):
 # starts with a random decoder and needs several hundred steps to catch up
 # with the encoder it was initialised from.
 MIN_STAGE_STEPS = 400
+# Settings that trained a few dozen images well (README, "Your own data").
+SMALL_DATA_BATCH_SIZE = 4
+SMALL_DATA_LEARNING_RATE = 2e-3
 
 
 def short_schedule_warnings(config, dataset):
@@ -251,6 +254,12 @@ def short_schedule_warnings(config, dataset):
     num_train = len(dataset.files("train")[: config.limit])
     steps_per_epoch = max(1, num_train // config.batch_size)
     lines = []
+    advice = []
+    if config.batch_size > SMALL_DATA_BATCH_SIZE:
+        advice.append(f"lower --batch_size (e.g. {SMALL_DATA_BATCH_SIZE})")
+    if config.learning_rate < SMALL_DATA_LEARNING_RATE:
+        advice.append(f"raise --learning_rate (e.g. {SMALL_DATA_LEARNING_RATE:g})")
+    advice.append("raise the epochs")
     for stage in stage_plan(config):
         epochs = config.encoder_epochs if stage == "encoder" else config.epochs
         steps = epochs * steps_per_epoch
@@ -259,8 +268,7 @@ def short_schedule_warnings(config, dataset):
                 f"The {stage} stage has only {steps} optimizer steps ({epochs} "
                 f"epochs of {steps_per_epoch} batches of {config.batch_size} of "
                 f"{num_train} images); it needs {MIN_STAGE_STEPS} or more to "
-                "train well. For a small dataset lower --batch_size (e.g. 4), "
-                "raise --learning_rate (e.g. 2e-3) and the epochs (see the "
+                f"train well. For a small dataset {', '.join(advice)} (see the "
                 "README's \"Your own data\")."
             )
     return lines
