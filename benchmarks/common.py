@@ -49,7 +49,8 @@ def tflite_interpreter(model, path, quantize, size, *, fixed, threads):
     """
     int8 = quantize == "int8"
     exporting.export_tflite(
-        model, path,
+        model,
+        path,
         quantize=None if quantize == "float32" else quantize,
         representative=random_calibration((1, *size, 3)) if int8 else None,
         input_size=size if fixed else None,
@@ -115,7 +116,8 @@ def training_step(stage, info, weights, size, batch_size, *, jit_compile=False):
     rng = np.random.RandomState(0)
     images = rng.uniform(0, 255, (batch_size, height, width, 3)).astype("float32")
     labels = rng.randint(
-        0, info.num_classes + 1,
+        0,
+        info.num_classes + 1,
         (batch_size, -(-height // stride), -(-width // stride)),
     ).astype("int32")
     return lambda: model.train_on_batch(images, labels)
@@ -163,9 +165,7 @@ def machine_description():
 
 
 def print_table(headers, rows):
-    widths = [
-        max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)
-    ]
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers)]
     line = " | ".join(str(h).ljust(w) for h, w in zip(headers, widths))
     print(line)
     print("-|-".join("-" * w for w in widths))

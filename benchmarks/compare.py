@@ -58,21 +58,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 from absl import app, flags, logging
 
-import common
 from tf_enet import inference, presets, training
+
+import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("height", 360, "Image height of the first column.")
 flags.DEFINE_integer("width", 480, "Image width of the first column.")
-flags.DEFINE_list(
-    "extra_sizes", [], "More columns, HEIGHTxWIDTH (e.g. 512x1024); inference only."
-)
+flags.DEFINE_list("extra_sizes", [], "More columns, HEIGHTxWIDTH (e.g. 512x1024); inference only.")
 flags.DEFINE_integer("warmup", 3, "Untimed calls of every path first.")
 flags.DEFINE_integer("repeats", 10, "Timed rounds; the median is reported.")
 flags.DEFINE_integer("batch_size", 10, "Images per training step.")
 flags.DEFINE_integer("threads", 2, "Threads of PyTorch, TFLite and TensorFlow ops.")
 flags.DEFINE_enum(
-    "omp_wait_policy", None, ["ACTIVE", "PASSIVE"],
+    "omp_wait_policy",
+    None,
+    ["ACTIVE", "PASSIVE"],
     "OMP_WAIT_POLICY for PyTorch's OpenMP threads (unset: PyTorch's default). "
     "PASSIVE only where other jobs oversubscribe the cores: it slows PyTorch "
     "on free cores.",
@@ -80,7 +81,8 @@ flags.DEFINE_enum(
 flags.DEFINE_string("model", "enet_camvid", "Preset name, checkpoint dir or .keras.")
 PARTS = ("inference", "tflite", "training")
 flags.DEFINE_list(
-    "parts", list(PARTS),
+    "parts",
+    list(PARTS),
     "What to time: inference (the peer and the predictors), tflite (the "
     "fixed-size exports), training.",
 )
@@ -95,9 +97,7 @@ def _parse_size(text):
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise app.UsageError(
-            f"--extra_sizes takes HEIGHTxWIDTH; received {text!r}."
-        ) from None
+        raise app.UsageError(f"--extra_sizes takes HEIGHTxWIDTH; received {text!r}.") from None
     return height, width
 
 
@@ -169,10 +169,12 @@ def _inference_runners(torch, peer, model_path, keras_model, size, workdir):
         PEER: peer_logits,
         "peer: labels (forward + argmax)": peer_labels,
         DEFAULT_PREDICTOR: lambda: default.predict(images, input_size=size),
-        "predictor, runtime='keras': predict, labels":
-            lambda: keras.predict(images, input_size=size),
-        "predictor, runtime='keras', XLA: predict, labels":
-            lambda: xla.predict(images, input_size=size),
+        "predictor, runtime='keras': predict, labels": lambda: keras.predict(
+            images, input_size=size
+        ),
+        "predictor, runtime='keras', XLA: predict, labels": lambda: xla.predict(
+            images, input_size=size
+        ),
         "predictor, runtime='keras', XLA: logits": lambda: xla.logits(images),
     }
     for quantize in ("float32", "int8") if "tflite" in FLAGS.parts else ():
@@ -207,7 +209,8 @@ def _peer_training_step(torch, peer_lib, stage, info, weights, size, config):
     rng = np.random.RandomState(0)
     images = rng.uniform(0, 255, (config.batch_size, 3, height, width))
     labels = rng.randint(
-        0, info.num_classes + 1,
+        0,
+        info.num_classes + 1,
         (config.batch_size, -(-height // stride), -(-width // stride)),
     )
     labels[labels == info.num_classes] = info.ignore_index
@@ -225,19 +228,19 @@ def _peer_training_step(torch, peer_lib, stage, info, weights, size, config):
 
 
 def _training_runners(torch, peer_lib, info, weights, size):
-    config = training.TrainConfig(
-        height=size[0], width=size[1], batch_size=FLAGS.batch_size
-    )
+    config = training.TrainConfig(height=size[0], width=size[1], batch_size=FLAGS.batch_size)
     runners = {}
     for stage, peer_name in (("full", PEER_FULL_STEP), ("encoder", PEER_ENCODER_STEP)):
         runners[peer_name] = _peer_training_step(
             torch, peer_lib, stage, info, weights, size, config
         )
-        runners[f"tf_enet: training step, {stage} (train.py's compile)"] = (
-            common.training_step(
-                stage, info, weights, size, FLAGS.batch_size,
-                jit_compile=config.jit_compile,
-            )
+        runners[f"tf_enet: training step, {stage} (train.py's compile)"] = common.training_step(
+            stage,
+            info,
+            weights,
+            size,
+            FLAGS.batch_size,
+            jit_compile=config.jit_compile,
         )
     return runners
 

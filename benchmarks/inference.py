@@ -28,14 +28,25 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-import common
 import tf_enet
 from tf_enet import exporting, inference
 
+import common
+
 PATHS = (
-    "keras_predict", "keras_model_predict", "keras_predict_on_batch", "graph",
-    "xla", "saved_model", "tflite_float32", "tflite_float16", "tflite_int8",
-    "tflite_float32_fixed", "tflite_float16_fixed", "tflite_int8_fixed", "onnx",
+    "keras_predict",
+    "keras_model_predict",
+    "keras_predict_on_batch",
+    "graph",
+    "xla",
+    "saved_model",
+    "tflite_float32",
+    "tflite_float16",
+    "tflite_int8",
+    "tflite_float32_fixed",
+    "tflite_float16_fixed",
+    "tflite_int8_fixed",
+    "onnx",
 )
 
 FLAGS = flags.FLAGS
@@ -53,7 +64,7 @@ def _parse_size(text):
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise app.UsageError(f"--sizes takes HEIGHTxWIDTH; received {text!r}.")
+        raise app.UsageError(f"--sizes takes HEIGHTxWIDTH; received {text!r}.") from None
     return height, width
 
 
@@ -64,15 +75,14 @@ def _runners(model, workdir, paths, calibration_size):
     if "keras_predict" in paths:
         runners["keras_predict"] = lambda x: model.predict(x, verbose=0)
     if "keras_model_predict" in paths:
-        runners["keras_model_predict"] = lambda x: keras.Model.predict(
-            model, x, verbose=0
-        )
+        runners["keras_model_predict"] = lambda x: keras.Model.predict(model, x, verbose=0)
     if "keras_predict_on_batch" in paths:
         runners["keras_predict_on_batch"] = model.predict_on_batch
     for name, jit in (("graph", False), ("xla", True)):
         if name in paths:
             function = tf.function(
-                lambda x: model(x, training=False), input_signature=[spec],
+                lambda x: model(x, training=False),
+                input_signature=[spec],
                 jit_compile=jit,
             )
             runners[name] = lambda x, f=function: f(x).numpy()
@@ -80,9 +90,9 @@ def _runners(model, workdir, paths, calibration_size):
         directory = os.path.join(workdir, "saved_model")
         exporting.export_saved_model(model, directory)
         serving = tf.saved_model.load(directory).signatures["serving_default"]
-        runners["saved_model"] = lambda x: serving(
-            images=tf.constant(x.astype(np.uint8))
-        )["classes"].numpy()
+        runners["saved_model"] = lambda x: serving(images=tf.constant(x.astype(np.uint8)))[
+            "classes"
+        ].numpy()
     runners.update(_tflite_runners(model, workdir, paths, calibration_size))
     if "onnx" in paths:
         try:
@@ -128,30 +138,37 @@ def main(argv):
     with tempfile.TemporaryDirectory() as workdir:
         runners = _runners(model, workdir, FLAGS.paths, sizes[0])
         for height, width in sizes:
-            flops = common.count_flops(
-                flops_of, tf.TensorSpec([1, height, width, 3], tf.float32)
-            )
+            flops = common.count_flops(flops_of, tf.TensorSpec([1, height, width, 3], tf.float32))
             floor_ms = 1000 * flops / peak
-            images = np.random.RandomState(0).uniform(
-                0, 255, (FLAGS.batch_size, height, width, 3)
-            ).astype("float32")
+            images = (
+                np.random.RandomState(0)
+                .uniform(0, 255, (FLAGS.batch_size, height, width, 3))
+                .astype("float32")
+            )
             print(f"{height}x{width}: {flops / 1e9:.2f} GFLOP/image, floor {floor_ms:.1f} ms")
             if FLAGS.batch_size == 1:  # fixed-size exports take one image
-                runners.update(_tflite_runners(
-                    model, workdir, FLAGS.paths, (height, width), fixed=True
-                ))
+                runners.update(
+                    _tflite_runners(model, workdir, FLAGS.paths, (height, width), fixed=True)
+                )
             for name in FLAGS.paths:
                 if name not in runners:
                     continue
                 seconds = common.median_seconds(
-                    lambda: runners[name](images),
-                    warmup=FLAGS.warmup, repeats=FLAGS.repeats,
+                    lambda run=runners[name], images=images: run(images),
+                    warmup=FLAGS.warmup,
+                    repeats=FLAGS.repeats,
                 )
                 ms = 1000 * seconds / FLAGS.batch_size
-                rows.append([
-                    name, f"{height}x{width}", FLAGS.batch_size, f"{ms:.1f}",
-                    f"{1000 / ms:.1f}", f"{100 * floor_ms / ms:.0f}%",
-                ])
+                rows.append(
+                    [
+                        name,
+                        f"{height}x{width}",
+                        FLAGS.batch_size,
+                        f"{ms:.1f}",
+                        f"{1000 / ms:.1f}",
+                        f"{100 * floor_ms / ms:.0f}%",
+                    ]
+                )
     common.print_table(
         ["path", "size", "batch", "ms/image", "images/s", "share of FLOP floor"],
         rows,

@@ -119,8 +119,7 @@ class Bottleneck(nn.Module):
             )
         else:
             raise ValueError(
-                "`kind` must be 'regular', 'dilated' or 'asymmetric'; "
-                f"received {kind!r}."
+                f"`kind` must be 'regular', 'dilated' or 'asymmetric'; received {kind!r}."
             )
         self.conv_bn = _batch_norm(internal)
         self.conv_activation = _activation(activation, internal)
@@ -174,9 +173,7 @@ class UpsamplingBottleneck(nn.Module):
         self.projection = nn.Conv2d(in_channels, internal, 1, bias=False)
         self.projection_bn = _batch_norm(internal)
         self.projection_activation = _activation(activation, internal)
-        self.transposed_conv = nn.ConvTranspose2d(
-            internal, internal, 3, stride=2, bias=False
-        )
+        self.transposed_conv = nn.ConvTranspose2d(internal, internal, 3, stride=2, bias=False)
         self.conv_bn = _batch_norm(internal)
         self.conv_activation = _activation(activation, internal)
         self.expansion = nn.Conv2d(internal, channels, 1, bias=False)
@@ -214,9 +211,7 @@ class ENet(nn.Module):
     def __init__(self, num_classes, encoder_only=False):
         super().__init__()
         if not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(
-                f"`num_classes` must be a positive integer; received {num_classes!r}."
-            )
+            raise ValueError(f"`num_classes` must be a positive integer; received {num_classes!r}.")
         self.encoder_only = encoder_only
         self.register_buffer(
             "pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False
@@ -226,9 +221,7 @@ class ENet(nn.Module):
         )
         self.initial_block = InitialBlock()
         self.bottleneck1_0 = DownsamplingBottleneck(16, 64, "prelu", 0.01)
-        self.stage1 = nn.Sequential(
-            *(Bottleneck(64, "prelu", 0.01) for _ in range(4))
-        )
+        self.stage1 = nn.Sequential(*(Bottleneck(64, "prelu", 0.01) for _ in range(4)))
         self.bottleneck2_0 = DownsamplingBottleneck(64, 128, "prelu", 0.1)
         self.stages2_3 = nn.Sequential(
             *(
@@ -274,7 +267,4 @@ def convolution_kernels(module):
     biases, batch norm or PReLU); the peer's optimizer does the same with
     these in their own parameter group.
     """
-    return [
-        m.weight for m in module.modules()
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
-    ]
+    return [m.weight for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]

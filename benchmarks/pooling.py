@@ -13,8 +13,9 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-import common
 from tf_enet.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+
+import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_integer("batch_size", 10, "Batch size.")
@@ -28,7 +29,8 @@ def reference(x):
         x, 2, 2, padding="VALID", include_batch_in_index=True
     )
     flat = tf.scatter_nd(
-        tf.reshape(argmax, [-1, 1]), tf.reshape(pooled, [-1]),
+        tf.reshape(argmax, [-1, 1]),
+        tf.reshape(pooled, [-1]),
         [tf.size(x, out_type=tf.int64)],
     )
     return tf.reshape(flat, tf.shape(x))
@@ -50,13 +52,18 @@ def main(argv):
     print(common.machine_description())
     rows = []
     for height, width, channels in SHAPES:
-        x = tf.constant(np.random.RandomState(0).normal(
-            size=(FLAGS.batch_size, height, width, channels)).astype("float32"))
+        x = tf.constant(
+            np.random.RandomState(0)
+            .normal(size=(FLAGS.batch_size, height, width, channels))
+            .astype("float32")
+        )
         expected = reference(x).numpy()
         for name, function in paths.items():
             np.testing.assert_array_equal(function(x).numpy(), expected)
             ms = 1000 * common.median_seconds(
-                lambda: function(x).numpy(), warmup=3, repeats=FLAGS.repeats
+                lambda function=function, x=x: function(x).numpy(),
+                warmup=3,
+                repeats=FLAGS.repeats,
             )
             rows.append([name, f"{FLAGS.batch_size}x{height}x{width}x{channels}", f"{ms:.2f}"])
     common.print_table(["path (pool + unpool)", "input", "ms"], rows)

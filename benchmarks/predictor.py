@@ -50,7 +50,9 @@ flags.DEFINE_integer("repeats", 20, "Timed rounds; the median is reported.")
 flags.DEFINE_integer("cold_repeats", 3, "Fresh processes per cold start.")
 flags.DEFINE_integer("threads", 2, "PyTorch threads and TensorFlow intra-op threads.")
 flags.DEFINE_enum(
-    "omp_wait_policy", None, ["PASSIVE", "ACTIVE"],
+    "omp_wait_policy",
+    None,
+    ["PASSIVE", "ACTIVE"],
     "OMP_WAIT_POLICY for PyTorch's OpenMP threads (PASSIVE on a shared machine).",
 )
 
@@ -67,8 +69,7 @@ inference.load_predictor(sys.argv[2], runtime=sys.argv[3]).predict(image)
 def _samples():
     names = sorted(n for n in os.listdir(SAMPLES) if n.endswith((".jpg", ".png")))
     return [
-        cv2.cvtColor(cv2.imread(os.path.join(SAMPLES, n)), cv2.COLOR_BGR2RGB)[None]
-        for n in names
+        cv2.cvtColor(cv2.imread(os.path.join(SAMPLES, n)), cv2.COLOR_BGR2RGB)[None] for n in names
     ], names
 
 
@@ -77,8 +78,12 @@ def _process_seconds(code, *args):
     times = []
     for _ in range(FLAGS.cold_repeats):
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code, *args], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-c", code, *args],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -104,18 +109,22 @@ def main(argv):
     peer = peer_lib.ENet(default.num_classes).eval()
 
     print(common.machine_description())
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"model {default.path}, default runtime {default.runtime}")
+    print(
+        f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"model {default.path}, default runtime {default.runtime}"
+    )
     print("command: python benchmarks/predictor.py " + " ".join(sys.argv[1:]))
 
     differing = [
-        int((default.predict(image) != keras_predictor.predict(image)).sum())
-        for image in images
+        int((default.predict(image) != keras_predictor.predict(image)).sum()) for image in images
     ]
-    print("labels differing from runtime='keras' per sample: " + ", ".join(
-        f"{name} {count}/{image[0, ..., 0].size}"
-        for name, image, count in zip(names, images, differing)
-    ))
+    print(
+        "labels differing from runtime='keras' per sample: "
+        + ", ".join(
+            f"{name} {count}/{image[0, ..., 0].size}"
+            for name, image, count in zip(names, images, differing)
+        )
+    )
 
     peer_images = [torch.from_numpy(i.transpose(0, 3, 1, 2).astype(np.float32)) for i in images]
 
@@ -139,23 +148,27 @@ def main(argv):
             times[name].append(time.perf_counter() - start)
     medians = {name: statistics.median(t) for name, t in times.items()}
     peer_seconds = medians["peer (PyTorch, eager): forward + argmax"]
-    rows = [
-        [name, f"{1000 * s:.1f}", f"{peer_seconds / s:.2f}x"] for name, s in medians.items()
-    ]
+    rows = [[name, f"{1000 * s:.1f}", f"{peer_seconds / s:.2f}x"] for name, s in medians.items()]
     print()
     common.print_table(["path (360x480, batch 1)", "ms/image", "vs peer"], rows)
     print(f"\nmedians of {FLAGS.repeats} interleaved rounds after {FLAGS.warmup} warm-up calls")
 
-    print(f"\nload_predictor + first predict in this process (TensorFlow and "
-          f"tf_enet imported): {in_process:.2f} s")
+    print(
+        f"\nload_predictor + first predict in this process (TensorFlow and "
+        f"tf_enet imported): {in_process:.2f} s"
+    )
     image_file = os.path.join(SAMPLES, names[0])
     import_tf = _process_seconds(_IMPORT_TF)
-    print(f"cold start, process start to first labels (median of "
-          f"{FLAGS.cold_repeats} processes); importing TensorFlow alone: {import_tf:.2f} s")
+    print(
+        f"cold start, process start to first labels (median of "
+        f"{FLAGS.cold_repeats} processes); importing TensorFlow alone: {import_tf:.2f} s"
+    )
     for runtime in ("auto", "keras"):
         seconds = _process_seconds(_FIRST_LABELS, image_file, FLAGS.model, runtime)
-        print(f"  runtime={runtime!r}: {seconds:.2f} s, {seconds - import_tf:.2f} s "
-              f"beyond importing TensorFlow")
+        print(
+            f"  runtime={runtime!r}: {seconds:.2f} s, {seconds - import_tf:.2f} s "
+            f"beyond importing TensorFlow"
+        )
 
 
 if __name__ == "__main__":

@@ -16,13 +16,14 @@ close that stage runs to this machine's float32 matrix-product rate.
 import os
 import tempfile
 
+import keras
 import numpy as np
 import tensorflow as tf
-import keras
 from absl import app, flags
 
-import common
 import tf_enet
+
+import common
 
 PATHS = ("xla", "graph", "tflite_float32", "tflite_int8")
 
@@ -47,24 +48,28 @@ STAGE_ENDS = (
 def main(argv):
     del argv
     model = tf_enet.build_enet(11)
-    images = np.random.RandomState(0).uniform(
-        0, 255, (1, FLAGS.height, FLAGS.width, 3)
-    ).astype("float32")
+    images = (
+        np.random.RandomState(0)
+        .uniform(0, 255, (1, FLAGS.height, FLAGS.width, 3))
+        .astype("float32")
+    )
     peak = common.matmul_flops_per_second()
     spec = tf.TensorSpec([1, FLAGS.height, FLAGS.width, 3], tf.float32)
     rows, previous_ms, previous_flops = [], 0.0, 0
     for name, layer in STAGE_ENDS:
         prefix = keras.Model(model.input, model.get_layer(layer).output)
         run = _runner(prefix, images)
-        flops = common.count_flops(
-            tf.function(lambda x, m=prefix: m(x, training=False)), spec
-        )
+        flops = common.count_flops(tf.function(lambda x, m=prefix: m(x, training=False)), spec)
         ms = 1000 * common.median_seconds(run, warmup=3, repeats=FLAGS.repeats)
         stage_ms, stage_flops = ms - previous_ms, flops - previous_flops
-        rows.append([
-            name, f"{stage_ms:.1f}", f"{stage_flops / 1e9:.3f}",
-            f"{100 * (stage_flops / peak) * 1000 / max(stage_ms, 1e-3):.0f}%",
-        ])
+        rows.append(
+            [
+                name,
+                f"{stage_ms:.1f}",
+                f"{stage_flops / 1e9:.3f}",
+                f"{100 * (stage_flops / peak) * 1000 / max(stage_ms, 1e-3):.0f}%",
+            ]
+        )
         previous_ms, previous_flops = ms, flops
     print(common.machine_description())
     print(f"{FLAGS.height}x{FLAGS.width}, batch 1, {FLAGS.path}; total {previous_ms:.1f} ms")
@@ -74,15 +79,16 @@ def main(argv):
 def _runner(prefix, images):
     """A call running `prefix` on `images` the way `--path` says."""
     if FLAGS.path in ("xla", "graph"):
-        function = tf.function(
-            lambda x: prefix(x, training=False), jit_compile=FLAGS.path == "xla"
-        )
+        function = tf.function(lambda x: prefix(x, training=False), jit_compile=FLAGS.path == "xla")
         return lambda: tf.nest.map_structure(lambda t: t.numpy(), function(images))
     with tempfile.TemporaryDirectory() as workdir:
         interpreter = common.tflite_interpreter(
-            prefix, os.path.join(workdir, "prefix.tflite"),
-            FLAGS.path.removeprefix("tflite_"), images.shape[1:3],
-            fixed=True, threads=FLAGS.threads,
+            prefix,
+            os.path.join(workdir, "prefix.tflite"),
+            FLAGS.path.removeprefix("tflite_"),
+            images.shape[1:3],
+            fixed=True,
+            threads=FLAGS.threads,
         )
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]

@@ -14,9 +14,10 @@ import keras
 import numpy as np
 from absl import app, flags
 
-import common
 import tf_enet
 from tf_enet import data, training
+
+import common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", "data/CamVid", "CamVid root (for the pipeline).")
@@ -32,7 +33,9 @@ flags.DEFINE_list("stages", ["full", "encoder"], "Stages to time: full, encoder.
 
 def _step_seconds(stage, jit_compile, info, weights):
     config = training.TrainConfig(
-        height=FLAGS.height, width=FLAGS.width, batch_size=FLAGS.batch_size,
+        height=FLAGS.height,
+        width=FLAGS.width,
+        batch_size=FLAGS.batch_size,
         jit_compile=jit_compile,
     )
     builder = tf_enet.build_enet_encoder if stage == "encoder" else tf_enet.build_enet
@@ -43,13 +46,15 @@ def _step_seconds(stage, jit_compile, info, weights):
     rng = np.random.RandomState(0)
     images = rng.uniform(0, 255, (FLAGS.batch_size, FLAGS.height, FLAGS.width, 3))
     labels = rng.randint(
-        0, info.num_classes + 1,
+        0,
+        info.num_classes + 1,
         (FLAGS.batch_size, -(-FLAGS.height // stride), -(-FLAGS.width // stride)),
     )
     images, labels = images.astype("float32"), labels.astype("int32")
     return common.median_seconds(
         lambda: model.train_on_batch(images, labels),
-        warmup=FLAGS.warmup, repeats=FLAGS.repeats,
+        warmup=FLAGS.warmup,
+        repeats=FLAGS.repeats,
     )
 
 
@@ -67,14 +72,20 @@ def main(argv):
             seconds = _step_seconds(stage, jit == "on", info, weights)
             ms = 1000 * seconds / FLAGS.batch_size
             step_ms[(stage, jit)] = ms
-            rows.append([
-                f"train step, {stage}, XLA {jit}",
-                f"{FLAGS.height}x{FLAGS.width}", FLAGS.batch_size,
-                f"{ms:.1f}", f"{1000 / ms:.1f}",
-            ])
+            rows.append(
+                [
+                    f"train step, {stage}, XLA {jit}",
+                    f"{FLAGS.height}x{FLAGS.width}",
+                    FLAGS.batch_size,
+                    f"{ms:.1f}",
+                    f"{1000 / ms:.1f}",
+                ]
+            )
 
     pipeline = data.make_train_dataset(
-        dataset, height=FLAGS.height, width=FLAGS.width,
+        dataset,
+        height=FLAGS.height,
+        width=FLAGS.width,
         batch_size=FLAGS.batch_size,
     ).repeat()
     batches = iter(pipeline)
@@ -86,10 +97,15 @@ def main(argv):
 
     seconds = common.median_seconds(pull, warmup=1, repeats=FLAGS.repeats)
     pipeline_ms = 1000 * seconds / (FLAGS.pipeline_batches * FLAGS.batch_size)
-    rows.append([
-        "tf.data train pipeline", f"{FLAGS.height}x{FLAGS.width}",
-        FLAGS.batch_size, f"{pipeline_ms:.1f}", f"{1000 / pipeline_ms:.1f}",
-    ])
+    rows.append(
+        [
+            "tf.data train pipeline",
+            f"{FLAGS.height}x{FLAGS.width}",
+            FLAGS.batch_size,
+            f"{pipeline_ms:.1f}",
+            f"{1000 / pipeline_ms:.1f}",
+        ]
+    )
     common.print_table(["path", "size", "batch", "ms/image", "images/s"], rows)
     fastest = min(v for (stage, _), v in step_ms.items() if stage == "full") if step_ms else None
     if fastest:

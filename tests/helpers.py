@@ -60,8 +60,8 @@ def draw_shapes(rng, size):
     image = colours[ids] + rng.normal(0, 12, (size, size, 3))
     # A patch coloured like a random class but labelled ignore.
     py, px = rng.randint(0, size - 6, 2)
-    image[py:py + 6, px:px + 6] = colours[rng.randint(0, len(colours))]
-    ignore[py:py + 6, px:px + 6] = True
+    image[py : py + 6, px : px + 6] = colours[rng.randint(0, len(colours))]
+    ignore[py : py + 6, px : px + 6] = True
     ids = np.where(ignore, IGNORE, ids).astype(np.uint8)
     return np.clip(image, 0, 255).astype(np.uint8), ids
 
@@ -77,14 +77,11 @@ def make_shapes_dataset(root, num_train=32, num_val=8, size=64, seed=0):
     """
     rng = np.random.RandomState(seed)
     root = str(root)
-    classes = [{"name": name, "color": list(colour)}
-               for name, colour, _ in SHAPE_CLASSES]
+    classes = [{"name": name, "color": list(colour)} for name, colour, _ in SHAPE_CLASSES]
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "classes.json"), "w") as f:
-        json.dump({"classes": classes, "ignore_index": IGNORE,
-                   "ignore_color": [255, 255, 255]}, f)
-    palette = np.array([c[1] for c in SHAPE_CLASSES] + [(255, 255, 255)],
-                       np.uint8)
+        json.dump({"classes": classes, "ignore_index": IGNORE, "ignore_color": [255, 255, 255]}, f)
+    palette = np.array([c[1] for c in SHAPE_CLASSES] + [(255, 255, 255)], np.uint8)
     for split, count in (("train", num_train), ("val", num_val)):
         for i in range(count):
             image, ids = draw_shapes(rng, size)
@@ -117,8 +114,14 @@ def subprocess_env(tmp_path, **extra):
 def train_flags(data_dir, checkpoint_dir, **flags):
     """`train.py` arguments for the shapes dataset; `flags` override."""
     options = dict(
-        dataset="folder", data_dir=data_dir, checkpoint_dir=checkpoint_dir,
-        height=64, width=64, batch_size=8, verbose=2, seed=0,
+        dataset="folder",
+        data_dir=data_dir,
+        checkpoint_dir=checkpoint_dir,
+        height=64,
+        width=64,
+        batch_size=8,
+        verbose=2,
+        seed=0,
     )
     options.update(flags)
     args = []

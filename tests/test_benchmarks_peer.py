@@ -62,13 +62,22 @@ def test_output_shapes(size):
 
 def test_activations_follow_the_paper():
     peer = peer_torch_enet.ENet(3)
-    encoder = [peer.initial_block, peer.bottleneck1_0, peer.stage1,
-               peer.bottleneck2_0, peer.stages2_3]
+    encoder = [
+        peer.initial_block,
+        peer.bottleneck1_0,
+        peer.stage1,
+        peer.bottleneck2_0,
+        peer.stages2_3,
+    ]
     decoder = [peer.bottleneck4_0, peer.stage4, peer.bottleneck5_0, peer.stage5]
 
     def kinds(parts):
-        return {type(m) for part in parts for m in part.modules()
-                if isinstance(m, (torch.nn.PReLU, torch.nn.ReLU))}
+        return {
+            type(m)
+            for part in parts
+            for m in part.modules()
+            if isinstance(m, (torch.nn.PReLU, torch.nn.ReLU))
+        }
 
     assert kinds(encoder) == {torch.nn.PReLU}
     assert kinds(decoder) == {torch.nn.ReLU}
@@ -78,7 +87,8 @@ def test_convolution_kernels_are_those_tf_enet_decays():
     peer = peer_torch_enet.ENet(3)
     kernels = peer_torch_enet.convolution_kernels(peer)
     convolutions = [
-        layer for layer in tf_enet.build_enet(3).layers
+        layer
+        for layer in tf_enet.build_enet(3).layers
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
     ]
     assert len(kernels) == len(convolutions) == 89
@@ -93,13 +103,14 @@ def _peer_module(peer, layer_name):
         return peer.fullconv
     if layer_name.startswith("initial_block_"):
         return getattr(peer.initial_block, layer_name.removeprefix("initial_block_"))
-    match = re.fullmatch(
-        r"bottleneck(\d)_(\d)(?:_dilated|_asymmetric)?_(\w+)", layer_name
-    )
+    match = re.fullmatch(r"bottleneck(\d)_(\d)(?:_dilated|_asymmetric)?_(\w+)", layer_name)
     stage, index, part = match.group(1), int(match.group(2)), match.group(3)
     repeated = {
-        "1": peer.stage1, "2": peer.stages2_3, "3": peer.stages2_3[8:],
-        "4": peer.stage4, "5": [peer.stage5],
+        "1": peer.stage1,
+        "2": peer.stages2_3,
+        "3": peer.stages2_3[8:],
+        "4": peer.stage4,
+        "5": [peer.stage5],
     }[stage]
     block = getattr(peer, f"bottleneck{stage}_0") if index == 0 else repeated[index - 1]
     if re.fullmatch(r"conv_\d+x1", part):
@@ -154,24 +165,42 @@ def test_with_tf_enet_weights_the_peer_computes_tf_enet_logits(size):
 @pytest.mark.slow
 def test_compare_prints_every_row(tmp_path):
     command = [
-        sys.executable, os.path.join(BENCHMARKS, "compare.py"),
-        "--height", "32", "--width", "48", "--repeats", "1", "--warmup", "0",
-        "--batch_size", "1", "--parts", "inference,training",
+        sys.executable,
+        os.path.join(BENCHMARKS, "compare.py"),
+        "--height",
+        "32",
+        "--width",
+        "48",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--batch_size",
+        "1",
+        "--parts",
+        "inference,training",
     ]
     result = subprocess.run(
-        command, check=False, capture_output=True, text=True, cwd=tmp_path,
+        command,
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
         timeout=900,
         env={**os.environ, "CUDA_VISIBLE_DEVICES": "-1"},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = {
         line.split("|")[0].strip(): [c.strip() for c in line.split("|")[1:]]
-        for line in result.stdout.splitlines() if "|" in line
+        for line in result.stdout.splitlines()
+        if "|" in line
     }
     assert rows["peer: PyTorch ENet, eager"][1] == "1.00x"
     assert rows["peer: training step, full"][1] == "1.00x"
-    for name in ("predictor, default: predict, labels",
-                 "tf_enet: training step, full (train.py's compile)",
-                 "tf_enet: training step, encoder (train.py's compile)"):
+    for name in (
+        "predictor, default: predict, labels",
+        "tf_enet: training step, full (train.py's compile)",
+        "tf_enet: training step, encoder (train.py's compile)",
+    ):
         ms, ratio = rows[name]
         assert float(ms) > 0 and ratio.endswith("x")

@@ -73,14 +73,10 @@ def test_a_batch_counts_instances_image_by_image():
     one_by_one.update(labels, predictions, instances)
     one_by_one.update(labels, predictions_b, instances)
     for key in ("per_class_iou", "per_class_iiou", "per_category_iiou"):
-        np.testing.assert_allclose(
-            batch.result()[key], one_by_one.result()[key], equal_nan=True
-        )
+        np.testing.assert_allclose(batch.result()[key], one_by_one.result()[key], equal_nan=True)
     # person iIoU by hand: tp 3 S, fn S (twice the first image), fp 1.
     size = AVERAGE_INSTANCE_SIZE["person"]
-    assert batch.result()["per_class_iiou"][PERSON] == pytest.approx(
-        3 * size / (4 * size + 1)
-    )
+    assert batch.result()["per_class_iiou"][PERSON] == pytest.approx(3 * size / (4 * size + 1))
     assert batch.result()["num_images"] == 2
 
 
@@ -152,14 +148,10 @@ def make_fixture(root, rng, num_images=3, height=48, width=96):
         label_ids[:6, -10:] = 24
         instance_ids[:6, -10:] = 24  # a crowd: no instance number
         train_ids = data.Cityscapes.label_mapping.id_array()[label_ids]
-        prediction = np.where(
-            train_ids == IGNORE, rng.randint(0, 19, train_ids.shape), train_ids
-        )
+        prediction = np.where(train_ids == IGNORE, rng.randint(0, 19, train_ids.shape), train_ids)
         noise = rng.rand(height, width) < 0.2
         prediction[noise] = rng.randint(0, 19, noise.sum())
-        wrong_blocks = np.kron(
-            rng.rand(height // 8, width // 8) < 0.15, np.ones((8, 8), bool)
-        )
+        wrong_blocks = np.kron(rng.rand(height // 8, width // 8) < 0.15, np.ones((8, 8), bool))
         prediction[wrong_blocks] = (prediction[wrong_blocks] + 3) % 19
 
         name = f"city_{i:06d}_000019"
@@ -169,9 +161,7 @@ def make_fixture(root, rng, num_images=3, height=48, width=96):
         )
         gt = root / "gtFine" / "val" / "city"
         write_png(gt / f"{name}_gtFine_labelIds.png", label_ids.astype(np.uint8))
-        write_png(
-            gt / f"{name}_gtFine_instanceIds.png", instance_ids.astype(np.uint16)
-        )
+        write_png(gt / f"{name}_gtFine_instanceIds.png", instance_ids.astype(np.uint16))
         predictions[name] = prediction
     return predictions
 
@@ -193,9 +183,7 @@ def test_scores_match_the_official_cityscapes_evaluation(tmp_path, monkeypatch):
         name = os.path.basename(label_path)[: -len("_gtFine_labelIds.png")]
         label_ids = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
         labels = data.Cityscapes.label_mapping.id_array()[label_ids]
-        metric.update(
-            labels, predictions[name], cityscapes.read_instance_ids(instance_path)
-        )
+        metric.update(labels, predictions[name], cityscapes.read_instance_ids(instance_path))
         # The official script reads predictions as label ids.
         as_label_ids = np.vectorize(TRAIN_TO_LABEL.get)(predictions[name])
         prediction_files.append(str(tmp_path / "pred" / f"{name}_pred.png"))
@@ -207,21 +195,24 @@ def test_scores_match_the_official_cityscapes_evaluation(tmp_path, monkeypatch):
         # cityscapesscripts 2.3 calls np.in1d, which NumPy 2.4 removed;
         # np.isin flattened is its documented replacement.
         monkeypatch.setattr(
-            np, "in1d",
+            np,
+            "in1d",
             lambda a, b, invert=False: np.isin(a, b, invert=invert).ravel(),
             raising=False,
         )
-    for key, value in (("quiet", True), ("JSONOutput", False),
-                       ("evalInstLevelScore", True), ("evalPixelAccuracy", False)):
+    for key, value in (
+        ("quiet", True),
+        ("JSONOutput", False),
+        ("evalInstLevelScore", True),
+        ("evalPixelAccuracy", False),
+    ):
         monkeypatch.setattr(official.args, key, value)
     theirs = official.evaluateImgLists(prediction_files, gt_files, official.args)
 
     assert ours["class_iou"] == pytest.approx(theirs["averageScoreClasses"], abs=1e-4)
     assert ours["class_iiou"] == pytest.approx(theirs["averageScoreInstClasses"], abs=1e-4)
     assert ours["category_iou"] == pytest.approx(theirs["averageScoreCategories"], abs=1e-4)
-    assert ours["category_iiou"] == pytest.approx(
-        theirs["averageScoreInstCategories"], abs=1e-4
-    )
+    assert ours["category_iiou"] == pytest.approx(theirs["averageScoreInstCategories"], abs=1e-4)
     for i, name in enumerate(ours["class_names"]):
         np.testing.assert_allclose(
             [ours["per_class_iou"][i], ours["per_class_iiou"][i]],
@@ -254,8 +245,11 @@ def test_instance_files_pair_with_the_masks(tmp_path):
         assert cityscapes.read_instance_ids(instances).dtype == np.int32
 
     os.remove(triples[1][2])
-    with pytest.raises(data.DatasetError, match=r"1 Cityscapes labelIds masks .*"
-                       r"city_000001_000019_gtFine_instanceIds.png"):
+    with pytest.raises(
+        data.DatasetError,
+        match=r"1 Cityscapes labelIds masks .*"
+        r"city_000001_000019_gtFine_instanceIds.png",
+    ):
         ds.files_with_instances("val")
 
 
@@ -284,7 +278,14 @@ def test_summary_is_plain_json():
     metric.update(*hand_example())
     summary = metric.summary()
     assert list(summary["per_class_iiou"]) == [
-        "person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle",
+        "person",
+        "rider",
+        "car",
+        "truck",
+        "bus",
+        "train",
+        "motorcycle",
+        "bicycle",
     ]
     assert list(summary["per_category_iiou"]) == ["human", "vehicle"]
     assert len(summary["per_class_iou"]) == 19 and len(summary["per_category_iou"]) == 7
@@ -303,8 +304,9 @@ def test_evaluate_reports_the_benchmark_scores_of_each_image(tmp_path):
 
     predictions = make_fixture(tmp_path, np.random.RandomState(3))
     dataset = data.get_dataset("cityscapes", str(tmp_path))
-    stems = [os.path.basename(image).replace("_leftImg8bit.png", "")
-             for image, _ in dataset.files("val")]
+    stems = [
+        os.path.basename(image).replace("_leftImg8bit.png", "") for image, _ in dataset.files("val")
+    ]
     ordered = iter([predictions[stem] for stem in stems])
 
     def runner(images):  # one image per call: the fixture's prediction
@@ -313,8 +315,7 @@ def test_evaluate_reports_the_benchmark_scores_of_each_image(tmp_path):
     predictor = inference.Predictor(runner, dataset.info)
     results = inference.evaluate(predictor, dataset, "val")
     expected = CityscapesIoU()
-    for (_, label_path, instance_path), stem in zip(
-            dataset.files_with_instances("val"), stems):
+    for (_, label_path, instance_path), stem in zip(dataset.files_with_instances("val"), stems):
         label_ids = cv2.imread(label_path, cv2.IMREAD_UNCHANGED)
         train_ids = data.Cityscapes.label_mapping.id_array()[label_ids]
         expected.update(train_ids, predictions[stem], cityscapes.read_instance_ids(instance_path))

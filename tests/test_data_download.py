@@ -87,8 +87,15 @@ def test_download_extracts_only_camvid(tmp_path, server, capsys):
     assert status == 0
     assert os.listdir(data_dir) == ["CamVid"]  # no temporary files left
     assert sorted(os.listdir(data_dir / "CamVid")) == [
-        "test", "test.txt", "testannot", "train", "train.txt", "trainannot",
-        "val", "val.txt", "valannot",
+        "test",
+        "test.txt",
+        "testannot",
+        "train",
+        "train.txt",
+        "trainannot",
+        "val",
+        "val.txt",
+        "valannot",
     ]
     ds = data.get_dataset("camvid", str(data_dir / "CamVid"))
     assert len(ds.files("train")) == 2
@@ -141,9 +148,19 @@ def test_archive_without_camvid_is_refused(tmp_path, server, capsys):
 def test_module_entry_point_exits_with_status_1(tmp_path):
     url = f"http://127.0.0.1:{free_port()}/master.zip"
     result = subprocess.run(
-        [sys.executable, "-m", "tf_enet.data.download", "camvid",
-         "--data_dir", str(tmp_path / "data"), "--url", url],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "tf_enet.data.download",
+            "camvid",
+            "--data_dir",
+            str(tmp_path / "data"),
+            "--url",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 1
     last_line = result.stderr.strip().splitlines()[-1]
@@ -171,43 +188,50 @@ def sunrgbd_archives(www, train=(1, 2, 3), test=(1, 2), labels=None):
     image, label = png_bytes(np.zeros((4, 6, 3))), png_bytes(np.ones((4, 6)))
     if labels is None:
         labels = list(test) + [n + 5050 for n in train]
-    (www / "SUNRGBD-train_images.tgz").write_bytes(tar_gz(
-        {f"SUNRGBD-train_images/img-{n:06d}.jpg": image for n in train}
-        | {"SUNRGBD-train_images/readme.txt": b"not an image"}
-    ))
-    (www / "SUNRGBD-test_images.tgz").write_bytes(tar_gz(
-        {f"img-{n:06d}.jpg": image for n in test}
-    ))
-    (www / "sunrgbd_train_test_labels.tar.gz").write_bytes(tar_gz(
-        {f"img-{n:06d}.png": label for n in labels}
-    ))
+    (www / "SUNRGBD-train_images.tgz").write_bytes(
+        tar_gz(
+            {f"SUNRGBD-train_images/img-{n:06d}.jpg": image for n in train}
+            | {"SUNRGBD-train_images/readme.txt": b"not an image"}
+        )
+    )
+    (www / "SUNRGBD-test_images.tgz").write_bytes(tar_gz({f"img-{n:06d}.jpg": image for n in test}))
+    (www / "sunrgbd_train_test_labels.tar.gz").write_bytes(
+        tar_gz({f"img-{n:06d}.png": label for n in labels})
+    )
 
 
 def test_sunrgbd_download_builds_the_layout(tmp_path, server, capsys):
     www, base_url = server
     sunrgbd_archives(www)
     data_dir = tmp_path / "data"
-    status = download.main(
-        ["sunrgbd", "--data_dir", str(data_dir), "--mirror", base_url + "/"]
-    )
+    status = download.main(["sunrgbd", "--data_dir", str(data_dir), "--mirror", base_url + "/"])
     assert status == 0
     assert os.listdir(data_dir) == ["SUNRGBD"]  # no temporary files left
     root = data_dir / "SUNRGBD"
     assert sorted(os.listdir(root)) == [
-        "SUNRGBD-test_images", "SUNRGBD-train_images", "sunrgbd_train_test_labels",
+        "SUNRGBD-test_images",
+        "SUNRGBD-train_images",
+        "sunrgbd_train_test_labels",
     ]
     # The training archive's folder is flattened; its other files are left.
     assert sorted(os.listdir(root / "SUNRGBD-train_images")) == [
-        "img-000001.jpg", "img-000002.jpg", "img-000003.jpg",
+        "img-000001.jpg",
+        "img-000002.jpg",
+        "img-000003.jpg",
     ]
     ds = data.get_dataset("sunrgbd", str(root))
     assert [os.path.basename(m) for _, m in ds.files("train")] == [
-        "img-005051.png", "img-005052.png", "img-005053.png",
+        "img-005051.png",
+        "img-005052.png",
+        "img-005053.png",
     ]
     assert len(ds.files("test")) == 2
     err = capsys.readouterr().err
-    for name in ("SUNRGBD-train_images.tgz", "SUNRGBD-test_images.tgz",
-                 "sunrgbd_train_test_labels.tar.gz"):
+    for name in (
+        "SUNRGBD-train_images.tgz",
+        "SUNRGBD-test_images.tgz",
+        "sunrgbd_train_test_labels.tar.gz",
+    ):
         assert f"Downloading {base_url}/{name}" in err
     assert err.count("100.0%") == 3
 
@@ -234,8 +258,10 @@ def test_sunrgbd_download_refuses_unpaired_files(tmp_path, server, capsys):
         (None, "HTTP 404"),
         (b"<html>not a tar</html>", "not a valid tar archive"),
         (tar_gz({"README": b"no images"}), "no files named like"),
-        (tar_gz({"a/img-000001.jpg": b"1", "b/img-000001.jpg": b"2"}),
-         "holds img-000001.jpg twice (b/img-000001.jpg)"),
+        (
+            tar_gz({"a/img-000001.jpg": b"1", "b/img-000001.jpg": b"2"}),
+            "holds img-000001.jpg twice (b/img-000001.jpg)",
+        ),
     ],
 )
 def test_sunrgbd_bad_archives_leave_nothing(tmp_path, server, capsys, served, message):

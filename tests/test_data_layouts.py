@@ -223,8 +223,7 @@ def test_folder_jpeg_masks_are_refused(tmp_path):
             '"ignore_index" 0 is a class id',
         ),
         (
-            {"classes": [{"name": "a", "color": [1, 2, 3]},
-                         {"name": "b", "color": [1, 2, 3]}]},
+            {"classes": [{"name": "a", "color": [1, 2, 3]}, {"name": "b", "color": [1, 2, 3]}]},
             "share a colour",
         ),
     ],

@@ -32,10 +32,7 @@ def write(path, array):
 
 def make_folder(root, images, masks, num_classes=4, **extra):
     """A folder dataset of `images` (name -> array) and `masks`."""
-    classes = [
-        {"name": f"c{i}", "color": [i * 50, 255 - i * 50, 7]}
-        for i in range(num_classes)
-    ]
+    classes = [{"name": f"c{i}", "color": [i * 50, 255 - i * 50, 7]} for i in range(num_classes)]
     os.makedirs(root, exist_ok=True)
     (root / "classes.json").write_text(
         json.dumps({"classes": classes, "ignore_index": IGNORE, **extra})
@@ -63,7 +60,7 @@ def test_images_decode_to_8bit_rgb(tmp_path):
     }
     masks = {name.split(".")[0] + ".png": np.zeros((1, 3), np.uint8) for name in images}
     ds = make_folder(tmp_path, images, masks)
-    (x, _), = batches(data.make_eval_dataset(ds, "train", batch_size=4))
+    ((x, _),) = batches(data.make_eval_dataset(ds, "train", batch_size=4))
     assert x.dtype == np.float32 and x.shape == (4, 1, 3, 3)
     np.testing.assert_array_equal(x[0, 0], np.repeat(gray[0, :, None], 3, axis=1))
     np.testing.assert_array_equal(x[1, 0, 0], [30, 20, 10])  # alpha dropped
@@ -76,20 +73,24 @@ def test_images_decode_to_8bit_rgb(tmp_path):
 
 def test_cityscapes_label_ids_become_train_ids(tmp_path):
     frame = "lindau_000000_000019"
-    write(tmp_path / "leftImg8bit/val/lindau" / f"{frame}_leftImg8bit.png",
-          np.zeros((2, 3, 3), np.uint8))
+    write(
+        tmp_path / "leftImg8bit/val/lindau" / f"{frame}_leftImg8bit.png",
+        np.zeros((2, 3, 3), np.uint8),
+    )
     label_ids = np.array([[7, 26, 0], [33, 255, 9]], np.uint8)
     write(tmp_path / "gtFine/val/lindau" / f"{frame}_gtFine_labelIds.png", label_ids)
     ds = data.get_dataset("cityscapes", str(tmp_path))
-    (_, y), = batches(data.make_eval_dataset(ds, "val", batch_size=1))
+    ((_, y),) = batches(data.make_eval_dataset(ds, "val", batch_size=1))
     # road 7 -> 0, car 26 -> 13, unlabeled 0 -> 255, bicycle 33 -> 18,
     # license plate 255 -> 255, parking 9 -> 255.
     np.testing.assert_array_equal(y[0], [[0, 13, 255], [18, 255, 255]])
 
 
 def test_cityscapes_test_split_cannot_train(tmp_path):
-    write(tmp_path / "leftImg8bit/test/berlin/berlin_0_0_leftImg8bit.png",
-          np.zeros((2, 3, 3), np.uint8))
+    write(
+        tmp_path / "leftImg8bit/test/berlin/berlin_0_0_leftImg8bit.png",
+        np.zeros((2, 3, 3), np.uint8),
+    )
     ds = data.get_dataset("cityscapes", str(tmp_path))
     with pytest.raises(data.DatasetError, match="'test' has no labels"):
         data.make_train_dataset(ds, "test", height=2, width=3, batch_size=1)
@@ -99,17 +100,14 @@ def test_cityscapes_test_split_cannot_train(tmp_path):
 
 def test_colour_and_id_masks_map_to_ids(tmp_path):
     # Class colours are (i * 50, 255 - i * 50, 7); black is the ignore colour.
-    colour_mask = np.array(
-        [[[0, 255, 7], [50, 205, 7], [150, 105, 7], [0, 0, 0]]], np.uint8
-    )
+    colour_mask = np.array([[[0, 255, 7], [50, 205, 7], [150, 105, 7], [0, 0, 0]]], np.uint8)
     ds = make_folder(
         tmp_path,
-        {"a.png": np.zeros((1, 4, 3), np.uint8),
-         "b.png": np.zeros((1, 4, 3), np.uint8)},
+        {"a.png": np.zeros((1, 4, 3), np.uint8), "b.png": np.zeros((1, 4, 3), np.uint8)},
         {"a.png": colour_mask, "b.png": np.array([[3, 2, IGNORE, 0]], np.uint8)},
         ignore_color=[0, 0, 0],
     )
-    (_, y), = batches(data.make_eval_dataset(ds, "train", batch_size=2))
+    ((_, y),) = batches(data.make_eval_dataset(ds, "train", batch_size=2))
     np.testing.assert_array_equal(y, [[[0, 1, 3, IGNORE]], [[3, 2, IGNORE, 0]]])
 
 
@@ -140,11 +138,9 @@ def test_augmentation_keeps_image_and_mask_aligned(tmp_path):
             padded += ignore.sum()
             # Away from block edges (where bilinear blends colours) the
             # image colour must be the colour of the mask's class.
-            windows = np.lib.stride_tricks.sliding_window_view(
-                np.pad(mask, 2, mode="edge"), (5, 5))
+            windows = np.lib.stride_tricks.sliding_window_view(np.pad(mask, 2, mode="edge"), (5, 5))
             interior = (windows.min((2, 3)) == windows.max((2, 3))) & ~ignore
-            np.testing.assert_allclose(
-                image[interior], CLASS_COLORS[mask[interior]], atol=1e-3)
+            np.testing.assert_allclose(image[interior], CLASS_COLORS[mask[interior]], atol=1e-3)
             checked += interior.sum()
     assert padded > 0  # some scale < 1 happened
     assert checked > 0.5 * 16 * 24 * 32
@@ -168,13 +164,15 @@ def test_flips_are_seeded_and_reproducible(tmp_path):
     image[:, 0] = 255
     mask = np.zeros((4, 6), np.uint8)
     mask[:, 0] = 1
-    ds = make_folder(tmp_path, {f"{i}.png": image for i in range(8)},
-                     {f"{i}.png": mask for i in range(8)})
+    ds = make_folder(
+        tmp_path, {f"{i}.png": image for i in range(8)}, {f"{i}.png": mask for i in range(8)}
+    )
 
     def make(seed):
         # Scale 1 on an image of the training size leaves only the flip.
         return data.make_train_dataset(
-            ds, height=4, width=6, batch_size=4, seed=seed, min_scale=1, max_scale=1)
+            ds, height=4, width=6, batch_size=4, seed=seed, min_scale=1, max_scale=1
+        )
 
     first, second = flip_patterns(make(seed=7))
     assert 0 < sum(first) < 8  # both flipped and unflipped
@@ -188,8 +186,7 @@ def test_label_stride_takes_cell_centres(tmp_path):
     ids_24 = (np.arange(24 * 32).reshape(24, 32) % 4).astype(np.uint8)
     ds = make_folder(
         tmp_path,
-        {"a.png": np.zeros((20, 30, 3), np.uint8),
-         "b.png": np.zeros((24, 32, 3), np.uint8)},
+        {"a.png": np.zeros((20, 30, 3), np.uint8), "b.png": np.zeros((24, 32, 3), np.uint8)},
         {"a.png": ids, "b.png": ids_24},
     )
     evaluation = data.make_eval_dataset(ds, "train", batch_size=1, label_stride=8)
@@ -202,19 +199,19 @@ def test_label_stride_takes_cell_centres(tmp_path):
     np.testing.assert_array_equal(yb[0], ids_24[4::8, 4::8])
 
     train = data.make_train_dataset(
-        ds, height=24, width=32, batch_size=2, label_stride=8, augment=False, limit=2)
+        ds, height=24, width=32, batch_size=2, label_stride=8, augment=False, limit=2
+    )
     assert train.element_spec[1].shape == (2, 3, 4)
 
 
 def test_eval_resizes_images_only_and_pads_masks(tmp_path):
     ds = make_folder(
         tmp_path,
-        {"a.png": np.zeros((4, 6, 3), np.uint8),
-         "b.png": np.zeros((2, 8, 3), np.uint8)},
+        {"a.png": np.zeros((4, 6, 3), np.uint8), "b.png": np.zeros((2, 8, 3), np.uint8)},
         {"a.png": np.ones((4, 6), np.uint8), "b.png": np.full((2, 8), 2, np.uint8)},
     )
     evaluation = data.make_eval_dataset(ds, "train", batch_size=2, height=8, width=8)
-    (x, y), = batches(evaluation)
+    ((x, y),) = batches(evaluation)
     assert x.shape == (2, 8, 8, 3)
     # Masks keep their own resolution, padded with the ignore id to 4x8.
     assert y.shape == (2, 4, 8)
@@ -234,12 +231,16 @@ def test_input_context_shards_files_disjointly(tmp_path):
     seen = []
     for pipeline in range(2):
         context = tf.distribute.InputContext(
-            num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2)
+            num_input_pipelines=2, input_pipeline_id=pipeline, num_replicas_in_sync=2
+        )
         train = data.make_train_dataset(
-            ds, height=2, width=2, batch_size=4, augment=False, input_context=context)
+            ds, height=2, width=2, batch_size=4, augment=False, input_context=context
+        )
         assert train.element_spec[0].shape[0] == 2  # per-replica batch
-        assert (train.options().experimental_distribute.auto_shard_policy
-                == tf.data.experimental.AutoShardPolicy.OFF)
+        assert (
+            train.options().experimental_distribute.auto_shard_policy
+            == tf.data.experimental.AutoShardPolicy.OFF
+        )
         seen.append({int(x[0, 0, 0]) // 10 for xs, _ in batches(train) for x in xs})
     assert seen[0].isdisjoint(seen[1])
     assert seen[0] | seen[1] == set(range(8))
@@ -251,7 +252,7 @@ def test_limit_and_batch_larger_than_split(tmp_path):
         {f"{i}.png": np.full((2, 2, 3), i, np.uint8) for i in range(5)},
         {f"{i}.png": np.zeros((2, 2), np.uint8) for i in range(5)},
     )
-    (x, _), = batches(data.make_eval_dataset(ds, "train", batch_size=8, limit=3))
+    ((x, _),) = batches(data.make_eval_dataset(ds, "train", batch_size=8, limit=3))
     np.testing.assert_array_equal(x[:, 0, 0, 0], [0, 1, 2])  # the first 3 sorted
     with pytest.raises(data.DatasetError, match="3 images, fewer than one batch of 4"):
         data.make_train_dataset(ds, height=2, width=2, batch_size=4, limit=3)
@@ -261,8 +262,10 @@ def test_limit_and_batch_larger_than_split(tmp_path):
 
 def test_pipeline_refuses_bad_files_before_training(tmp_path):
     ds = make_folder(
-        tmp_path, {"a.png": np.zeros((2, 2, 3), np.uint8)},
-        {"a.png": np.array([[0, 9], [1, 1]], np.uint8)})
+        tmp_path,
+        {"a.png": np.zeros((2, 2, 3), np.uint8)},
+        {"a.png": np.array([[0, 9], [1, 1]], np.uint8)},
+    )
     with pytest.raises(data.DatasetError, match=r"a.png has invalid values \[9\]"):
         data.make_train_dataset(ds, height=2, width=2, batch_size=1)
 

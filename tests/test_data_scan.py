@@ -58,9 +58,7 @@ def test_enet_weights_by_hand(tmp_path):
     weights = data.class_weights(stats, "enet")
     # p = [0.3, 0.3, 0.4, 0...]; 1/ln(1.32) = 3.60188, 1/ln(1.42) = 2.85180,
     # 1/ln(1.02) = 50.4983.
-    np.testing.assert_allclose(
-        weights, [3.60188, 3.60188, 2.85180] + [50.4983] * 8, rtol=1e-5
-    )
+    np.testing.assert_allclose(weights, [3.60188, 3.60188, 2.85180] + [50.4983] * 8, rtol=1e-5)
 
 
 def test_none_and_unknown_weights():
@@ -112,8 +110,7 @@ def test_corrupt_and_truncated_files_are_all_listed(tmp_path):
 
 def test_truncated_jpeg_is_caught(tmp_path):
     # Older OpenCV decodes a cut JPEG with only a warning; TensorFlow fails.
-    ok, jpeg = cv2.imencode(".jpg", np.random.RandomState(0).randint(
-        0, 255, (64, 64, 3), np.uint8))
+    ok, jpeg = cv2.imencode(".jpg", np.random.RandomState(0).randint(0, 255, (64, 64, 3), np.uint8))
     path = tmp_path / "cut.jpg"
     path.write_bytes(jpeg.tobytes()[:-100])
     with pytest.raises(data.DatasetError, match="cut.jpg: .*truncated"):
@@ -124,8 +121,9 @@ def test_colour_mask_in_id_dataset_and_16_bit_value_past_ids_are_refused(tmp_pat
     ds = make_camvid(tmp_path, {"a": MASK_A, "b": MASK_B})
     write(tmp_path / "data" / "trainannot" / "a.png", np.zeros((2, 3, 3), np.uint8))
     # A 16-bit mask is read as its values; 300 is no CamVid id.
-    write(tmp_path / "data" / "trainannot" / "b.png",
-          np.array([[0, 1, 300], [2, 11, 0]], np.uint16))
+    write(
+        tmp_path / "data" / "trainannot" / "b.png", np.array([[0, 1, 300], [2, 11, 0]], np.uint16)
+    )
     with pytest.raises(data.DatasetError) as e:
         data.scan(ds, "train")
     assert "a.png has 3 (colour) channels" in str(e.value)
@@ -133,18 +131,27 @@ def test_colour_mask_in_id_dataset_and_16_bit_value_past_ids_are_refused(tmp_pat
 
 
 def test_unknown_mask_colour_names_file_and_colour(tmp_path):
-    (tmp_path / "classes.json").write_text(json.dumps({
-        "classes": [{"name": "a", "color": [255, 0, 0]},
-                    {"name": "b", "color": [0, 0, 255]}],
-        "ignore_color": [0, 0, 0],
-    }))
+    (tmp_path / "classes.json").write_text(
+        json.dumps(
+            {
+                "classes": [
+                    {"name": "a", "color": [255, 0, 0]},
+                    {"name": "b", "color": [0, 0, 255]},
+                ],
+                "ignore_color": [0, 0, 0],
+            }
+        )
+    )
     write(tmp_path / "images" / "x.png", np.zeros((2, 2, 3), np.uint8))
     # RGB (255, 0, 0), (0, 0, 0) known; (0, 255, 0) is not. OpenCV is BGR.
     mask = np.array([[[0, 0, 255], [0, 0, 0]], [[0, 255, 0], [0, 255, 0]]], np.uint8)
     write(tmp_path / "masks" / "x.png", mask)
     ds = data.get_dataset("folder", str(tmp_path), val_fraction=0)
-    with pytest.raises(data.DatasetError, match=r"x.png has colours not in the class "
-                       r"list: \[\(0, 255, 0\)\]"):
+    with pytest.raises(
+        data.DatasetError,
+        match=r"x.png has colours not in the class "
+        r"list: \[\(0, 255, 0\)\]",
+    ):
         data.scan(ds, "train")
 
 

@@ -38,8 +38,12 @@ def test_help_exits_0_without_loading_tensorflow(command, tmp_path):
         "assert xla == inference.XLA_BREAK_EVEN_IMAGES\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-        text=True, timeout=120, env=dict(os.environ, PYTHONPATH=REPO),
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=REPO),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     text = " ".join(result.stdout.split())

@@ -51,8 +51,12 @@ runpy.run_path("train.py", run_name="__main__")
 
 def run_python(code, args=(), env=None, timeout=300, prelude=""):
     result = subprocess.run(
-        [sys.executable, "-c", prelude + textwrap.dedent(code), *args], cwd=REPO,
-        env=env, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-c", prelude + textwrap.dedent(code), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
@@ -175,11 +179,20 @@ def saved_weights(path):
 def test_train_py_mirrored_on_two_cpus(tmp_path):
     data_dir = make_shapes_dataset(tmp_path / "data", num_train=12, num_val=5, size=32)
     flags = train_flags(
-        data_dir, tmp_path / "run", height=32, width=32, batch_size=4,
-        stages="full", epochs=2, stage_two_repeat=1, strategy="mirrored")
+        data_dir,
+        tmp_path / "run",
+        height=32,
+        width=32,
+        batch_size=4,
+        stages="full",
+        epochs=2,
+        stage_two_repeat=1,
+        strategy="mirrored",
+    )
     out = tmp_path / "weights"
-    result = run_python(TWO_CPUS + RUN_TRAIN_PY, flags,
-                        env=subprocess_env(tmp_path, WEIGHTS_OUT=str(out)))
+    result = run_python(
+        TWO_CPUS + RUN_TRAIN_PY, flags, env=subprocess_env(tmp_path, WEIGHTS_OUT=str(out))
+    )
     assert "Epoch 2/2" in result.stdout
     assert len(rows(tmp_path / "run" / "history.csv")) == 2
     # 12 images in batches of 4 (2 per replica): 3 steps per epoch.
@@ -193,19 +206,36 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(tmp_path):
     data_dir = make_shapes_dataset(tmp_path / "data", num_train=13, num_val=5, size=32)
     run_dir = tmp_path / "run"
     flags = train_flags(
-        data_dir, run_dir, height=32, width=32, batch_size=4, encoder_epochs=1,
-        epochs=2, stage_two_repeat=1, strategy="multi_worker")
+        data_dir,
+        run_dir,
+        height=32,
+        width=32,
+        batch_size=4,
+        encoder_epochs=1,
+        epochs=2,
+        stage_two_repeat=1,
+        strategy="multi_worker",
+    )
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
         tf_config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
         env = subprocess_env(
-            tmp_path, TF_CONFIG=json.dumps(tf_config),
-            WEIGHTS_OUT=str(tmp_path / f"worker{index}"))
+            tmp_path, TF_CONFIG=json.dumps(tf_config), WEIGHTS_OUT=str(tmp_path / f"worker{index}")
+        )
         log = open(tmp_path / f"worker{index}.log", "w")
-        workers.append((subprocess.Popen(
-            [sys.executable, "-c", RUN_TRAIN_PY, *flags], cwd=REPO, env=env,
-            stdout=log, stderr=subprocess.STDOUT), log))
+        workers.append(
+            (
+                subprocess.Popen(
+                    [sys.executable, "-c", RUN_TRAIN_PY, *flags],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                ),
+                log,
+            )
+        )
     try:
         for process, _ in workers:
             process.wait(timeout=600)

@@ -32,7 +32,11 @@ def evaluate(tmp_path, *args):
     env = dict(os.environ, TF_ENET_CACHE=str(tmp_path / "cache"))
     return subprocess.run(
         [sys.executable, SCRIPT, *map(str, args)],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
@@ -47,8 +51,17 @@ def setup(tmp_path):
 def test_evaluate_prints_the_table_and_writes_json(tmp_path, setup):
     data_dir, checkpoint = setup
     result = evaluate(
-        tmp_path, "--dataset", "folder", "--data_dir", data_dir, "--split", "val",
-        "--model", checkpoint, "--output_json", tmp_path / "new" / "dir" / "scores.json",
+        tmp_path,
+        "--dataset",
+        "folder",
+        "--data_dir",
+        data_dir,
+        "--split",
+        "val",
+        "--model",
+        checkpoint,
+        "--output_json",
+        tmp_path / "new" / "dir" / "scores.json",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     # The directory did not exist: it is created before the evaluation.
@@ -75,7 +88,13 @@ def test_evaluate_missing_split_is_a_one_line_error_naming_the_directory(tmp_pat
     # checks their texts, e.g. a model with other classes.)
     data_dir, checkpoint = setup
     result = evaluate(
-        tmp_path, "--dataset", "folder", "--data_dir", data_dir, "--model", checkpoint,
+        tmp_path,
+        "--dataset",
+        "folder",
+        "--data_dir",
+        data_dir,
+        "--model",
+        checkpoint,
     )  # the default split, test, is not there
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -90,8 +109,17 @@ def test_evaluate_checks_the_output_json_before_evaluating(tmp_path, setup):
     (tmp_path / "file").write_text("a file, not a directory")
     target = tmp_path / "file" / "scores.json"
     result = evaluate(
-        tmp_path, "--dataset", "folder", "--data_dir", data_dir, "--split", "val",
-        "--model", tmp_path / "no_model_here", "--output_json", target,
+        tmp_path,
+        "--dataset",
+        "folder",
+        "--data_dir",
+        data_dir,
+        "--split",
+        "val",
+        "--model",
+        tmp_path / "no_model_here",
+        "--output_json",
+        target,
     )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
@@ -121,8 +149,17 @@ def test_evaluate_holds_out_the_val_images_the_model_was_trained_without(tmp_pat
     config = {**run_config(), "train": {"dataset": "folder", "val_fraction": 0.5}}
     checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3), config)
     result = evaluate(
-        tmp_path, "--dataset", "folder", "--data_dir", root, "--split", "val",
-        "--model", checkpoint, "--output_json", tmp_path / "scores.json",
+        tmp_path,
+        "--dataset",
+        "folder",
+        "--data_dir",
+        root,
+        "--split",
+        "val",
+        "--model",
+        checkpoint,
+        "--output_json",
+        tmp_path / "scores.json",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     scores = json.loads((tmp_path / "scores.json").read_text())

@@ -49,9 +49,7 @@ def colour_blocks(batch, height, width, seed=0):
 
 
 def run(args, **kwargs):
-    return subprocess.run(
-        args, cwd=REPO, capture_output=True, text=True, timeout=300, **kwargs
-    )
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300, **kwargs)
 
 
 def agree_where_confident(classes, logits):
@@ -131,10 +129,18 @@ def test_saved_model_cli_runs_the_default_signature(saved_model, checkpoint, tmp
     # refuses "np.zeros(...)"; --inputs feeds the same array from a file.
     np.save(tmp_path / "zeros.npy", np.zeros((1, 40, 56, 3), np.uint8))
     result = saved_model_cli(
-        "run", "--dir", saved_model, "--tag_set", "serve",
-        "--signature_def", "serving_default",
-        "--inputs", f"images={tmp_path / 'zeros.npy'}",
-        "--outdir", str(tmp_path), "--overwrite",
+        "run",
+        "--dir",
+        saved_model,
+        "--tag_set",
+        "serve",
+        "--signature_def",
+        "serving_default",
+        "--inputs",
+        f"images={tmp_path / 'zeros.npy'}",
+        "--outdir",
+        str(tmp_path),
+        "--overwrite",
     )
     assert result.returncode == 0, result.stderr[-2000:]
     classes = np.load(tmp_path / "classes.npy")
@@ -158,12 +164,12 @@ def test_saved_model_in_a_fresh_process_without_tf_enet(saved_model, checkpoint,
         import numpy as np
         import tensorflow as tf
         model = tf.saved_model.load({saved_model!r})
-        pixels = np.load({str(tmp_path / 'pixels.npy')!r})
+        pixels = np.load({str(tmp_path / "pixels.npy")!r})
         default = model.signatures["serving_default"](images=tf.constant(pixels))
         encoded = model.signatures["serve_encoded"](image_bytes=tf.constant(
             [open(f, "rb").read() for f in {files!r}]))
         assert "tf_enet" not in sys.modules
-        np.savez({str(tmp_path / 'out.npz')!r},
+        np.savez({str(tmp_path / "out.npz")!r},
                  classes=default["classes"].numpy(),
                  probabilities=default["probabilities"].numpy(),
                  encoded_classes=encoded["classes"].numpy())
@@ -204,7 +210,8 @@ def test_saved_model_runs_through_the_predictor_with_its_config(tmp_path):
     k = np.arange(3, dtype=np.float32)
     np.testing.assert_allclose(
         predictor.logits(np.stack([red_image(r) for r in red])),
-        red[..., None] * k - 0.5 * k**2, atol=1e-5,
+        red[..., None] * k - 0.5 * k**2,
+        atol=1e-5,
     )
 
 
@@ -232,7 +239,10 @@ def test_tflite_predictor_resizes_and_dequantizes(tmp_path, quantize):
         calibration.append(str(tmp_path / f"calibration_{i}.png"))
         write_rgb(calibration[-1], image)
     path = exporting.export_model(
-        checkpoint, str(tmp_path / "pixel.tflite"), "tflite", quantize=quantize,
+        checkpoint,
+        str(tmp_path / "pixel.tflite"),
+        "tflite",
+        quantize=quantize,
         representative=exporting.representative_images(calibration),
     )
     assert_builtin_ops_only(path)
@@ -261,7 +271,9 @@ def test_float_tflite_enet_uses_builtin_ops_and_matches_keras(checkpoint, tmp_pa
 @pytest.mark.slow
 def test_fixed_size_tflite_matches_keras_and_resizes_other_sizes(checkpoint, tmp_path):
     path = exporting.export_model(
-        checkpoint[0], str(tmp_path / "enet_24x40.tflite"), "tflite",
+        checkpoint[0],
+        str(tmp_path / "enet_24x40.tflite"),
+        "tflite",
         input_size=(24, 40),
     )
     assert_builtin_ops_only(path)
@@ -271,9 +283,7 @@ def test_fixed_size_tflite_matches_keras_and_resizes_other_sizes(checkpoint, tmp
     assert predictor.input_size == (24, 40)
     model = checkpoint[1]
     x = images(3, 24, 40, seed=8)  # run one image at a time (batch 1)
-    np.testing.assert_allclose(
-        predictor.logits(x), model(x, training=False).numpy(), atol=1e-4
-    )
+    np.testing.assert_allclose(predictor.logits(x), model(x, training=False).numpy(), atol=1e-4)
     other = images(2, 37, 53, seed=9)
     with pytest.raises(inference.ModelError, match="exported for 24x40 images"):
         predictor.logits(other)
@@ -291,15 +301,25 @@ def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path)
     images = colour_blocks(8, 32, 48, seed=5)
     calibration = write_images(tmp_path, images)
     path = exporting.export_model(
-        checkpoint[0], str(tmp_path / "enet_int8.tflite"), "tflite",
-        quantize="int8", representative=exporting.representative_images(calibration),
+        checkpoint[0],
+        str(tmp_path / "enet_int8.tflite"),
+        "tflite",
+        quantize="int8",
+        representative=exporting.representative_images(calibration),
     )
     assert_builtin_ops_only(path)
     # PReLU, comparisons and logic have no int8 XNNPack kernels; the export
     # rewrites them away (tf_enet.lite).
     ops = tflite_ops(path)
-    assert not ops & {"PRELU", "EQUAL", "NOT_EQUAL", "LOGICAL_AND", "LOGICAL_OR",
-                      "LOGICAL_NOT", "CAST"}, ops
+    assert not ops & {
+        "PRELU",
+        "EQUAL",
+        "NOT_EQUAL",
+        "LOGICAL_AND",
+        "LOGICAL_OR",
+        "LOGICAL_NOT",
+        "CAST",
+    }, ops
     interpreter = tf.lite.Interpreter(model_path=path)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
@@ -339,8 +359,12 @@ def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
     representative = exporting.representative_images(calibration)
     paths = {
         ranges: exporting.export_model(
-            checkpoint[0], str(tmp_path / f"{ranges}.tflite"), "tflite",
-            quantize="int8", representative=representative, int8_ranges=ranges,
+            checkpoint[0],
+            str(tmp_path / f"{ranges}.tflite"),
+            "tflite",
+            quantize="int8",
+            representative=representative,
+            int8_ranges=ranges,
         )
         for ranges in ("mean", "minmax")
     }
@@ -348,8 +372,7 @@ def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
     # The ranges become quantization parameters, not extra ops (nor
     # unfolded batch norms).
     ops = {
-        k: sorted(op["op_name"] for op in it._get_ops_details())
-        for k, it in interpreters.items()
+        k: sorted(op["op_name"] for op in it._get_ops_details()) for k, it in interpreters.items()
     }
     assert ops["mean"] == ops["minmax"]
     for ranges, path in paths.items():
@@ -358,9 +381,7 @@ def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
     # A ranged output's int8 step is its mean range over 255.
     model = checkpoint[1]
     layer = model.get_layer("bottleneck2_0_add")
-    ((low, high),) = lite.calibrated_ranges(
-        model, [layer.output], representative, "mean"
-    )
+    ((low, high),) = lite.calibrated_ranges(model, [layer.output], representative, "mean")
     ((full_low, full_high),) = lite.calibrated_ranges(
         model, [layer.output], representative, "minmax"
     )
@@ -371,16 +392,19 @@ def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
         (step,) = {
             details[op["outputs"][0]]["quantization"][0]
             for op in it._get_ops_details()
-            if op["op_name"] == "ADD"
-            and "bottleneck2_0_add" in details[op["outputs"][0]]["name"]
+            if op["op_name"] == "ADD" and "bottleneck2_0_add" in details[op["outputs"][0]]["name"]
         }
         steps[k] = step
     assert steps["mean"] == pytest.approx((high - low) / 255, rel=0.02)
     assert steps["minmax"] == pytest.approx((full_high - full_low) / 255, rel=0.02)
     with pytest.raises(exporting.ExportError, match="int8 ranges"):
         exporting.export_model(
-            checkpoint[0], str(tmp_path / "x.tflite"), "tflite", quantize="int8",
-            representative=representative, int8_ranges="percentile",
+            checkpoint[0],
+            str(tmp_path / "x.tflite"),
+            "tflite",
+            quantize="int8",
+            representative=representative,
+            int8_ranges="percentile",
         )
 
 
@@ -423,10 +447,18 @@ def test_export_refuses_bad_requests(checkpoint, tmp_path):
 @pytest.mark.slow
 def test_export_script_writes_a_saved_model_with_its_config(checkpoint, tmp_path):
     output = str(tmp_path / "enet" / "1")  # parent directories created
-    result = run([
-        sys.executable, "export.py", "--model", checkpoint[0],
-        "--format", "saved_model", "--output", output,
-    ])
+    result = run(
+        [
+            sys.executable,
+            "export.py",
+            "--model",
+            checkpoint[0],
+            "--format",
+            "saved_model",
+            "--output",
+            output,
+        ]
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"to {output}" in result.stdout
     with open(os.path.join(output, "assets", inference.SAVED_MODEL_CONFIG)) as f:
@@ -459,10 +491,18 @@ def test_export_command_default_model_is_the_library_default():
 def test_export_script_checks_the_output_before_loading(tmp_path):
     (tmp_path / "file").write_text("a file, not a directory")
     output = tmp_path / "file" / "enet.tflite"
-    result = run([
-        sys.executable, "export.py", "--model", str(tmp_path / "no_model_here"),
-        "--format", "tflite", "--output", str(output),
-    ])
+    result = run(
+        [
+            sys.executable,
+            "export.py",
+            "--model",
+            str(tmp_path / "no_model_here"),
+            "--format",
+            "tflite",
+            "--output",
+            str(output),
+        ]
+    )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-2000:]

@@ -58,9 +58,7 @@ def no_conversion(monkeypatch):
     monkeypatch.setattr(runtimes, "write_fixed_size_tflite", convert)
 
 
-def test_default_predictor_runs_the_shipped_tflite_with_the_keras_labels(
-    tmp_path, no_conversion
-):
+def test_default_predictor_runs_the_shipped_tflite_with_the_keras_labels(tmp_path, no_conversion):
     predictor = inference.load_predictor(cache_dir=str(tmp_path))
     keras_predictor = inference.load_predictor(runtime="keras")
     assert predictor.runtime == "tflite" and keras_predictor.runtime == "keras"
@@ -102,9 +100,7 @@ def test_labels_differ_from_keras_only_at_float_ties_over_camvid_val(tmp_path):
     assert differing <= 10
 
 
-def test_a_checkpoint_of_the_preset_model_runs_the_shipped_conversion(
-    tmp_path, no_conversion
-):
+def test_a_checkpoint_of_the_preset_model_runs_the_shipped_conversion(tmp_path, no_conversion):
     run = tmp_path / "run"
     run.mkdir()
     preset = inference.resolve_model_path("enet_camvid")[1]
@@ -124,7 +120,8 @@ def test_a_checkpoint_is_converted_once_then_found_in_the_cache(tmp_path, monkey
     assert predictor.runtime == "tflite"
     digest = loading.file_sha256(os.path.join(checkpoint, "model.keras"))
     assert _cached(cache) == [
-        f"{digest[:32]}_v1_model_8x8.tflite", f"{digest[:32]}_v1_model_8x8.tflite.json",
+        f"{digest[:32]}_v1_model_8x8.tflite",
+        f"{digest[:32]}_v1_model_8x8.tflite.json",
     ]
     with open(os.path.join(cache, "tflite", _cached(cache)[1])) as f:
         assert json.load(f)["export"]["source_sha256"] == digest
@@ -173,17 +170,13 @@ def test_a_changed_model_file_is_converted_again(tmp_path):
     predictor = inference.load_predictor(checkpoint, cache_dir=cache)
     assert predictor.runtime == "tflite"
     assert len(_cached(cache)) == 4  # two conversions, each with its .json
-    np.testing.assert_array_equal(
-        predictor.predict(red_image(RED)[None])[0], (RED - 1) % 3
-    )
+    np.testing.assert_array_equal(predictor.predict(red_image(RED)[None])[0], (RED - 1) % 3)
 
 
 def test_a_stale_conversion_beside_the_model_is_ignored(tmp_path):
     checkpoint = _trained_at(tmp_path / "run", (8, 8))
     beside = os.path.join(checkpoint, "model_8x8.tflite")
-    runtimes.write_fixed_size_tflite(
-        pixel_model(3), beside, (8, 8), None, "0" * 64, "model.keras"
-    )
+    runtimes.write_fixed_size_tflite(pixel_model(3), beside, (8, 8), None, "0" * 64, "model.keras")
     predictor = inference.load_predictor(checkpoint, cache_dir=str(tmp_path / "cache"))
     assert predictor.runner.fixed.path != beside
     assert len(_cached(str(tmp_path / "cache"))) == 2

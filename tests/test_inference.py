@@ -41,6 +41,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # slow test that measures the shipped model; TF_ENET_CAMVID points elsewhere.
 CAMVID = os.environ.get("TF_ENET_CAMVID", os.path.join(REPO, "data", "CamVid"))
 
+
 @pytest.fixture
 def checkpoint(tmp_path):
     return write_checkpoint(tmp_path / "run", pixel_model(3), run_config())
@@ -150,9 +151,20 @@ def _corrupt_saved_model(tmp_path):
 
 @pytest.mark.parametrize(
     "make",
-    [_not_enet, _random_bytes, _lambda_layer, _class_mismatch, _bad_config,
-     _missing, _unknown_extension, _empty_directory, _corrupt_tflite,
-     _zip_without_model, _corrupt_onnx, _corrupt_saved_model],
+    [
+        _not_enet,
+        _random_bytes,
+        _lambda_layer,
+        _class_mismatch,
+        _bad_config,
+        _missing,
+        _unknown_extension,
+        _empty_directory,
+        _corrupt_tflite,
+        _zip_without_model,
+        _corrupt_onnx,
+        _corrupt_saved_model,
+    ],
 )
 def test_bad_models_give_one_line_errors_naming_the_file(tmp_path, make):
     path, named, expected = make(tmp_path)
@@ -180,10 +192,12 @@ def test_default_model_is_the_shipped_preset_from_any_directory(tmp_path, monkey
 
 @pytest.mark.parametrize(
     "train, dataset, expected",
-    [({"dataset": "folder", "val_fraction": 0.5}, "folder", {"val_fraction": 0.5}),
-     ({"dataset": "folder", "val_fraction": 0.5}, "camvid", {}),
-     ({"dataset": "camvid"}, "camvid", {}),
-     (None, "folder", {})],
+    [
+        ({"dataset": "folder", "val_fraction": 0.5}, "folder", {"val_fraction": 0.5}),
+        ({"dataset": "folder", "val_fraction": 0.5}, "camvid", {}),
+        ({"dataset": "camvid"}, "camvid", {}),
+        (None, "folder", {}),
+    ],
 )
 def test_dataset_options_are_those_the_model_was_trained_with(train, dataset, expected):
     config = None if train is None else {**run_config(), "train": train}
@@ -227,8 +241,12 @@ def test_predict_runs_at_the_training_size_and_resizes_logits_back():
     assert predictor.runner.shapes == [(1, 6, 6, 3)]
     assert classes.shape == (1, 18, 18) and classes.dtype == np.int32
     # Away from the block edges the classes are the red values again.
-    for rows, cols in ((slice(0, 7), slice(0, 7)), (slice(11, 18), slice(0, 7)),
-                       (slice(0, 7), slice(11, 18)), (slice(11, 18), slice(11, 18))):
+    for rows, cols in (
+        (slice(0, 7), slice(0, 7)),
+        (slice(11, 18), slice(0, 7)),
+        (slice(0, 7), slice(11, 18)),
+        (slice(11, 18), slice(11, 18)),
+    ):
         np.testing.assert_array_equal(classes[0, rows, cols], red[rows, cols])
     # --height/--width override the training size; so does a fixed export size.
     predictor.predict(red_image(red)[None], input_size=(9, 9))
@@ -248,8 +266,12 @@ def test_predict_without_a_training_size_runs_at_the_image_size():
 
 @pytest.mark.parametrize(
     "train, expected",
-    [({"height": 360, "width": 480}, (360, 480)), ({"height": 360}, None),
-     ({"height": 0, "width": 480}, None), (None, None)],
+    [
+        ({"height": 360, "width": 480}, (360, 480)),
+        ({"height": 360}, None),
+        ({"height": 0, "width": 480}, None),
+        (None, None),
+    ],
 )
 def test_training_size_reads_the_configuration(train, expected):
     config = {} if train is None else {"train": train}
@@ -283,12 +305,19 @@ def test_find_images_expands_directories_globs_and_notes_the_rest(tmp_path):
         (tmp_path / name).write_bytes(b"")
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "c.bmp").write_bytes(b"")
-    found = inference.find_images([
-        str(tmp_path), str(tmp_path / "sub" / "*.bmp"), str(tmp_path / "b.png"),
-        str(tmp_path / "missing.png"), str(tmp_path / "none*.png"),
-    ])
+    found = inference.find_images(
+        [
+            str(tmp_path),
+            str(tmp_path / "sub" / "*.bmp"),
+            str(tmp_path / "b.png"),
+            str(tmp_path / "missing.png"),
+            str(tmp_path / "none*.png"),
+        ]
+    )
     assert found.paths == [
-        str(tmp_path / "a.JPG"), str(tmp_path / "b.png"), str(tmp_path / "sub" / "c.bmp"),
+        str(tmp_path / "a.JPG"),
+        str(tmp_path / "b.png"),
+        str(tmp_path / "sub" / "c.bmp"),
     ]
     assert found.skipped == [str(tmp_path / "notes.txt")]
     assert found.unmatched == [str(tmp_path / "missing.png"), str(tmp_path / "none*.png")]
@@ -330,9 +359,7 @@ def test_evaluate_matches_the_hand_counted_confusion_matrix(
     # Resized to 4x4, the red channel keeps its 4-pixel blocks and the logits
     # (linear in the red value) come back to 8x8 with the same argmax.
     assert results["confusion_matrix"] == CONFUSION
-    np.testing.assert_allclose(
-        [results["per_class_iou"][c] for c in CLASSES], PER_CLASS_IOU
-    )
+    np.testing.assert_allclose([results["per_class_iou"][c] for c in CLASSES], PER_CLASS_IOU)
     assert results["mean_iou"] == pytest.approx(MEAN_IOU)
     assert results["global_accuracy"] == pytest.approx(GLOBAL_ACCURACY)
     assert results["class_accuracy"] == pytest.approx(CLASS_ACCURACY)
@@ -355,7 +382,10 @@ def test_confusion_matrices_counts_one_matrix_per_transform(tmp_path, monkeypatc
     favour_sky = lambda logits: logits + np.float32([0, 0, 10])  # noqa: E731
     progress = []
     matrices = inference.confusion_matrices(
-        pixel_model(3), dataset, "val", transforms=[None, favour_sky],
+        pixel_model(3),
+        dataset,
+        "val",
+        transforms=[None, favour_sky],
         on_batch=lambda *a: progress.append(a),
     )
     assert matrices.shape == (2, 3, 3) and matrices.dtype == np.int64
@@ -384,12 +414,18 @@ def test_confusion_matrices_counts_a_seeded_sample(tmp_path, monkeypatch):
     dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
     progress = []
     (matrix,) = inference.confusion_matrices(
-        pixel_model(3), dataset, "val", sample=1, seed=3,
+        pixel_model(3),
+        dataset,
+        "val",
+        sample=1,
+        seed=3,
         on_batch=lambda *a: progress.append(a),
     )
     # a alone: [[16, 16, 0], [12, 12, 0], 0]; b alone: [[0, 0, 8], 0, [0, 0, 56]].
-    assert matrix.tolist() in ([[16, 16, 0], [12, 12, 0], [0, 0, 0]],
-                               [[0, 0, 8], [0, 0, 0], [0, 0, 56]])
+    assert matrix.tolist() in (
+        [[16, 16, 0], [12, 12, 0], [0, 0, 0]],
+        [[0, 0, 8], [0, 0, 0], [0, 0, 56]],
+    )
     assert progress == [(1, 1)]
 
 
@@ -404,7 +440,10 @@ def test_confusion_matrices_batches_a_split_of_mixed_sizes(tmp_path, monkeypatch
     extra = np.diag(np.bincount(red.ravel(), minlength=3))
     batches = []
     (matrix,) = inference.confusion_matrices(
-        pixel_model(3), dataset, "val", batch_size=3,
+        pixel_model(3),
+        dataset,
+        "val",
+        batch_size=3,
         on_batch=lambda *a: batches.append(a),
     )
     np.testing.assert_array_equal(matrix, np.array(CONFUSION) + extra)
@@ -435,9 +474,7 @@ def test_shipped_model_segments_an_upscaled_frame_at_its_training_scale():
     # A CamVid val frame (360x480) and its labels (11 = void), upscaled 3x.
     image = cv2.imread(os.path.join(CAMVID, "val", "0016E5_07959.png"))
     image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-    labels = cv2.imread(
-        os.path.join(CAMVID, "valannot", "0016E5_07959.png"), cv2.IMREAD_UNCHANGED
-    )
+    labels = cv2.imread(os.path.join(CAMVID, "valannot", "0016E5_07959.png"), cv2.IMREAD_UNCHANGED)
     big = cv2.resize(image, (1440, 1080), interpolation=cv2.INTER_LINEAR)
     big_labels = labels.repeat(3, 0).repeat(3, 1)
     predictor = inference.load_predictor(os.path.join(REPO, "checkpoints", "enet_camvid"))

@@ -62,9 +62,7 @@ def test_unpooling_with_reference_restores_odd_size():
     assert unpooled.shape == shape
     np.testing.assert_array_equal(unpooled, reference_unpool(pooled, argmax, shape))
     # Every pooled maximum is back where it came from.
-    np.testing.assert_array_equal(
-        np.sort(unpooled[unpooled != 0]), np.sort(pooled.numpy().ravel())
-    )
+    np.testing.assert_array_equal(np.sort(unpooled[unpooled != 0]), np.sort(pooled.numpy().ravel()))
 
 
 def test_symbolic_shapes_static_and_dynamic():

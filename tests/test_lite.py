@@ -40,17 +40,17 @@ def int8_steps(shape, seed):
 @pytest.mark.parametrize("shape", [(2, 8, 12, 3), (1, 7, 9, 5), (3, 6, 10, 16)])
 def test_window_pooling_matches_argmax_pooling(shape, make, resolution):
     inputs = make(shape, seed=shape[-1])
-    values = np.random.RandomState(1).normal(
-        size=(shape[0], shape[1] // 2, shape[2] // 2, shape[3])
-    ).astype("float32")
+    values = (
+        np.random.RandomState(1)
+        .normal(size=(shape[0], shape[1] // 2, shape[2] // 2, shape[3]))
+        .astype("float32")
+    )
     pooled, argmax = MaxPoolingWithArgmax2D()(inputs)
     window_pooled, mask = lite.WindowMaxPooling2D(resolution)(inputs)
     np.testing.assert_array_equal(window_pooled, pooled)
     # Exactly one marked position per window, with a 0/1 mask.
     assert set(np.unique(mask)) <= {0.0, 1.0}
-    per_window = tf.reduce_sum(
-        tf.reshape(mask, [*mask.shape[:3], 4, shape[3]]), axis=3
-    )
+    per_window = tf.reduce_sum(tf.reshape(mask, [*mask.shape[:3], 4, shape[3]]), axis=3)
     np.testing.assert_array_equal(per_window, 1)
     np.testing.assert_array_equal(
         lite.WindowUnpooling2D()([values, mask, inputs]),
@@ -72,9 +72,7 @@ def test_depthwise_prelu_matches_prelu(low, high):
     x = np.random.RandomState(0).normal(0, 3, (2, 5, 7, channels)).astype("float32")
     prelu.build(x.shape)
     prelu.set_weights([alpha.reshape(1, 1, channels)])
-    np.testing.assert_allclose(
-        lite.DepthwisePReLU(prelu.get_weights()[0])(x), prelu(x), atol=1e-5
-    )
+    np.testing.assert_allclose(lite.DepthwisePReLU(prelu.get_weights()[0])(x), prelu(x), atol=1e-5)
 
 
 def test_depthwise_prelu_refuses_slopes_per_pixel():
@@ -97,7 +95,9 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     calibration = np.random.RandomState(2).uniform(0, 255, (3, 1, 37, 53, 3))
     # ranges="minmax" leaves every int8 range to TFLite: the same function.
     rewritten = lite.tflite_friendly(
-        model, int8=int8, ranges="minmax",
+        model,
+        int8=int8,
+        ranges="minmax",
         representative=lambda: ([image.astype("float32")] for image in calibration),
     )
     kinds = {type(layer) for layer in rewritten.layers}
@@ -114,9 +114,7 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
             pool.resolution = 1e-20
     # 37x53 is not a multiple of 8 (padding inside the model).
     x = np.random.RandomState(1).uniform(0, 255, (2, 37, 53, 3)).astype("float32")
-    np.testing.assert_allclose(
-        rewritten(x, training=False), model(x, training=False), atol=1e-3
-    )
+    np.testing.assert_allclose(rewritten(x, training=False), model(x, training=False), atol=1e-3)
 
 
 def test_int8_ranges_are_the_mean_of_each_images_extremes():
@@ -127,17 +125,12 @@ def test_int8_ranges_are_the_mean_of_each_images_extremes():
     rewritten = lite.tflite_friendly(
         model, int8=True, representative=lambda: ([x] for x in calibration)
     )
-    ranged = {
-        layer.name: layer for layer in rewritten.layers
-        if isinstance(layer, lite.Int8Range)
-    }
+    ranged = {layer.name: layer for layer in rewritten.layers if isinstance(layer, lite.Int8Range)}
     kinds = (keras.layers.PReLU, keras.layers.Add, keras.layers.BatchNormalization)
     # Not the folded batch norm, nor those TFLite folds into the
     # transposed convolutions before them.
     unranged = {"initial_block_bn", "bottleneck4_0_conv_bn", "bottleneck5_0_conv_bn"}
-    expected = {
-        layer.name for layer in model.layers if isinstance(layer, kinds)
-    } - unranged
+    expected = {layer.name for layer in model.layers if isinstance(layer, kinds)} - unranged
     assert set(ranged) == expected
     probe = keras.Model(model.inputs, [model.get_layer(n).output for n in sorted(ranged)])
     per_image = [probe([x], training=False) for x in calibration]
@@ -159,9 +152,7 @@ def test_int8_ranges_are_the_mean_of_each_images_extremes():
     assert clipped[1] != np.float32(0.3)
     assert abs(clipped[1] - 0.3) <= 1 / 255
     with pytest.raises(ValueError, match="ranges"):
-        lite.tflite_friendly(
-            model, int8=True, ranges="max", representative=lambda: iter([])
-        )
+        lite.tflite_friendly(model, int8=True, ranges="max", representative=lambda: iter([]))
 
 
 def test_int8_mask_resolves_differences_of_its_resolution():

@@ -83,7 +83,8 @@ def test_a_class_without_weight_keeps_its_logits():
     logit_adjustment.fold_adjustment(model, weights, 1.0)
     after = model(images, training=False).numpy()
     expected_shift = np.array([-math.log(0.5), -math.log(2.0), 0.0, 0.0], np.float32)
-    np.testing.assert_allclose(after - before, np.broadcast_to(expected_shift, before.shape),
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        after - before, np.broadcast_to(expected_shift, before.shape), atol=1e-5
+    )
     with pytest.raises(ValueError, match="at least one positive"):
         logit_adjustment.log_weights([0.0, 0.0], 2)

@@ -44,13 +44,10 @@ def test_weights_change_the_loss_by_hand():
     unweighted = WeightedSparseCategoricalCrossentropy(class_weights=[1, 1])
     weighted = WeightedSparseCategoricalCrossentropy(class_weights=[1, 3])
     # (ln(4/3) + ln 4) / 2 = 0.8370 and (ln(4/3) + 3 ln 4) / (1 + 3) = 1.1116.
-    assert float(unweighted(labels, TWO_PIXEL_LOGITS)) == pytest.approx(
-        (CE0 + CE1) / 2, rel=1e-6)
-    assert float(weighted(labels, TWO_PIXEL_LOGITS)) == pytest.approx(
-        (CE0 + 3 * CE1) / 4, rel=1e-6)
+    assert float(unweighted(labels, TWO_PIXEL_LOGITS)) == pytest.approx((CE0 + CE1) / 2, rel=1e-6)
+    assert float(weighted(labels, TWO_PIXEL_LOGITS)) == pytest.approx((CE0 + 3 * CE1) / 4, rel=1e-6)
     # Not the mean of w * ce over pixels: (ln(4/3) + 3 ln 4) / 2 = 2.2233.
-    assert float(weighted(labels, TWO_PIXEL_LOGITS)) != pytest.approx(
-        (CE0 + 3 * CE1) / 2, rel=1e-3)
+    assert float(weighted(labels, TWO_PIXEL_LOGITS)) != pytest.approx((CE0 + 3 * CE1) / 2, rel=1e-3)
 
 
 def test_scaling_all_weights_does_not_change_the_loss():
@@ -72,7 +69,8 @@ def test_matches_numpy_reference(seed):
     # Uniform weights are the plain mean over labelled pixels.
     plain = WeightedSparseCategoricalCrossentropy(num_classes=4)
     assert float(plain(labels, logits)) == pytest.approx(
-        reference_loss(labels, logits, [1, 1, 1, 1]), rel=1e-5)
+        reference_loss(labels, logits, [1, 1, 1, 1]), rel=1e-5
+    )
 
 
 def test_ignored_pixels_count_in_neither_numerator_nor_denominator():
@@ -82,8 +80,8 @@ def test_ignored_pixels_count_in_neither_numerator_nor_denominator():
     # the numerator, or weight 1 each to the denominator (giving
     # (ln(4/3) + 3 ln 4) / 6 = 0.7411).
     logits = np.array(
-        [[[[math.log(3), 0.0], [math.log(3), 0.0], [-50.0, 50.0], [50.0, -50.0]]]],
-        "float32")
+        [[[[math.log(3), 0.0], [math.log(3), 0.0], [-50.0, 50.0], [50.0, -50.0]]]], "float32"
+    )
     assert float(loss(labels, logits)) == pytest.approx((CE0 + 3 * CE1) / 4, rel=1e-6)
     # And they get no gradient.
     logits = tf.constant(logits)
@@ -116,18 +114,17 @@ def test_class_with_zero_weight_only_gives_zero_not_nan():
 def test_labels_with_a_channel_axis_and_other_ignore_ids():
     labels, logits = random_batch(3)
     loss = WeightedSparseCategoricalCrossentropy(class_weights=[1, 2, 3, 4])
+    np.testing.assert_allclose(loss(labels[..., None], logits), loss(labels, logits), rtol=1e-6)
+    other = WeightedSparseCategoricalCrossentropy(class_weights=[1, 2, 3, 4], ignore_index=-1)
     np.testing.assert_allclose(
-        loss(labels[..., None], logits), loss(labels, logits), rtol=1e-6)
-    other = WeightedSparseCategoricalCrossentropy(
-        class_weights=[1, 2, 3, 4], ignore_index=-1)
-    np.testing.assert_allclose(
-        other(np.where(labels == IGNORE, -1, labels), logits),
-        loss(labels, logits), rtol=1e-6)
+        other(np.where(labels == IGNORE, -1, labels), logits), loss(labels, logits), rtol=1e-6
+    )
 
 
 def test_config_round_trip():
     loss = WeightedSparseCategoricalCrossentropy(
-        class_weights=[0.5, 2.0, 4.0], ignore_index=7, name="wce")
+        class_weights=[0.5, 2.0, 4.0], ignore_index=7, name="wce"
+    )
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert isinstance(restored, WeightedSparseCategoricalCrossentropy)
     assert restored.get_config() == loss.get_config()
@@ -138,8 +135,10 @@ def test_config_round_trip():
     labels = np.where(labels == IGNORE, 7, labels)
     np.testing.assert_allclose(restored(labels, logits), loss(labels, logits))
     unweighted = WeightedSparseCategoricalCrossentropy(num_classes=5)
-    assert WeightedSparseCategoricalCrossentropy.from_config(
-        unweighted.get_config()).get_config() == unweighted.get_config()
+    assert (
+        WeightedSparseCategoricalCrossentropy.from_config(unweighted.get_config()).get_config()
+        == unweighted.get_config()
+    )
 
 
 @pytest.mark.parametrize(

@@ -39,8 +39,7 @@ def test_scores_by_hand():
 
 
 def test_perfect_prediction_scores_one():
-    confusion = metrics.confusion_matrix(LABELS, np.where(LABELS == IGNORE, 0, LABELS),
-                                         3, IGNORE)
+    confusion = metrics.confusion_matrix(LABELS, np.where(LABELS == IGNORE, 0, LABELS), 3, IGNORE)
     np.testing.assert_array_equal(confusion, np.diag([2, 2, 3]))
     result = metrics.scores(confusion)
     assert result["mean_iou"] == 1.0
@@ -73,8 +72,7 @@ def test_predicted_but_unlabelled_class_has_iou_zero_and_no_accuracy():
 
 
 def test_nothing_labelled_gives_nan_not_an_error():
-    confusion = metrics.confusion_matrix(np.full((2, 2), IGNORE), np.zeros((2, 2)),
-                                         3, IGNORE)
+    confusion = metrics.confusion_matrix(np.full((2, 2), IGNORE), np.zeros((2, 2)), 3, IGNORE)
     assert not confusion.any()
     result = metrics.scores(confusion)
     assert np.isnan(result["mean_iou"])
@@ -85,7 +83,8 @@ def test_labels_outside_the_classes_are_ignored_like_the_ignore_id():
     labels = np.array([[0, 5, -1, 1]])
     predictions = np.array([[0, 1, 1, 1]])
     np.testing.assert_array_equal(
-        metrics.confusion_matrix(labels, predictions, 2, IGNORE), [[1, 0], [0, 1]])
+        metrics.confusion_matrix(labels, predictions, 2, IGNORE), [[1, 0], [0, 1]]
+    )
 
 
 def test_predictions_outside_the_classes_are_refused():
@@ -101,10 +100,10 @@ def test_agrees_with_the_keras_mean_iou_training_reports():
     labels = rng.randint(0, 4, (3, 8, 8))
     labels[rng.uniform(size=labels.shape) < 0.2] = IGNORE
     logits = rng.normal(size=(3, 8, 8, 4)).astype("float32")
-    keras_miou = keras.metrics.MeanIoU(
-        num_classes=4, ignore_class=IGNORE, sparse_y_pred=False)
+    keras_miou = keras.metrics.MeanIoU(num_classes=4, ignore_class=IGNORE, sparse_y_pred=False)
     keras_miou.update_state(labels, logits)
     confusion = metrics.confusion_matrix(labels, logits.argmax(-1), 4, IGNORE)
     np.testing.assert_array_equal(keras_miou.total_cm.numpy(), confusion)
     assert float(keras_miou.result()) == pytest.approx(
-        metrics.scores(confusion)["mean_iou"], rel=1e-6)
+        metrics.scores(confusion)["mean_iou"], rel=1e-6
+    )

@@ -53,10 +53,16 @@ def test_no_lambda_layers_and_no_bias_before_batch_norm(enet):
 def test_layers_follow_the_paper(enet):
     names = {layer.name for layer in enet.layers}
     expected = {
-        "initial_block_conv", "bottleneck1_0_pool", "bottleneck1_4_add",
-        "bottleneck2_0_pool", "bottleneck2_2_dilated_conv",
-        "bottleneck2_3_asymmetric_conv_5x1", "bottleneck3_8_dilated_conv",
-        "bottleneck4_0_unpool", "bottleneck5_0_unpool", "bottleneck5_1_add",
+        "initial_block_conv",
+        "bottleneck1_0_pool",
+        "bottleneck1_4_add",
+        "bottleneck2_0_pool",
+        "bottleneck2_2_dilated_conv",
+        "bottleneck2_3_asymmetric_conv_5x1",
+        "bottleneck3_8_dilated_conv",
+        "bottleneck4_0_unpool",
+        "bottleneck5_0_unpool",
+        "bottleneck5_1_add",
         "fullconv",
     }
     assert expected <= names
@@ -81,8 +87,13 @@ def test_unpooling_uses_the_encoders_indices(enet):
 
 def test_options_change_the_graph_and_keep_output_size():
     model = tf_enet.build_enet(
-        5, num_initial_blocks=2, stage_two_repeat=3, skip_connections=True,
-        encoder_activation="relu", decoder_activation="prelu", dropout=0.2,
+        5,
+        num_initial_blocks=2,
+        stage_two_repeat=3,
+        skip_connections=True,
+        encoder_activation="relu",
+        decoder_activation="prelu",
+        dropout=0.2,
     )
     names = {layer.name for layer in model.layers}
     assert {"initial_block_2_conv", "bottleneck3b_8_dilated_conv", "skip4", "skip5"} <= names
@@ -171,9 +182,7 @@ def test_predict_on_arrays_matches_the_keras_loop(tiny_enet, capsys):
         enet.predict(pixels, verbose=0),
         keras.Model.predict(enet, pixels, verbose=0),
     )
-    np.testing.assert_array_equal(
-        enet.predict(tf.constant(x), batch_size=2, verbose=0), out
-    )
+    np.testing.assert_array_equal(enet.predict(tf.constant(x), batch_size=2, verbose=0), out)
     enet.predict(x[:3], batch_size=2, verbose=1)
     assert "2/2" in capsys.readouterr().out
     with pytest.raises(ValueError, match="empty array of shape"):
@@ -192,9 +201,7 @@ def test_predict_on_a_dataset_takes_the_keras_loop(tiny_enet):
 def test_xla_matches_keras(enet):
     x = images(2, 72, 96, seed=3)
     compiled = tf.function(lambda t: enet(t, training=False), jit_compile=True)
-    np.testing.assert_allclose(
-        compiled(x).numpy(), enet(x, training=False).numpy(), atol=1e-4
-    )
+    np.testing.assert_allclose(compiled(x).numpy(), enet(x, training=False).numpy(), atol=1e-4)
 
 
 @pytest.mark.slow

@@ -214,11 +214,16 @@ def test_jpeg_masks_are_refused_by_extension_and_by_content(tmp_path):
 @pytest.mark.parametrize(
     "encoding, writer, message",
     [
-        ("ids", lambda p: write_rgb(p, np.zeros((2, 4, 3))),
-         'a.png is a colour PNG, but the dataset sets "mask_encoding": "ids"'),
-        ("color", lambda p: write_grey(p, IDS),
-         'a.png is a single-channel PNG of ids, but the dataset sets '
-         '"mask_encoding": "color"'),
+        (
+            "ids",
+            lambda p: write_rgb(p, np.zeros((2, 4, 3))),
+            'a.png is a colour PNG, but the dataset sets "mask_encoding": "ids"',
+        ),
+        (
+            "color",
+            lambda p: write_grey(p, IDS),
+            'a.png is a single-channel PNG of ids, but the dataset sets "mask_encoding": "color"',
+        ),
     ],
 )
 def test_mask_encoding_setting_wins_over_the_file(tmp_path, encoding, writer, message):
@@ -230,8 +235,11 @@ def test_mask_encoding_setting_wins_over_the_file(tmp_path, encoding, writer, me
 
 def test_unknown_mask_encoding_names_classes_json(tmp_path):
     root = make_folder(tmp_path, {}, mask_encoding="palette")
-    with pytest.raises(data.DatasetError, match=r"classes.json: \"mask_encoding\" "
-                       r"must be one of 'auto', 'ids', 'color'; received 'palette'"):
+    with pytest.raises(
+        data.DatasetError,
+        match=r"classes.json: \"mask_encoding\" "
+        r"must be one of 'auto', 'ids', 'color'; received 'palette'",
+    ):
         data.get_dataset("folder", str(root))
 
 
@@ -247,8 +255,11 @@ def test_sixteen_bit_colour_masks_are_refused(tmp_path):
 
 def test_single_class_list_is_refused_with_the_fix(tmp_path):
     root = make_folder(tmp_path, {}, classes=[{"name": "object", "color": [9, 9, 9]}])
-    with pytest.raises(data.DatasetError, match="lists 1 class \\('object'\\); segmentation "
-                       "needs at least 2 classes; make the background a class"):
+    with pytest.raises(
+        data.DatasetError,
+        match="lists 1 class \\('object'\\); segmentation "
+        "needs at least 2 classes; make the background a class",
+    ):
         data.get_dataset("folder", str(root))
 
 
@@ -271,8 +282,10 @@ def test_binary_masks_saved_as_0_255_are_refused_before_training(tmp_path):
     assert stats.ignore_pixels == 51
     with pytest.raises(data.DatasetError) as e:
         data.check_trainable(ds.info, stats)
-    assert ("class 'cat' has no pixels while 51% of pixels are 255, the ignore "
-            "id — were the masks saved as 0/255?") in str(e.value)
+    assert (
+        "class 'cat' has no pixels while 51% of pixels are 255, the ignore "
+        "id — were the masks saved as 0/255?"
+    ) in str(e.value)
 
 
 def test_binary_masks_saved_as_0_255_with_another_ignore_id_are_refused(tmp_path):
@@ -280,8 +293,11 @@ def test_binary_masks_saved_as_0_255_with_another_ignore_id_are_refused(tmp_path
     write_image(tmp_path / "train" / "a.png", 2, 2)
     write_grey(tmp_path / "trainannot" / "a.png", mask)
     ds = data.get_dataset("camvid", str(tmp_path))  # ignore id 11
-    with pytest.raises(data.DatasetError, match=r"a.png has invalid values \[255\]; .* A "
-                       r"binary mask saved as 0/255\? Save class c as the value c"):
+    with pytest.raises(
+        data.DatasetError,
+        match=r"a.png has invalid values \[255\]; .* A "
+        r"binary mask saved as 0/255\? Save class c as the value c",
+    ):
         data.scan(ds, "train")
 
 
@@ -289,8 +305,9 @@ def test_absent_class_with_mostly_ignore_pixels_is_refused():
     # 3 classes; 'dog' absent and the ignore id outnumbers every class.
     info = data.DatasetInfo("mine", ("a", "b", "dog"), ((0, 0, 0), (1, 1, 1), (2, 2, 2)), 255)
     stats = data.ScanResult("train", 1, [30, 20, 0], [50, 50, 0], 50, ((10, 10),))
-    with pytest.raises(data.DatasetError, match="class 'dog' has no pixels while 50% of "
-                       "pixels are 255"):
+    with pytest.raises(
+        data.DatasetError, match="class 'dog' has no pixels while 50% of pixels are 255"
+    ):
         data.check_trainable(info, stats)
 
 
@@ -305,19 +322,23 @@ def test_train_split_without_labelled_pixels_is_refused(tmp_path):
     void = np.full((2, 4), 255, np.uint8)
     root = make_folder(tmp_path, {"a": lambda p: write_grey(p, void)})
     ds = data.get_dataset("folder", str(root), val_fraction=0)
-    with pytest.raises(data.DatasetError, match="'train' has no labelled pixels: all 1 "
-                       "masks hold only the ignore id 255"):
+    with pytest.raises(
+        data.DatasetError,
+        match="'train' has no labelled pixels: all 1 masks hold only the ignore id 255",
+    ):
         data.check_trainable(ds.info, data.scan(ds, "train"))
 
 
 def test_val_split_of_ignore_only_masks_is_refused(tmp_path):
     root = make_folder(tmp_path, {"a": lambda p: write_grey(p, IDS)}, split="train")
-    make_folder(root, {"b": lambda p: write_grey(p, np.full((2, 4), 255, np.uint8))},
-                split="val")
+    make_folder(root, {"b": lambda p: write_grey(p, np.full((2, 4), 255, np.uint8))}, split="val")
     ds = data.get_dataset("folder", str(root))
     train, val = data.scan(ds, "train"), data.scan(ds, "val")
-    with pytest.raises(data.DatasetError, match="'val' has no labelled pixels: all 1 masks "
-                       "hold only the ignore id 255, so validation mIoU is undefined"):
+    with pytest.raises(
+        data.DatasetError,
+        match="'val' has no labelled pixels: all 1 masks "
+        "hold only the ignore id 255, so validation mIoU is undefined",
+    ):
         data.check_trainable(ds.info, train, val)
 
 
@@ -341,8 +362,10 @@ def test_class_absent_from_train_warns_and_weights_stay_finite(tmp_path):
     ds = data.get_dataset("folder", str(root), val_fraction=0)
     stats = data.scan(ds, "train")
     warnings = data.check_trainable(ds.info, stats)
-    assert warnings == ["folder split 'train': classes 'bird' have no pixels; the model "
-                        "is not taught to predict them."]
+    assert warnings == [
+        "folder split 'train': classes 'bird' have no pixels; the model "
+        "is not taught to predict them."
+    ]
     # mfb: freq = [3/7, 2/7, 2/7], median 2/7 -> [2/3, 1, 1]; absent -> 0.
     np.testing.assert_allclose(data.class_weights(stats, "mfb"), [2 / 3, 1, 1, 0], rtol=1e-6)
     # enet: p = [3/7, 2/7, 2/7, 0]; absent -> 1/ln(1.02) = 50.4983.
@@ -364,13 +387,13 @@ def test_camvid_scenes_with_only_sky_road_and_car_warn_not_fail(tmp_path):
     # Sky 32*96 - 8*16, Road 32*96 - 8*16, Car 16*16.
     assert train.pixel_counts[[0, 3, 8]].tolist() == [2944, 2944, 256]
     warnings = data.check_trainable(ds.info, train, val)
-    absent = "'Building', 'Pole', 'Pavement', 'Tree', 'SignSymbol', 'Fence', " \
-             "'Pedestrian', 'Bicyclist'"
+    absent = (
+        "'Building', 'Pole', 'Pavement', 'Tree', 'SignSymbol', 'Fence', 'Pedestrian', 'Bicyclist'"
+    )
     assert warnings == [
         f"camvid split 'train': classes {absent} have no pixels; the model is not "
         f"taught to predict them.",
-        f"camvid split 'val': classes {absent} have no pixels; validation cannot "
-        f"measure them.",
+        f"camvid split 'val': classes {absent} have no pixels; validation cannot measure them.",
     ]
     weights = data.class_weights(train, "mfb")
     assert np.isfinite(weights).all()
@@ -400,14 +423,15 @@ def test_flat_folder_holds_out_a_seeded_val_split(tmp_path):
     # The same arguments give the same split; other seeds pick others.
     again = data.get_dataset("folder", str(root))
     assert names_of(again.files("val")) == val
-    picks = {tuple(names_of(data.get_dataset("folder", str(root), val_seed=s).files("val")))
-             for s in range(5)}
+    picks = {
+        tuple(names_of(data.get_dataset("folder", str(root), val_seed=s).files("val")))
+        for s in range(5)
+    }
     assert len(picks) > 1
     info = ds.split_info()
     assert info == {
         "splits": ["train", "val"],
-        "held_out": {"val": {"from": "train", "val_fraction": 0.1, "val_seed": 0,
-                             "images": val}},
+        "held_out": {"val": {"from": "train", "val_fraction": 0.1, "val_seed": 0, "images": val}},
     }
     assert json.loads(json.dumps(info)) == info
 
@@ -422,8 +446,9 @@ def test_held_out_val_moves_little_when_images_are_added(tmp_path):
 
 
 def test_train_only_subfolder_holds_out_val_and_fraction_rounds(tmp_path):
-    root = make_folder(tmp_path, {f"{i}": (lambda p: write_grey(p, IDS)) for i in range(7)},
-                       split="train")
+    root = make_folder(
+        tmp_path, {f"{i}": (lambda p: write_grey(p, IDS)) for i in range(7)}, split="train"
+    )
     ds = data.get_dataset("folder", str(root), val_fraction=0.3)
     val, train = ds.files("val"), ds.files("train")
     assert len(val) == 2 and len(train) == 5  # round(0.3 * 7) = 2
@@ -435,8 +460,9 @@ def test_single_image_folder_cannot_hold_out_val(tmp_path):
     root = flat_folder(tmp_path, ["only"])
     ds = data.get_dataset("folder", str(root))
     assert names_of(ds.files("train")) == ["only.png"]
-    with pytest.raises(data.DatasetError, match="cannot hold out a 'val' split from the "
-                       "single train image"):
+    with pytest.raises(
+        data.DatasetError, match="cannot hold out a 'val' split from the single train image"
+    ):
         ds.files("val")
 
 
@@ -469,9 +495,10 @@ def test_image_smaller_than_the_crop_is_padded_with_ignore(tmp_path):
     root = make_folder(tmp_path, {"a": lambda p: write_grey(p, ones)})
     ds = data.get_dataset("folder", str(root), val_fraction=0)
     # Scale 0.5 of an 8x12 crop: the 4x6 image fills 24 of 96 pixels.
-    batches = data.make_train_dataset(ds, height=8, width=12, batch_size=1,
-                                      min_scale=0.5, max_scale=0.5)
-    (images, labels), = list(batches)
+    batches = data.make_train_dataset(
+        ds, height=8, width=12, batch_size=1, min_scale=0.5, max_scale=0.5
+    )
+    ((images, labels),) = list(batches)
     labels = labels.numpy()[0]
     assert labels.shape == (8, 12)
     assert (labels == 1).sum() == 24
@@ -481,14 +508,15 @@ def test_image_smaller_than_the_crop_is_padded_with_ignore(tmp_path):
 def test_split_mixing_sizes_batches_for_training_and_evaluation(tmp_path):
     small = np.zeros((2, 4), np.uint8)
     large = np.ones((6, 8), np.uint8)
-    root = make_folder(tmp_path, {"a": lambda p: write_grey(p, small),
-                                  "b": lambda p: write_grey(p, large)})
+    root = make_folder(
+        tmp_path, {"a": lambda p: write_grey(p, small), "b": lambda p: write_grey(p, large)}
+    )
     ds = data.get_dataset("folder", str(root), val_fraction=0)
     assert data.scan(ds, "train").image_sizes == ((2, 4), (6, 8))
     train = data.make_train_dataset(ds, height=4, width=4, batch_size=2, augment=False)
-    (images, labels), = list(train)
+    ((images, labels),) = list(train)
     assert images.shape == (2, 4, 4, 3) and labels.shape == (2, 4, 4)
-    (images, labels), = list(data.make_eval_dataset(ds, "train", batch_size=2))
+    ((images, labels),) = list(data.make_eval_dataset(ds, "train", batch_size=2))
     labels = labels.numpy()
     # Padded to 6x8: 'a' keeps 8 pixels of class 0, the rest is ignore.
     assert labels.shape == (2, 6, 8)

@@ -51,8 +51,7 @@ def scenes(root, splits, classes=CLASSES_4, size=(32, 48), seed=0, **extra):
             ids[:6, :10] = 2
             colours = np.array([[90, 110, 90], [200, 80, 60], [60, 90, 200]], np.float32)
             image = np.clip(colours[ids] + rng.normal(0, 10, (*size, 3)), 0, 255)
-            for kind, array in (("images", image.astype(np.uint8)[:, :, ::-1]),
-                                ("masks", ids)):
+            for kind, array in (("images", image.astype(np.uint8)[:, :, ::-1]), ("masks", ids)):
                 directory = os.path.join(root, kind, split)
                 os.makedirs(directory, exist_ok=True)
                 cv2.imwrite(os.path.join(directory, f"{i:03d}.png"), array)
@@ -66,9 +65,18 @@ def no_training(*args, **kwargs):
 
 
 def config_for(data_dir, run, **options):
-    defaults = dict(dataset="folder", data_dir=data_dir, checkpoint_dir=str(run),
-                    height=32, width=48, batch_size=4, epochs=1, encoder_epochs=1,
-                    stage_two_repeat=1, verbose=0)
+    defaults = dict(
+        dataset="folder",
+        data_dir=data_dir,
+        checkpoint_dir=str(run),
+        height=32,
+        width=48,
+        batch_size=4,
+        epochs=1,
+        encoder_epochs=1,
+        stage_two_repeat=1,
+        verbose=0,
+    )
     defaults.update(options)
     return TrainConfig(**defaults)
 
@@ -109,8 +117,9 @@ def test_unwritable_checkpoint_dir_is_refused_before_the_first_epoch(tmp_path, m
 def test_train_only_folder_holds_out_val_and_records_it(tmp_path, monkeypatch):
     data_dir = scenes(tmp_path / "data", {"": 20})
     stages = []
-    monkeypatch.setattr(trainer, "train_stage",
-                        lambda config, stage, *args: stages.append(stage) or {})
+    monkeypatch.setattr(
+        trainer, "train_stage", lambda config, stage, *args: stages.append(stage) or {}
+    )
     monkeypatch.setattr(trainer, "adjust_logits", lambda *args: None)
     training.train(config_for(data_dir, tmp_path / "run", val_fraction=0.25))
     assert stages == ["encoder", "full"]
@@ -139,7 +148,8 @@ def test_a_class_absent_from_train_trains_and_is_adjusted(tmp_path):
     assert best["logit_adjustment"]["alpha"] == adjusted["alpha"]
     # The bias of the absent class is the trained one: weight 0 moves nothing.
     assert best["logit_adjustment"]["bias"][3] == pytest.approx(
-        best["logit_adjustment"]["trained_bias"][3])
+        best["logit_adjustment"]["trained_bias"][3]
+    )
     # Running the command again finds the run complete and the same record.
     assert training.train(config)["logit_adjustment"] == adjusted
 
@@ -158,12 +168,23 @@ def test_every_json_file_of_a_run_is_strict(tmp_path):
     # it in the logs; the files must still be strict JSON.
     data_dir = make_shapes_dataset(tmp_path / "data", num_train=4, num_val=2, size=32)
     run = tmp_path / "run"
-    config = TrainConfig(dataset="folder", data_dir=data_dir, checkpoint_dir=str(run),
-                         height=32, width=32, batch_size=2, epochs=1, encoder_epochs=1,
-                         stage_two_repeat=1, verbose=0, logit_adjustment="off")
+    config = TrainConfig(
+        dataset="folder",
+        data_dir=data_dir,
+        checkpoint_dir=str(run),
+        height=32,
+        width=32,
+        batch_size=2,
+        epochs=1,
+        encoder_epochs=1,
+        stage_two_repeat=1,
+        verbose=0,
+        logit_adjustment="off",
+    )
     training.train(config)
-    files = [os.path.join(d, n) for d, _, names in os.walk(run) for n in names
-             if n.endswith(".json")]
+    files = [
+        os.path.join(d, n) for d, _, names in os.walk(run) for n in names if n.endswith(".json")
+    ]
     assert len(files) >= 5  # config, best and done of both stages, backups
     for path in files:
         strict_json(path)
@@ -171,10 +192,16 @@ def test_every_json_file_of_a_run_is_strict(tmp_path):
 
 def test_write_json_writes_non_finite_numbers_as_null(tmp_path):
     path = tmp_path / "a" / "b.json"
-    artifacts.write_json(path, {"mean_iou": float("nan"), "iou": [0.5, float("inf")],
-                                "count": np.int64(3), "value": np.float32(0.25)})
-    assert strict_json(path) == {"count": 3, "iou": [0.5, None], "mean_iou": None,
-                                 "value": 0.25}
+    artifacts.write_json(
+        path,
+        {
+            "mean_iou": float("nan"),
+            "iou": [0.5, float("inf")],
+            "count": np.int64(3),
+            "value": np.float32(0.25),
+        },
+    )
+    assert strict_json(path) == {"count": 3, "iou": [0.5, None], "mean_iou": None, "value": 0.25}
 
 
 def test_eval_pipeline_at_the_training_scale_resizes_masks_by_nearest(tmp_path):
@@ -183,15 +210,15 @@ def test_eval_pipeline_at_the_training_scale_resizes_masks_by_nearest(tmp_path):
     # pixels 2i and 2i + 1, which TensorFlow resolves to 2i + 1).
     data_dir = scenes(tmp_path / "data", {"train": 2, "val": 1})
     dataset = data_lib.get_dataset("folder", data_dir)
-    full = cv2.imread(str(tmp_path / "data" / "masks" / "val" / "000.png"),
-                      cv2.IMREAD_GRAYSCALE)
-    (images, labels), = data_lib.make_eval_dataset(
-        dataset, "val", batch_size=1, height=16, width=24, resize_masks=True)
+    full = cv2.imread(str(tmp_path / "data" / "masks" / "val" / "000.png"), cv2.IMREAD_GRAYSCALE)
+    ((images, labels),) = data_lib.make_eval_dataset(
+        dataset, "val", batch_size=1, height=16, width=24, resize_masks=True
+    )
     assert images.shape == (1, 16, 24, 3)
     np.testing.assert_array_equal(labels.numpy()[0], full[1::2, 1::2])
-    (_, encoder_labels), = data_lib.make_eval_dataset(
-        dataset, "val", batch_size=1, height=16, width=24, resize_masks=True,
-        label_stride=8)
+    ((_, encoder_labels),) = data_lib.make_eval_dataset(
+        dataset, "val", batch_size=1, height=16, width=24, resize_masks=True, label_stride=8
+    )
     np.testing.assert_array_equal(encoder_labels.numpy()[0], full[1::2, 1::2][4::8, 4::8])
 
 
@@ -200,12 +227,13 @@ def test_eval_pipeline_sample_is_seeded_and_in_file_order(tmp_path):
     dataset = data_lib.get_dataset("folder", data_dir)
 
     def sampled(seed):
-        pipeline = data_lib.make_eval_dataset(dataset, "train", batch_size=1,
-                                              sample=3, seed=seed)
+        pipeline = data_lib.make_eval_dataset(dataset, "train", batch_size=1, sample=3, seed=seed)
         return [float(np.asarray(image).sum()) for image, _ in pipeline]
 
-    every = [float(np.asarray(image).sum()) for image, _ in
-             data_lib.make_eval_dataset(dataset, "train", batch_size=1)]
+    every = [
+        float(np.asarray(image).sum())
+        for image, _ in data_lib.make_eval_dataset(dataset, "train", batch_size=1)
+    ]
     first = sampled(0)
     assert len(first) == 3 and first == sampled(0)
     positions = [every.index(value) for value in first]
@@ -236,8 +264,9 @@ def test_output_checks_name_a_file_in_the_way(tmp_path):
         artifacts.ensure_writable_dir(str(blocker), "--output_dir")
     with pytest.raises(OSError, match=r"--output_json .*part of the path is a file"):
         artifacts.ensure_writable_file(str(blocker / "sub" / "scores.json"), "--output_json")
-    artifacts.ensure_writable_file(str(tmp_path / "new" / "deeper" / "scores.json"),
-                                   "--output_json")
+    artifacts.ensure_writable_file(
+        str(tmp_path / "new" / "deeper" / "scores.json"), "--output_json"
+    )
     assert (tmp_path / "new" / "deeper").is_dir()
 
 

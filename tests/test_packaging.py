@@ -65,8 +65,7 @@ def test_version_is_written_once():
 def test_console_scripts_are_the_commands_of_python_m_tf_enet():
     scripts = _pyproject()["project"]["scripts"]
     assert scripts == {
-        f"tf-enet-{name}": f"{module}:main"
-        for name, module in tf_enet_main.COMMANDS.items()
+        f"tf-enet-{name}": f"{module}:main" for name, module in tf_enet_main.COMMANDS.items()
     }
     assert tuple(tf_enet_main.COMMANDS) == COMMANDS
     for module in tf_enet_main.COMMANDS.values():
@@ -76,9 +75,9 @@ def test_console_scripts_are_the_commands_of_python_m_tf_enet():
         assert spec is not None, f"{module} is missing"
         with open(spec.origin, encoding="utf-8") as f:
             tree = ast.parse(f.read())
-        assert "main" in {
-            node.name for node in tree.body if isinstance(node, ast.FunctionDef)
-        }, f"{module} defines no main()"
+        assert "main" in {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}, (
+            f"{module} defines no main()"
+        )
 
 
 def test_python_m_tf_enet_without_a_command_lists_them(capsys):
@@ -166,8 +165,12 @@ def test_quiet_tensorflow_hides_the_startup_lines(tmp_path):
         "import tensorflow as tf; print(int(tf.constant(2) + 1))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True,
-        env=_env(), cwd=tmp_path, check=True,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
+        check=True,
     )
     assert result.stdout == "3\n"
     assert result.stderr == ""
@@ -179,7 +182,10 @@ def test_help_is_quick_and_exits_0(command, tmp_path):
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "tf_enet", command, "--help"],
-        capture_output=True, text=True, env=_env(), cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=tmp_path,
     )
     seconds = time.perf_counter() - start
     assert result.returncode == 0, result.stderr
@@ -200,10 +206,13 @@ def _checkout_files():
     """The checkout's files as a clone has them, plus new unignored ones."""
     out = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout
     return [
-        name for name in out.decode().split("\0")
+        name
+        for name in out.decode().split("\0")
         if name and os.path.isfile(os.path.join(ROOT, name))
     ]
 
@@ -235,9 +244,20 @@ def wheel(tmp_path_factory):
         with open(os.path.join(ROOT, name), "rb") as f:
             target.write_bytes(f.read())
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q",
-         "-w", str(base / "dist"), *_offline_build_args()],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            str(source),
+            "--no-deps",
+            "-q",
+            "-w",
+            str(base / "dist"),
+            *_offline_build_args(),
+        ],
+        check=True,
+        capture_output=True,
     )
     (path,) = (base / "dist").glob("tf_enet-*.whl")
     return path
@@ -248,21 +268,32 @@ def venv(wheel, tmp_path_factory):
     """A fresh virtual environment with the wheel installed; its bin/."""
     base = tmp_path_factory.mktemp("venv")
     env_dir = base / "env"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True
-    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env_dir)], check=True)
     python = env_dir / "bin" / "python"
     site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     with open(os.path.join(site, "_test_dependencies.pth"), "w") as f:
         f.write("\n".join(sorted(paths)) + "\n")
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "-q",
-         "--no-deps", "--no-index", str(wheel)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
     )
     return env_dir / "bin"
 
@@ -287,7 +318,8 @@ def test_wheel_holds_the_package_and_preset_only(wheel):
             next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
         ).decode()
     assert {n.split("/")[0] for n in names} == {
-        "tf_enet", f"tf_enet-{tf_enet.__version__}.dist-info"
+        "tf_enet",
+        f"tf_enet-{tf_enet.__version__}.dist-info",
     }
     # Besides Python sources, the preset's files and nothing else.
     assert sorted(n for n in names if n.startswith("tf_enet/") and not n.endswith(".py")) == [
@@ -308,10 +340,14 @@ def test_wheel_holds_the_package_and_preset_only(wheel):
 def test_installed_dependencies_are_met(venv):
     result = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(venv / "python"), "check"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
-    assert not [line for line in result.stdout.splitlines()
-                if line.lower().startswith(("tf-enet", "tf_enet"))]
+    assert not [
+        line
+        for line in result.stdout.splitlines()
+        if line.lower().startswith(("tf-enet", "tf_enet"))
+    ]
 
 
 @pytest.mark.slow
@@ -320,7 +356,10 @@ def test_installed_predict_segments_with_the_preset(venv, tmp_path):
     image.write_bytes(open(SAMPLE, "rb").read())
     result = subprocess.run(
         [str(venv / "tf-enet-predict"), "--images", "street.jpg", "--output_dir", "out"],
-        capture_output=True, text=True, cwd=tmp_path, env=_env(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=_env(),
     )
     assert result.returncode == 0, result.stderr
     assert not CPP_LOG_LINE.search(result.stderr), result.stderr
@@ -339,9 +378,7 @@ model = tf_enet.ENet.from_preset("enet_camvid")
 np.save("from_preset.npy", np.argmax(model(image[None].astype("float32"), training=False), -1)[0])
 np.save("load_predictor.npy", inference.load_predictor().predict(image[None])[0])
 """
-    subprocess.run(
-        [str(venv / "python"), "-c", code], cwd=tmp_path, env=_env(), check=True
-    )
+    subprocess.run([str(venv / "python"), "-c", code], cwd=tmp_path, env=_env(), check=True)
     reference = _reference_labels(SAMPLE)
     np.testing.assert_array_equal(np.load(tmp_path / "from_preset.npy"), reference)
     np.testing.assert_array_equal(np.load(tmp_path / "load_predictor.npy"), reference)

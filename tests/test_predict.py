@@ -31,7 +31,10 @@ SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 def predict(*args, cwd):
     return subprocess.run(
         [sys.executable, SCRIPT, *map(str, args)],
-        cwd=cwd, capture_output=True, text=True, timeout=300,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -69,8 +72,9 @@ def test_output_stems_are_unique():
 
 
 def write_video(path, frame, count):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10,
-                             (frame.shape[1], frame.shape[0]))
+    writer = cv2.VideoWriter(
+        str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (frame.shape[1], frame.shape[0])
+    )
     for _ in range(count):
         writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
     writer.release()
@@ -93,8 +97,12 @@ def test_predict_video_batches_frames_through_the_given_predictor(tmp_path):
     assert (info.num_frames, info.height, info.width) == (6, 16, 32)
     progress = []
     done = inference.predict_video(
-        predictor, str(tmp_path / "clip.mp4"), str(tmp_path / "out.mp4"),
-        batch_size=4, alpha=0.5, on_frames=progress.append,
+        predictor,
+        str(tmp_path / "clip.mp4"),
+        str(tmp_path / "out.mp4"),
+        batch_size=4,
+        alpha=0.5,
+        on_frames=progress.append,
     )
     assert done == 6 and progress == [4, 6]
     assert predictor.runner.shapes == [(4, 16, 32, 3), (2, 16, 32, 3)]
@@ -124,8 +132,17 @@ def test_predict_writes_every_output_and_reports_bad_files(tmp_path, checkpoint)
     (tmp_path / "in" / "notes.txt").write_text("not an image")
 
     result = predict(
-        "--model", checkpoint, "--images", tmp_path / "in", "--output_dir",
-        tmp_path / "out", "--batch_size", 2, "--alpha", 0.5, cwd=tmp_path,
+        "--model",
+        checkpoint,
+        "--images",
+        tmp_path / "in",
+        "--output_dir",
+        tmp_path / "out",
+        "--batch_size",
+        2,
+        "--alpha",
+        0.5,
+        cwd=tmp_path,
     )
 
     assert result.returncode == 1  # broken.png failed
@@ -145,12 +162,9 @@ def test_predict_writes_every_output_and_reports_bad_files(tmp_path, checkpoint)
         expected = 0.5 * red_image(red) + 0.5 * palette[red]
         assert overlay.shape == (*red.shape, 3)
         # JPEG subsamples colour on these tiny noisy images; means survive.
-        np.testing.assert_allclose(
-            overlay.mean(axis=(0, 1)), expected.mean(axis=(0, 1)), atol=6
-        )
+        np.testing.assert_allclose(overlay.mean(axis=(0, 1)), expected.mean(axis=(0, 1)), atol=6)
     assert sorted(os.listdir(tmp_path / "out")) == sorted(
-        f"{name}_{kind}" for name in reds
-        for kind in ("labels.png", "color.png", "overlay.jpg")
+        f"{name}_{kind}" for name in reds for kind in ("labels.png", "color.png", "overlay.jpg")
     )
 
 
@@ -158,8 +172,18 @@ def test_predict_writes_every_output_and_reports_bad_files(tmp_path, checkpoint)
 def test_predict_outputs_flag_selects_files(tmp_path, checkpoint):
     write_rgb(tmp_path / "x.png", red_image(np.ones((5, 7))))
     result = predict(
-        "--model", checkpoint, "--images", tmp_path / "x.png", "--outputs",
-        "labels", "--output_dir", tmp_path / "out", "--height", 4, "--width", 4,
+        "--model",
+        checkpoint,
+        "--images",
+        tmp_path / "x.png",
+        "--outputs",
+        "labels",
+        "--output_dir",
+        tmp_path / "out",
+        "--height",
+        4,
+        "--width",
+        4,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
@@ -178,7 +202,12 @@ def test_predict_video_writes_an_overlay_video(tmp_path, checkpoint):
     writer.release()
 
     result = predict(
-        "--model", checkpoint, "--video", video, "--output_dir", tmp_path / "out",
+        "--model",
+        checkpoint,
+        "--video",
+        video,
+        "--output_dir",
+        tmp_path / "out",
         cwd=tmp_path,
     )
 
@@ -200,9 +229,7 @@ def test_predict_video_writes_an_overlay_video(tmp_path, checkpoint):
 def test_predict_with_a_missing_model_is_a_one_line_error(tmp_path):
     # (Every ModelError takes this path; test_inference checks their texts.)
     write_rgb(tmp_path / "x.png", red_image(np.ones((4, 4))))
-    result = predict(
-        "--images", tmp_path / "x.png", "--model", tmp_path / "nothing", cwd=tmp_path
-    )
+    result = predict("--images", tmp_path / "x.png", "--model", tmp_path / "nothing", cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -215,8 +242,13 @@ def test_predict_checks_the_output_dir_before_loading_the_model(tmp_path):
     write_rgb(tmp_path / "x.png", red_image(np.ones((4, 4))))
     (tmp_path / "file").write_text("a file, not a directory")
     result = predict(
-        "--images", tmp_path / "x.png", "--model", tmp_path / "no_model_here",
-        "--output_dir", tmp_path / "file" / "out", cwd=tmp_path,
+        "--images",
+        tmp_path / "x.png",
+        "--model",
+        tmp_path / "no_model_here",
+        "--output_dir",
+        tmp_path / "file" / "out",
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

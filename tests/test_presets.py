@@ -27,8 +27,7 @@ def _h5_groups_and_values(keras_file):
         with archive.open("model.weights.h5") as f, h5py.File(f, "r") as h5:
             values = []
             h5.visititems(
-                lambda _, item: values.append(item.size)
-                if isinstance(item, h5py.Dataset) else None
+                lambda _, item: values.append(item.size) if isinstance(item, h5py.Dataset) else None
             )
             groups = {name for name in h5 if len(h5[name]) > 0}
             return groups, sum(values)
@@ -40,7 +39,8 @@ def _rgb(path):
 
 def test_list_presets_names_every_shipped_directory():
     shipped = sorted(
-        name for name in os.listdir(PRESETS_DIR)
+        name
+        for name in os.listdir(PRESETS_DIR)
         if os.path.isdir(os.path.join(PRESETS_DIR, name)) and name != "__pycache__"
     )
     assert tf_enet.list_presets() == ("enet_camvid",)
@@ -48,8 +48,10 @@ def test_list_presets_names_every_shipped_directory():
     for name in shipped:
         height, width = (presets.load_config(name)["train"][k] for k in ("height", "width"))
         assert sorted(os.listdir(presets.preset_path(name))) == [
-            "config.json", "model.keras",
-            f"model_{height}x{width}.tflite", f"model_{height}x{width}.tflite.json",
+            "config.json",
+            "model.keras",
+            f"model_{height}x{width}.tflite",
+            f"model_{height}x{width}.tflite.json",
         ]
 
 
@@ -128,16 +130,16 @@ def test_shipped_tflite_equals_a_fresh_conversion(tmp_path):
         # The same converter gives the same logits; a change of tf_enet.lite
         # may reorder float sums (logits span about +-30), never the labels.
         np.testing.assert_allclose(shipped(image), fresh(image), atol=1e-4)
-        np.testing.assert_array_equal(
-            np.argmax(shipped(image), -1), np.argmax(fresh(image), -1)
-        )
+        np.testing.assert_array_equal(np.argmax(shipped(image), -1), np.argmax(fresh(image), -1))
 
 
 def test_run_directory_and_preset_ship_one_model():
     # The run's model and the preset are the same file (one blob in git).
     for name in ("model.keras", "config.json"):
-        with open(os.path.join(RUN_DIR, name), "rb") as a, \
-                open(os.path.join(presets.preset_path("enet_camvid"), name), "rb") as b:
+        with (
+            open(os.path.join(RUN_DIR, name), "rb") as a,
+            open(os.path.join(presets.preset_path("enet_camvid"), name), "rb") as b,
+        ):
             assert a.read() == b.read(), (
                 f"checkpoints/enet_camvid/{name} and the enet_camvid preset differ; "
                 "rewrite the preset with tf_enet.presets.save_preset"
@@ -156,9 +158,7 @@ def test_from_preset_labels_equal_the_run_model():
     reference = keras.saving.load_model(os.path.join(RUN_DIR, "model.keras"), compile=False)
     image = _rgb(os.path.join(SAMPLES, "0016E5_07959.jpg"))[None].astype(np.float32)
     labels = np.argmax(model(image, training=False), axis=-1)[0]  # [360, 480]
-    np.testing.assert_array_equal(
-        labels, np.argmax(reference(image, training=False), axis=-1)[0]
-    )
+    np.testing.assert_array_equal(labels, np.argmax(reference(image, training=False), axis=-1)[0])
     # Read off the image: sky above the trees, the building on the left, the
     # parked car on the right, the road at the bottom.
     assert labels[40, 300] == 0  # Sky
@@ -192,7 +192,10 @@ def test_save_preset_writes_the_conversion_predictors_run(tmp_path):
     config = {**run_config(), "train": {"height": 8, "width": 8}}
     presets.save_preset(model, config, str(tmp_path / "preset"))
     assert sorted(os.listdir(tmp_path / "preset")) == [
-        "config.json", "model.keras", "model_8x8.tflite", "model_8x8.tflite.json",
+        "config.json",
+        "model.keras",
+        "model_8x8.tflite",
+        "model_8x8.tflite.json",
     ]
     predictor = inference.load_predictor(
         str(tmp_path / "preset"), cache_dir=str(tmp_path / "cache")

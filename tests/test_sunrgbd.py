@@ -41,12 +41,16 @@ def make_sunrgbd(root, train=(1, 2, 3), test=(1, 2), nested=False):
     """
     inner = "SUNRGBD-train_images" if nested else ""
     for n in train:
-        write(root / sunrgbd.TRAIN_IMAGE_DIR / inner / f"img-{n:06d}.jpg",
-              np.full((HEIGHT, WIDTH, 3), n * 20, np.uint8))
+        write(
+            root / sunrgbd.TRAIN_IMAGE_DIR / inner / f"img-{n:06d}.jpg",
+            np.full((HEIGHT, WIDTH, 3), n * 20, np.uint8),
+        )
         write(root / sunrgbd.LABEL_DIR / f"img-{n + 5050:06d}.png", label_map(n + 5050))
     for n in test:
-        write(root / sunrgbd.TEST_IMAGE_DIR / f"img-{n:06d}.jpg",
-              np.full((HEIGHT, WIDTH, 3), 100 + n * 20, np.uint8))
+        write(
+            root / sunrgbd.TEST_IMAGE_DIR / f"img-{n:06d}.jpg",
+            np.full((HEIGHT, WIDTH, 3), 100 + n * 20, np.uint8),
+        )
         write(root / sunrgbd.LABEL_DIR / f"img-{n:06d}.png", label_map(n))
     return root
 
@@ -137,11 +141,12 @@ def test_classes_and_palette():
 
 def test_labels_shift_by_one_and_void_is_ignored(tmp_path):
     root = make_sunrgbd(tmp_path, train=(1,), test=(1,))
-    write(root / sunrgbd.LABEL_DIR / "img-000001.png",
-          np.array([[0, 1, 37, 20]] * 2, np.uint8))
+    write(root / sunrgbd.LABEL_DIR / "img-000001.png", np.array([[0, 1, 37, 20]] * 2, np.uint8))
     write(root / sunrgbd.TEST_IMAGE_DIR / "img-000001.jpg", np.zeros((2, 4, 3), np.uint8))
     ds = data.get_dataset("sunrgbd", str(root))
-    (_, y), = [(x.numpy(), y.numpy()) for x, y in data.make_eval_dataset(ds, "test", batch_size=1)]
+    ((_, y),) = [
+        (x.numpy(), y.numpy()) for x, y in data.make_eval_dataset(ds, "test", batch_size=1)
+    ]
     np.testing.assert_array_equal(y[0], [[IGNORE, 0, 36, 19]] * 2)
 
     write(root / sunrgbd.LABEL_DIR / "img-000001.png", np.array([[38, 1]], np.uint8))
@@ -169,7 +174,7 @@ def test_scan_counts_and_class_weights(tmp_path):
 def test_train_and_eval_pipelines(tmp_path):
     ds = data.get_dataset("sunrgbd", str(make_sunrgbd(tmp_path)))
     train = data.make_train_dataset(ds, height=8, width=8, batch_size=2, seed=1)
-    (x, y), = [(x.numpy(), y.numpy()) for x, y in train]  # 3 images, 1 full batch
+    ((x, y),) = [(x.numpy(), y.numpy()) for x, y in train]  # 3 images, 1 full batch
     assert x.shape == (2, 8, 8, 3) and y.shape == (2, 8, 8)
     assert set(np.unique(y)) <= {19, 20, 21, 24, 25, 26, IGNORE}
 
@@ -187,10 +192,11 @@ def test_train_and_eval_pipelines(tmp_path):
 def test_16_bit_labels_read_as_ids(tmp_path):
     # Whether the published label PNGs are 8- or 16-bit, values are ids.
     root = make_sunrgbd(tmp_path, train=(1,), test=(1,))
-    write(root / sunrgbd.LABEL_DIR / "img-000001.png",
-          np.array([[0, 1, 37, 20]] * 2, np.uint16))
+    write(root / sunrgbd.LABEL_DIR / "img-000001.png", np.array([[0, 1, 37, 20]] * 2, np.uint16))
     write(root / sunrgbd.TEST_IMAGE_DIR / "img-000001.jpg", np.zeros((2, 4, 3), np.uint8))
     ds = data.get_dataset("sunrgbd", str(root))
     assert data.scan(ds, "test").pixel_counts[[0, 19, 36]].tolist() == [2, 2, 2]
-    (_, y), = [(x.numpy(), y.numpy()) for x, y in data.make_eval_dataset(ds, "test", batch_size=1)]
+    ((_, y),) = [
+        (x.numpy(), y.numpy()) for x, y in data.make_eval_dataset(ds, "test", batch_size=1)
+    ]
     np.testing.assert_array_equal(y[0], [[IGNORE, 0, 36, 19]] * 2)

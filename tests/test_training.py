@@ -53,13 +53,17 @@ def sha256(path):
 
 def test_help_documents_every_option():
     result = subprocess.run(
-        [sys.executable, "train.py", "--help"], cwd=REPO, capture_output=True,
-        text=True, timeout=120,
+        [sys.executable, "train.py", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     for field in dataclasses.fields(TrainConfig):
-        assert f"--{field.name}:" in result.stdout or (
-            f"--[no]{field.name}:" in result.stdout), field.name
+        assert f"--{field.name}:" in result.stdout or (f"--[no]{field.name}:" in result.stdout), (
+            field.name
+        )
     assert "--[no]overwrite:" in result.stdout
 
 
@@ -87,12 +91,16 @@ def test_invalid_options_are_named(options, name):
 def test_learning_rate_schedules_by_hand():
     step = training.learning_rate_schedule(
         TrainConfig(learning_rate=0.1, lr_decay_epochs=2, lr_decay_factor=0.5),
-        steps_per_epoch=10, epochs=5)
+        steps_per_epoch=10,
+        epochs=5,
+    )
     # Boundaries after 20 and 40 steps: 0.1, then 0.05, then 0.025.
     assert [float(step(s)) for s in (0, 20, 21, 40, 41, 49)] == pytest.approx(
-        [0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+        [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
+    )
     poly = training.learning_rate_schedule(
-        TrainConfig(learning_rate=0.1, lr_schedule="poly"), 10, 5)
+        TrainConfig(learning_rate=0.1, lr_schedule="poly"), 10, 5
+    )
     # 0.1 * (1 - 25 / 50) ** 0.9 = 0.05359
     assert float(poly(25)) == pytest.approx(0.1 * 0.5**0.9)
     assert float(poly(50)) == pytest.approx(0.0)
@@ -101,12 +109,14 @@ def test_learning_rate_schedules_by_hand():
 
 
 def test_weight_decay_adds_torch_style_gradient_and_is_not_saved(tmp_path):
-    model = keras.Sequential([
-        keras.Input((4, 4, 2)),
-        keras.layers.Conv2D(3, 3, name="conv"),
-        keras.layers.BatchNormalization(name="bn"),
-        keras.layers.Conv2DTranspose(2, 2, name="deconv"),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((4, 4, 2)),
+            keras.layers.Conv2D(3, 3, name="conv"),
+            keras.layers.BatchNormalization(name="bn"),
+            keras.layers.Conv2DTranspose(2, 2, name="deconv"),
+        ]
+    )
     training.add_weight_decay(model, 2e-4)
     kernels = [model.get_layer("conv").kernel, model.get_layer("deconv").kernel]
     with tf.GradientTape() as tape:
@@ -161,8 +171,7 @@ def test_history_rows_after_the_backup_are_dropped(tmp_path):
     path = tmp_path / "history.csv"
     path.write_text("epoch,loss\n0,1.0\n1,0.9\n2,0.8\n")
     (tmp_path / "backup").mkdir()
-    artifacts.write_json(tmp_path / "backup" / "training_metadata.json",
-                        {"epoch": 2, "batch": 0})
+    artifacts.write_json(tmp_path / "backup" / "training_metadata.json", {"epoch": 2, "batch": 0})
     training.trim_history(str(path), str(tmp_path / "backup"))
     assert path.read_text() == "epoch,loss\n0,1.0\n1,0.9\n"
     training.trim_history(str(path), str(tmp_path / "backup"))  # idempotent
@@ -173,8 +182,7 @@ def test_history_rows_after_the_backup_are_dropped(tmp_path):
 
 
 def write_run(directory, config):
-    artifacts.write_json(os.path.join(directory, "config.json"),
-                        {"train": config.to_dict()})
+    artifacts.write_json(os.path.join(directory, "config.json"), {"train": config.to_dict()})
 
 
 def test_checkpoint_dir_accepts_its_own_run_and_more_epochs(tmp_path):
@@ -217,8 +225,14 @@ def test_run_files_get_the_permissions_of_any_new_file(tmp_path):
 
 
 def test_overwrite_removes_only_run_files(tmp_path):
-    for name in ("model.keras", "best.json", "done.json", "history.csv",
-                 "config.json", "notes.txt"):
+    for name in (
+        "model.keras",
+        "best.json",
+        "done.json",
+        "history.csv",
+        "config.json",
+        "notes.txt",
+    ):
         (tmp_path / name).write_text("x")
     for name in ("backup", "encoder/backup", "logs/full"):
         (tmp_path / name).mkdir(parents=True)
@@ -230,9 +244,18 @@ def test_overwrite_removes_only_run_files(tmp_path):
 
 # A task a correct pipeline, loss and model learn in a few hundred steps.
 LEARNED_OPTIONS = dict(
-    dataset="folder", height=64, width=64, batch_size=4, encoder_epochs=3,
-    epochs=15, learning_rate=5e-3, class_weighting="enet", validation_freq=5,
-    stage_two_repeat=1, verbose=0, seed=0,
+    dataset="folder",
+    height=64,
+    width=64,
+    batch_size=4,
+    encoder_epochs=3,
+    epochs=15,
+    learning_rate=5e-3,
+    class_weighting="enet",
+    validation_freq=5,
+    stage_two_repeat=1,
+    verbose=0,
+    seed=0,
 )
 
 
@@ -242,8 +265,7 @@ def trained(tmp_path_factory):
     os.environ["TF_ENET_CACHE"] = str(root / "cache")
     try:
         data_dir = make_shapes_dataset(root / "data", num_train=48, num_val=8)
-        config = TrainConfig(data_dir=data_dir, checkpoint_dir=str(root / "run"),
-                             **LEARNED_OPTIONS)
+        config = TrainConfig(data_dir=data_dir, checkpoint_dir=str(root / "run"), **LEARNED_OPTIONS)
         start = time.monotonic()
         results = training.train(config)
         seconds = time.monotonic() - start
@@ -264,8 +286,10 @@ def test_training_learns_the_synthetic_task(trained):
     dataset = data_lib.get_dataset("folder", config.data_dir)
     adjusted = results["logit_adjustment"]
     assert adjusted["val_mean_iou_before"] == pytest.approx(results["full"]["val_mean_iou"])
-    for logged, bias in ((adjusted["val_mean_iou"], None),
-                         (results["full"], adjusted["trained_bias"])):
+    for logged, bias in (
+        (adjusted["val_mean_iou"], None),
+        (results["full"], adjusted["trained_bias"]),
+    ):
         if bias is not None:
             model.get_layer("fullconv").bias.assign(bias)
         scores = val_scores(model, dataset)
@@ -283,9 +307,7 @@ def val_scores(model, dataset):
 
 
 @pytest.mark.slow
-def test_logit_adjustment_is_chosen_on_train_folded_once_and_reversible(
-    trained, tmp_path
-):
+def test_logit_adjustment_is_chosen_on_train_folded_once_and_reversible(trained, tmp_path):
     config, results, _ = trained
     adjusted = results["logit_adjustment"]
     weights = np.array(results["class_weights"], np.float32)
@@ -310,17 +332,14 @@ def test_logit_adjustment_is_chosen_on_train_folded_once_and_reversible(
     assert training.train(config)["logit_adjustment"] == adjusted
     assert sha256(model_path) == digest
     # A given alpha starts from the trained bias, not the adjusted one.
-    half = training.train(
-        dataclasses.replace(config, logit_adjustment="0.5")
-    )["logit_adjustment"]
+    half = training.train(dataclasses.replace(config, logit_adjustment="0.5"))["logit_adjustment"]
     assert half["alpha"] == 0.5 and "train_mean_iou" not in half
-    np.testing.assert_allclose(
-        bias(), trained_bias - 0.5 * np.log(weights), atol=1e-6
-    )
+    np.testing.assert_allclose(bias(), trained_bias - 0.5 * np.log(weights), atol=1e-6)
     # Off puts the trained model back and drops the record.
-    assert training.train(
-        dataclasses.replace(config, logit_adjustment="off")
-    )["logit_adjustment"] is None
+    assert (
+        training.train(dataclasses.replace(config, logit_adjustment="off"))["logit_adjustment"]
+        is None
+    )
     np.testing.assert_allclose(bias(), trained_bias, atol=1e-6)
     assert "logit_adjustment" not in artifacts.read_json(os.path.join(run, "best.json"))
     # A kill between the record and the model: the next run completes it.
@@ -350,12 +369,18 @@ def test_config_json_holds_everything_to_use_the_model(trained):
     np.testing.assert_allclose(saved["class_weights"], expected_weights, rtol=1e-6)
     assert results["class_weights"] == saved["class_weights"]
     assert saved["input"] == {
-        "channels": "RGB", "range": [0, 255],
-        "mean": [123.675, 116.28, 103.53], "std": [58.395, 57.12, 57.375],
+        "channels": "RGB",
+        "range": [0, 255],
+        "mean": [123.675, 116.28, 103.53],
+        "std": [58.395, 57.12, 57.375],
         "normalized_inside_model": True,
     }
-    assert saved["model"] == {"num_classes": 4, "num_initial_blocks": 1,
-                              "stage_two_repeat": 1, "skip_connections": False}
+    assert saved["model"] == {
+        "num_classes": 4,
+        "num_initial_blocks": 1,
+        "stage_two_repeat": 1,
+        "skip_connections": False,
+    }
 
 
 @pytest.mark.slow
@@ -391,8 +416,13 @@ SMALL_OPTIONS = dict(height=32, width=32, batch_size=4, stage_two_repeat=1)
 
 def run_train_py(tmp_path, flags, timeout=600):
     result = subprocess.run(
-        [sys.executable, "train.py", *flags], cwd=REPO, capture_output=True,
-        text=True, timeout=timeout, env=subprocess_env(tmp_path))
+        [sys.executable, "train.py", *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(tmp_path),
+    )
     return result
 
 
@@ -409,13 +439,18 @@ def test_killed_run_resumes_at_the_next_epoch(tmp_path):
     run = tmp_path / "run"
     # The best model as training saved it, optimizer state included (the
     # logit adjustment re-saves it without).
-    flags = train_flags(data_dir, run, encoder_epochs=1, epochs=2,
-                        logit_adjustment="off", **SMALL_OPTIONS)
+    flags = train_flags(
+        data_dir, run, encoder_epochs=1, epochs=2, logit_adjustment="off", **SMALL_OPTIONS
+    )
     metadata = run / "backup" / "training_metadata.json"
     with open(tmp_path / "first.log", "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "train.py", *flags], cwd=REPO, stdout=log,
-            stderr=subprocess.STDOUT, env=subprocess_env(tmp_path))
+            [sys.executable, "train.py", *flags],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=subprocess_env(tmp_path),
+        )
         try:
             deadline = time.monotonic() + 600
             while time.monotonic() < deadline and process.poll() is None:
@@ -458,9 +493,15 @@ def small_run(tmp_path_factory):
     os.environ["TF_ENET_CACHE"] = str(root / "cache")
     try:
         data_dir = make_shapes_dataset(root / "data", num_train=8, num_val=4, size=32)
-        config = TrainConfig(dataset="folder", data_dir=data_dir, verbose=0,
-                             checkpoint_dir=str(root / "run"), stages="full",
-                             epochs=1, **SMALL_OPTIONS)
+        config = TrainConfig(
+            dataset="folder",
+            data_dir=data_dir,
+            verbose=0,
+            checkpoint_dir=str(root / "run"),
+            stages="full",
+            epochs=1,
+            **SMALL_OPTIONS,
+        )
         training.train(config)
     finally:
         del os.environ["TF_ENET_CACHE"]
@@ -476,8 +517,14 @@ def copy_run(config, directory):
 def test_a_different_run_is_refused_and_overwrite_starts_over(small_run, tmp_path):
     config = copy_run(small_run, tmp_path / "run")
     run = tmp_path / "run"
-    other = train_flags(config.data_dir, run, stages="encoder", encoder_epochs=1,
-                        learning_rate=1e-3, **SMALL_OPTIONS)
+    other = train_flags(
+        config.data_dir,
+        run,
+        stages="encoder",
+        encoder_epochs=1,
+        learning_rate=1e-3,
+        **SMALL_OPTIONS,
+    )
     refused = run_train_py(tmp_path, other)
     assert refused.returncode == 1
     message = refused.stderr.strip().splitlines()[-1]
@@ -502,8 +549,7 @@ class NaNLoss(WeightedSparseCategoricalCrossentropy):
 
 
 @pytest.mark.slow
-def test_non_finite_loss_stops_and_keeps_the_last_good_backup(
-        small_run, tmp_path, monkeypatch):
+def test_non_finite_loss_stops_and_keeps_the_last_good_backup(small_run, tmp_path, monkeypatch):
     config = copy_run(small_run, tmp_path / "run")
     backup = tmp_path / "run" / "backup"
     before = {name: sha256(backup / name) for name in os.listdir(backup)}

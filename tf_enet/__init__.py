@@ -20,8 +20,7 @@ import sys
 __version__ = "0.1.0"
 
 # Public name -> the module defining it.
-_MODEL_NAMES = ("ENet", "ENetConfig", "build_enet", "build_enet_encoder",
-                "transfer_weights")
+_MODEL_NAMES = ("ENet", "ENetConfig", "build_enet", "build_enet_encoder", "transfer_weights")
 _LAZY_NAMES = {
     **{name: "tf_enet.model" for name in _MODEL_NAMES},
     "list_presets": "tf_enet.presets",

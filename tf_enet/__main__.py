@@ -42,8 +42,7 @@ def main(argv=None):
     command = argv[1]
     if command not in COMMANDS:
         print(
-            f"{program}: unknown command {command!r}; expected one of "
-            f"{', '.join(COMMANDS)}.",
+            f"{program}: unknown command {command!r}; expected one of {', '.join(COMMANDS)}.",
             file=sys.stderr,
         )
         return 2

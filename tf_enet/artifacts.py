@@ -40,8 +40,16 @@ ENCODER_DIR = "encoder"
 LOGS_DIR = "logs"
 # Everything a training run writes into its directory; `--overwrite` removes
 # these, and nothing else, before starting another run there.
-RUN_FILES = (CONFIG_FILE, MODEL_FILE, BEST_FILE, DONE_FILE, HISTORY_FILE,
-             BACKUP_DIR, ENCODER_DIR, LOGS_DIR)
+RUN_FILES = (
+    CONFIG_FILE,
+    MODEL_FILE,
+    BEST_FILE,
+    DONE_FILE,
+    HISTORY_FILE,
+    BACKUP_DIR,
+    ENCODER_DIR,
+    LOGS_DIR,
+)
 # Where an exported SavedModel keeps the configuration.
 SAVED_MODEL_CONFIG = "tf_enet_config.json"
 # The configuration of a single-file model: "<model path>.json".
@@ -57,8 +65,11 @@ INT8_RANGES = ("mean", "minmax")
 MEAN_IOU = "mean_iou"
 VAL_MEAN_IOU = "val_" + MEAN_IOU
 # Names earlier versions wrote for the same value (best.json, history.csv).
-_OLD_MEAN_IOU_NAMES = {"miou": MEAN_IOU, "val_miou": VAL_MEAN_IOU,
-                       "best_val_miou": "best_" + VAL_MEAN_IOU}
+_OLD_MEAN_IOU_NAMES = {
+    "miou": MEAN_IOU,
+    "val_miou": VAL_MEAN_IOU,
+    "best_val_miou": "best_" + VAL_MEAN_IOU,
+}
 
 
 def renamed_metric(name):
@@ -126,8 +137,7 @@ def write_json(path, value):
         path: str. The file; its directory is created if missing.
         value: JSON-compatible structure; non-finite floats become null.
     """
-    text = json.dumps(to_strict_json(value), indent=2, sort_keys=True,
-                      allow_nan=False) + "\n"
+    text = json.dumps(to_strict_json(value), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
     def write(tmp_path):
         with open(tmp_path, "w", encoding="utf-8") as f:
@@ -182,19 +192,13 @@ def ensure_writable_dir(path, what):
     try:
         os.makedirs(path, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise OSError(
-            f"{what} {path}: a part of the path is a file, not a directory."
-        ) from None
+        raise OSError(f"{what} {path}: a part of the path is a file, not a directory.") from None
     except OSError as error:
-        raise OSError(
-            f"{what} {path}: cannot create the directory ({error.strerror})."
-        ) from None
+        raise OSError(f"{what} {path}: cannot create the directory ({error.strerror}).") from None
     probe = os.path.join(path, f".tmp-{uuid.uuid4().hex}")
     try:
         with open(probe, "w", encoding="utf-8"):
             pass
         os.remove(probe)
     except OSError as error:
-        raise OSError(
-            f"{what} {path}: cannot write there ({error.strerror})."
-        ) from None
+        raise OSError(f"{what} {path}: cannot write there ({error.strerror}).") from None

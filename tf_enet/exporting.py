@@ -83,15 +83,11 @@ def check_output(output, export_format, what="output"):
     """
     if export_format == "saved_model":
         if os.path.isfile(output):
-            raise OSError(
-                f"{what} {output} is a file; a SavedModel is a directory."
-            )
+            raise OSError(f"{what} {output} is a file; a SavedModel is a directory.")
         artifacts.ensure_writable_dir(output, what)
     else:
         artifacts.ensure_writable_file(output, what)
-        artifacts.ensure_writable_file(
-            output + artifacts.SIDECAR_SUFFIX, f"{what}'s configuration"
-        )
+        artifacts.ensure_writable_file(output + artifacts.SIDECAR_SUFFIX, f"{what}'s configuration")
 
 
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
@@ -139,9 +135,7 @@ def _serving_endpoints(model):
 
 
 def _decode(contents):
-    return tf.io.decode_image(
-        contents, channels=3, dtype=tf.uint8, expand_animations=False
-    )
+    return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
 
 
 def export_saved_model(model, output_dir, config=None, *, source=None):
@@ -162,7 +156,10 @@ def export_saved_model(model, output_dir, config=None, *, source=None):
     artifacts.write_json(
         os.path.join(output_dir, "assets", artifacts.SAVED_MODEL_CONFIG),
         export_config(
-            config, num_classes, format="saved_model", source=source,
+            config,
+            num_classes,
+            format="saved_model",
+            source=source,
             signatures=["serving_default", "serve_encoded", "logits"],
         ),
     )
@@ -189,17 +186,22 @@ def representative_images(paths, *, height=None, width=None):
         for path in paths:
             image = data_lib.decode_image_file(path).astype(np.float32)
             if height is not None:
-                image = tf.image.resize(
-                    image, [height, width], method="bilinear"
-                ).numpy()
+                image = tf.image.resize(image, [height, width], method="bilinear").numpy()
             yield [image[None]]
 
     return generate
 
 
 def export_tflite(
-    model, output_path, config=None, *, quantize=None, representative=None,
-    input_size=None, source=None, int8_ranges="mean",
+    model,
+    output_path,
+    config=None,
+    *,
+    quantize=None,
+    representative=None,
+    input_size=None,
+    source=None,
+    int8_ranges="mean",
 ):
     """Converts to TFLite with builtin ops only (no Flex delegate needed).
 
@@ -247,13 +249,9 @@ def export_tflite(
             conversion.
     """
     if quantize is not None and quantize not in QUANTIZATIONS:
-        raise ExportError(
-            f"Unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}."
-        )
+        raise ExportError(f"Unknown quantization {quantize!r}; expected one of {QUANTIZATIONS}.")
     if int8_ranges not in INT8_RANGES:
-        raise ExportError(
-            f"Unknown int8 ranges {int8_ranges!r}; expected one of {INT8_RANGES}."
-        )
+        raise ExportError(f"Unknown int8 ranges {int8_ranges!r}; expected one of {INT8_RANGES}.")
     if quantize == "int8" and representative is None:
         raise ExportError(
             "int8 quantization needs calibration images: give "
@@ -265,14 +263,14 @@ def export_tflite(
         spec = tf.TensorSpec([1, *input_size, 3], tf.float32, name="images")
     num_classes = int(model.outputs[0].shape[-1])
     model = lite.tflite_friendly(
-        model, int8=quantize == "int8", representative=representative,
+        model,
+        int8=quantize == "int8",
+        representative=representative,
         ranges=int8_ranges,
     )
     with tempfile.TemporaryDirectory() as tmp:
         # What TFLiteConverter.from_keras_model does, without its printing.
-        archive = _archive(
-            model, [("serve", lambda images: model(images, training=False), spec)]
-        )
+        archive = _archive(model, [("serve", lambda images: model(images, training=False), spec)])
         archive.write_out(tmp, verbose=False)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
         flatbuffer = _convert(converter, quantize, representative)
@@ -285,7 +283,10 @@ def export_tflite(
     artifacts.write_json(
         output_path + artifacts.SIDECAR_SUFFIX,
         export_config(
-            config, num_classes, format="tflite", quantize=quantize or "none",
+            config,
+            num_classes,
+            format="tflite",
+            quantize=quantize or "none",
             input_size=None if input_size is None else list(input_size),
             source=source,
             **({"int8_ranges": int8_ranges} if quantize == "int8" else {}),
@@ -302,9 +303,7 @@ def _check_input_size(input_size):
             f"`input_size` must be (height, width); received {input_size!r}."
         ) from None
     if height < 1 or width < 1:
-        raise ExportError(
-            f"`input_size` must be positive; received {input_size!r}."
-        )
+        raise ExportError(f"`input_size` must be positive; received {input_size!r}.")
     return height, width
 
 
@@ -348,9 +347,7 @@ class _PaddedForOnnx(keras.Model):
         pad_height = (OUTPUT_STRIDE - shape[1] % OUTPUT_STRIDE) % OUTPUT_STRIDE
         pad_width = (OUTPUT_STRIDE - shape[2] % OUTPUT_STRIDE) % OUTPUT_STRIDE
         mean = tf.constant(self.mean, tf.float32)
-        padded = tf.pad(
-            images - mean, [[0, 0], [0, pad_height], [0, pad_width], [0, 0]]
-        ) + mean
+        padded = tf.pad(images - mean, [[0, 0], [0, pad_height], [0, pad_width], [0, 0]]) + mean
         logits = self.enet(padded, training=False)
         return logits[:, : shape[1], : shape[2], :]
 
@@ -378,8 +375,7 @@ def export_onnx(model, output_path, config=None, *, source=None):
         import tf2onnx  # pylint: disable=import-outside-toplevel
     except ImportError:
         raise ExportError(
-            "ONNX export needs tf2onnx and onnxruntime: pip install "
-            "tf2onnx onnxruntime."
+            "ONNX export needs tf2onnx and onnxruntime: pip install tf2onnx onnxruntime."
         ) from None
     mean = PIXEL_MEAN
     if config is not None:
@@ -389,8 +385,10 @@ def export_onnx(model, output_path, config=None, *, source=None):
     def write(tmp_path):
         try:
             tf2onnx.convert.from_keras(
-                _PaddedForOnnx(model, mean), input_signature=spec,
-                opset=ONNX_OPSET, output_path=tmp_path,
+                _PaddedForOnnx(model, mean),
+                input_signature=spec,
+                opset=ONNX_OPSET,
+                output_path=tmp_path,
             )
         except Exception as err:  # tf2onnx raises many error types.
             raise ExportError(f"ONNX conversion failed: {err}") from None
@@ -400,15 +398,25 @@ def export_onnx(model, output_path, config=None, *, source=None):
     artifacts.write_json(
         output_path + artifacts.SIDECAR_SUFFIX,
         export_config(
-            config, num_classes, format="onnx", opset=ONNX_OPSET, source=source,
+            config,
+            num_classes,
+            format="onnx",
+            opset=ONNX_OPSET,
+            source=source,
         ),
     )
     return output_path
 
 
 def export_model(
-    model_path, output, export_format, *, quantize=None, representative=None,
-    input_size=None, int8_ranges="mean",
+    model_path,
+    output,
+    export_format,
+    *,
+    quantize=None,
+    representative=None,
+    input_size=None,
+    int8_ranges="mean",
 ):
     """Loads a Keras checkpoint and exports it.
 
@@ -431,18 +439,14 @@ def export_model(
         OSError: the output cannot be written (checked before the work).
     """
     if export_format not in FORMATS:
-        raise ExportError(
-            f"Unknown format {export_format!r}; expected one of {FORMATS}."
-        )
+        raise ExportError(f"Unknown format {export_format!r}; expected one of {FORMATS}.")
     if quantize is not None and export_format != "tflite":
         raise ExportError(
-            f"Quantization ({quantize}) applies to TFLite only; received "
-            f"format {export_format!r}."
+            f"Quantization ({quantize}) applies to TFLite only; received format {export_format!r}."
         )
     if input_size is not None and export_format != "tflite":
         raise ExportError(
-            f"A fixed input size applies to TFLite only; received format "
-            f"{export_format!r}."
+            f"A fixed input size applies to TFLite only; received format {export_format!r}."
         )
     check_output(output, export_format)
     model, config, _ = inference.load_keras_model(model_path)
@@ -451,8 +455,13 @@ def export_model(
         return export_saved_model(model, output, config, source=source)
     if export_format == "tflite":
         return export_tflite(
-            model, output, config, quantize=quantize,
-            representative=representative, input_size=input_size, source=source,
+            model,
+            output,
+            config,
+            quantize=quantize,
+            representative=representative,
+            input_size=input_size,
+            source=source,
             int8_ranges=int8_ranges,
         )
     return export_onnx(model, output, config, source=source)

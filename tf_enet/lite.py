@@ -73,9 +73,7 @@ class WindowMaxPooling2D(keras.layers.Layer):
     def __init__(self, resolution=None, **kwargs):
         super().__init__(**kwargs)
         if resolution is not None and not resolution > 0:
-            raise ValueError(
-                f"`resolution` must be positive or None; received {resolution!r}."
-            )
+            raise ValueError(f"`resolution` must be positive or None; received {resolution!r}.")
         self.resolution = resolution
 
     def call(self, inputs):
@@ -95,12 +93,8 @@ class WindowMaxPooling2D(keras.layers.Layer):
             top_right = inputs[:, 0::2, 1::2, :]
             bottom_left = inputs[:, 1::2, 0::2, :]
         not_top_left = _below_maximum(pooled, top_left, self.resolution)
-        not_first_two = not_top_left * _below_maximum(
-            pooled, top_right, self.resolution
-        )
-        not_first_three = not_first_two * _below_maximum(
-            pooled, bottom_left, self.resolution
-        )
+        not_first_two = not_top_left * _below_maximum(pooled, top_right, self.resolution)
+        not_first_three = not_first_two * _below_maximum(pooled, bottom_left, self.resolution)
         mask = tf.concat(
             [
                 1.0 - not_top_left,
@@ -161,9 +155,7 @@ class WindowUnpooling2D(keras.layers.Layer):
         outputs = tf.nn.depth_to_space(windows, 2)
         if len(inputs) == 3:
             shape, reference = tf.shape(outputs), tf.shape(inputs[2])
-            outputs = pad_bottom_right(
-                outputs, reference[1] - shape[1], reference[2] - shape[2]
-            )
+            outputs = pad_bottom_right(outputs, reference[1] - shape[1], reference[2] - shape[2])
         return outputs
 
     def compute_output_spec(self, inputs):
@@ -309,8 +301,7 @@ def _folded_initial_block(model):
     """
     try:
         conv, pool, concat, bn = (
-            model.get_layer(f"initial_block_{part}")
-            for part in ("conv", "pool", "concat", "bn")
+            model.get_layer(f"initial_block_{part}") for part in ("conv", "pool", "concat", "bn")
         )
     except ValueError:
         return {}
@@ -336,17 +327,13 @@ def _folded_initial_block(model):
     if bn.center:
         offset = offset + keras.ops.convert_to_numpy(bn.beta)
     filters = conv.filters
-    folded = keras.layers.Conv2D.from_config(
-        {**conv.get_config(), "use_bias": True}
-    )
+    folded = keras.layers.Conv2D.from_config({**conv.get_config(), "use_bias": True})
     folded.build(conv.input.shape)
     kernel = keras.ops.convert_to_numpy(conv.kernel)
     folded.set_weights([kernel * scale[:filters], offset[:filters]])
     return {
         conv.name: folded,
-        pool.name: PooledChannelAffine(
-            pool, scale[filters:], offset[filters:], name=pool.name
-        ),
+        pool.name: PooledChannelAffine(pool, scale[filters:], offset[filters:], name=pool.name),
         bn.name: _Folded(name=bn.name),
     }
 
@@ -388,9 +375,7 @@ def calibrated_ranges(model, tensors, representative, ranges="minmax"):
     probe = keras.Model(model.inputs, list(tensors))
     lows, highs = [], []
     for inputs in representative():  # [images], as probe.inputs
-        values = [
-            keras.ops.convert_to_numpy(v) for v in probe(inputs, training=False)
-        ]
+        values = [keras.ops.convert_to_numpy(v) for v in probe(inputs, training=False)]
         lows.append([v.min() for v in values])
         highs.append([v.max() for v in values])
     if not lows:
@@ -400,9 +385,7 @@ def calibrated_ranges(model, tensors, representative, ranges="minmax"):
         low, high = lows.mean(axis=0), highs.mean(axis=0)
     else:
         low, high = lows.min(axis=0), highs.max(axis=0)
-    return [
-        (float(min(lo, 0.0)), float(max(hi, 0.0))) for lo, hi in zip(low, high)
-    ]
+    return [(float(min(lo, 0.0)), float(max(hi, 0.0))) for lo, hi in zip(low, high)]
 
 
 def pooling_resolutions(model, representative, ranges="minmax"):
@@ -425,9 +408,7 @@ def pooling_resolutions(model, representative, ranges="minmax"):
     layers = [layer for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D)]
     if not layers:
         return {}
-    found = calibrated_ranges(
-        model, [layer.input for layer in layers], representative, ranges
-    )
+    found = calibrated_ranges(model, [layer.input for layer in layers], representative, ranges)
     return _resolutions(layers, found)
 
 
@@ -451,12 +432,12 @@ def _ranged_layers(model, skip):
         if isinstance(layer, keras.layers.Conv2DTranspose)
     }
     return [
-        layer for layer in model.layers
+        layer
+        for layer in model.layers
         if isinstance(layer, kinds)
         and layer.name not in skip
         and not (
-            isinstance(layer, keras.layers.BatchNormalization)
-            and id(layer.input) in transposed
+            isinstance(layer, keras.layers.BatchNormalization) and id(layer.input) in transposed
         )
     ]
 
@@ -496,9 +477,7 @@ def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
             ranges,
         )
         resolutions = _resolutions(pools, found[: len(pools)])
-        clipped = {
-            layer.name: bounds for layer, bounds in zip(ranged, found[len(pools):])
-        }
+        clipped = {layer.name: bounds for layer, bounds in zip(ranged, found[len(pools) :])}
 
     def rewrite(layer):
         if layer.name in folded:

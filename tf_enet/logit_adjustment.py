@@ -99,8 +99,7 @@ def log_weights(class_weights, num_classes):
         ValueError: the weights are negative, not finite or not one per class.
     """
     weights = np.asarray(class_weights, np.float32)
-    if (weights.shape != (num_classes,) or not np.all(np.isfinite(weights))
-            or np.any(weights < 0)):
+    if weights.shape != (num_classes,) or not np.all(np.isfinite(weights)) or np.any(weights < 0):
         raise ValueError(
             f"Logit adjustment needs {num_classes} finite, non-negative class "
             f"weights; received {list(np.ravel(class_weights))!r}."

@@ -54,9 +54,7 @@ class WeightedSparseCategoricalCrossentropy(keras.losses.Loss):
                     f"num_classes={num_classes}."
                 )
             if any(w < 0 for w in class_weights):
-                raise ValueError(
-                    f"`class_weights` must be non-negative; received {class_weights}."
-                )
+                raise ValueError(f"`class_weights` must be non-negative; received {class_weights}.")
             num_classes = len(class_weights)
         self.class_weights = class_weights
         self.num_classes = num_classes

@@ -37,17 +37,14 @@ def confusion_matrix(labels, predictions, num_classes, ignore_index):
     if bool(tf.reduce_any(outside)):
         values = np.unique(tf.boolean_mask(predictions, outside).numpy())
         raise ValueError(
-            f"predictions must be class ids in [0, {num_classes}); received "
-            f"{values[:10].tolist()}."
+            f"predictions must be class ids in [0, {num_classes}); received {values[:10].tolist()}."
         )
     valid = tf.logical_and(
         tf.not_equal(labels, ignore_index),
         tf.logical_and(labels >= 0, labels < num_classes),
     )
     pairs = tf.boolean_mask(labels * num_classes + predictions, valid)
-    counts = tf.math.bincount(
-        pairs, minlength=num_classes * num_classes, dtype=tf.int64
-    )
+    counts = tf.math.bincount(pairs, minlength=num_classes * num_classes, dtype=tf.int64)
     return counts.numpy().reshape(num_classes, num_classes)
 
 
@@ -75,9 +72,7 @@ def scores(confusion):
     union = labelled + predicted - true_positives
     with np.errstate(divide="ignore", invalid="ignore"):
         per_class_iou = np.where(union > 0, true_positives / union, np.nan)
-        per_class_accuracy = np.where(
-            labelled > 0, true_positives / labelled, np.nan
-        )
+        per_class_accuracy = np.where(labelled > 0, true_positives / labelled, np.nan)
     total = confusion.sum()
     return {
         "per_class_iou": per_class_iou,

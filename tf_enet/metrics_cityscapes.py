@@ -52,22 +52,14 @@ _IGNORE = cityscapes.IGNORE_INDEX
 _CATEGORY_OF = np.asarray(cityscapes.CLASS_CATEGORIES, np.int64)
 # One entry per training class: its average instance size, or 0 when the
 # class has no instances.
-_AVERAGE_SIZE = np.asarray(
-    [AVERAGE_INSTANCE_SIZE.get(n, 0.0) for n in cityscapes.CLASS_NAMES]
-)
+_AVERAGE_SIZE = np.asarray([AVERAGE_INSTANCE_SIZE.get(n, 0.0) for n in cityscapes.CLASS_NAMES])
 _HAS_INSTANCES = _AVERAGE_SIZE > 0
 _CATEGORY_HAS_INSTANCES = np.asarray(
-    [
-        all(_HAS_INSTANCES[_CATEGORY_OF == c])
-        for c in range(_NUM_CATEGORIES)
-    ]
+    [all(_HAS_INSTANCES[_CATEGORY_OF == c]) for c in range(_NUM_CATEGORIES)]
 )
 # label id -> training class id, or -1 for labels outside the benchmark.
 _LABEL_TO_CLASS = np.asarray(
-    [
-        cityscapes.LABEL_ID_TO_TRAIN_ID.get(i, -1)
-        for i in range(cityscapes.NUM_LABEL_IDS)
-    ],
+    [cityscapes.LABEL_ID_TO_TRAIN_ID.get(i, -1) for i in range(cityscapes.NUM_LABEL_IDS)],
     np.int64,
 )
 
@@ -174,9 +166,7 @@ class CityscapesIoU:
         size = np.bincount(index).astype(np.float64)
         instance_class = _LABEL_TO_CLASS[instances // cityscapes.INSTANCE_ID_OFFSET]
         weight = _AVERAGE_SIZE[instance_class] / size
-        class_hits = np.bincount(
-            index, weights=(predicted == classes), minlength=instances.size
-        )
+        class_hits = np.bincount(index, weights=(predicted == classes), minlength=instances.size)
         np.add.at(self._class_tp, instance_class, class_hits * weight)
         np.add.at(self._class_fn, instance_class, (size - class_hits) * weight)
 
@@ -187,9 +177,7 @@ class CityscapesIoU:
             minlength=instances.size,
         )
         np.add.at(self._category_tp, category, category_hits * weight)
-        np.add.at(
-            self._category_fn, category, (size - category_hits) * weight
-        )
+        np.add.at(self._category_fn, category, (size - category_hits) * weight)
 
     def result(self):
         """The benchmark's scores over all images seen.
@@ -215,12 +203,8 @@ class CityscapesIoU:
         class_tp, class_fp, class_fn = _counts(confusion)
         category_tp, category_fp, category_fn = _counts(category_confusion)
         per_class_iou = _ratio(class_tp, class_tp + class_fp + class_fn)
-        per_category_iou = _ratio(
-            category_tp, category_tp + category_fp + category_fn
-        )
-        per_class_iiou = _ratio(
-            self._class_tp, self._class_tp + class_fp + self._class_fn
-        )
+        per_category_iou = _ratio(category_tp, category_tp + category_fp + category_fn)
+        per_class_iiou = _ratio(self._class_tp, self._class_tp + class_fp + self._class_fn)
         per_class_iiou[~_HAS_INSTANCES] = np.nan
         per_category_iiou = _ratio(
             self._category_tp,
@@ -268,12 +252,8 @@ class CityscapesIoU:
             "category_iiou": scores["category_iiou"],
             "num_images": scores["num_images"],
             "per_class_iou": table(classes, scores["per_class_iou"], every_class),
-            "per_class_iiou": table(
-                classes, scores["per_class_iiou"], _HAS_INSTANCES
-            ),
-            "per_category_iou": table(
-                categories, scores["per_category_iou"], every_category
-            ),
+            "per_class_iiou": table(classes, scores["per_class_iiou"], _HAS_INSTANCES),
+            "per_category_iou": table(categories, scores["per_category_iou"], every_category),
             "per_category_iiou": table(
                 categories, scores["per_category_iiou"], _CATEGORY_HAS_INSTANCES
             ),

@@ -64,9 +64,7 @@ class ENet(keras.Model):
     files saved from it load as it once `tf_enet` is imported.
     """
 
-    def predict(
-        self, x, batch_size=None, verbose="auto", steps=None, callbacks=None
-    ):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         in_memory = isinstance(x, np.ndarray) or tf.is_tensor(x)
         if not in_memory or steps is not None or len(x.shape) != 4:
             return super().predict(
@@ -144,8 +142,7 @@ class ENet(keras.Model):
             ) from None
         if not isinstance(model, cls):
             raise ValueError(
-                f"Preset model {path} holds a {type(model).__name__}; "
-                f"expected a {cls.__name__}."
+                f"Preset model {path} holds a {type(model).__name__}; expected a {cls.__name__}."
             )
         return model
 
@@ -182,9 +179,7 @@ class ENetConfig:
 
     def __post_init__(self):
         def fail(name, expected):
-            raise ValueError(
-                f"`{name}` must be {expected}; received {getattr(self, name)!r}."
-            )
+            raise ValueError(f"`{name}` must be {expected}; received {getattr(self, name)!r}.")
 
         def is_int(value):
             return isinstance(value, int) and not isinstance(value, bool)
@@ -219,9 +214,7 @@ def _activation(kind, name):
 
 
 def _batch_norm(name):
-    return keras.layers.BatchNormalization(
-        momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name
-    )
+    return keras.layers.BatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
 
 
 def _bn_activation(x, prefix, activation):
@@ -258,7 +251,13 @@ def _extra_initial_block(x, name):
 
 
 def _bottleneck(
-    x, filters, name, activation, dropout, kind="regular", dilation=1,
+    x,
+    filters,
+    name,
+    activation,
+    dropout,
+    kind="regular",
+    dilation=1,
     asymmetric=5,
 ):
     """Regular, dilated or asymmetric bottleneck with an identity shortcut."""
@@ -304,7 +303,11 @@ def _upsampling_bottleneck(x, argmax, filters, name, activation):
     x = _conv(internal, 1, name=f"{name}_projection")(x)
     x = _bn_activation(x, f"{name}_projection", activation)
     x = keras.layers.Conv2DTranspose(
-        internal, 3, strides=2, padding="same", use_bias=False,
+        internal,
+        3,
+        strides=2,
+        padding="same",
+        use_bias=False,
         name=f"{name}_transposed_conv",
     )(x)
     x = _bn_activation(x, f"{name}_conv", activation)
@@ -335,9 +338,7 @@ def _encoder(images, config):
     initial_features = x
 
     act = config.encoder_activation
-    x, argmax1 = _downsampling_bottleneck(
-        x, 64, "bottleneck1_0", act, config.stage_one_dropout
-    )
+    x, argmax1 = _downsampling_bottleneck(x, 64, "bottleneck1_0", act, config.stage_one_dropout)
     for i in range(1, 5):
         x = _bottleneck(x, 64, f"bottleneck1_{i}", act, config.stage_one_dropout)
     stage_one_features = x
@@ -350,7 +351,12 @@ def _encoder(images, config):
             if kind != "regular":
                 name += f"_{kind}"
             x = _bottleneck(
-                x, 128, name, act, config.dropout, kind=kind,
+                x,
+                128,
+                name,
+                act,
+                config.dropout,
+                kind=kind,
                 dilation=size if kind == "dilated" else 1,
                 asymmetric=size,
             )
@@ -433,9 +439,7 @@ def build_enet_encoder(num_classes, *, name="enet_encoder", **options):
     config = _config_from(num_classes, options)
     images = keras.Input(shape=(None, None, 3), name="images")
     x, _, _, _ = _encoder(images, config)
-    logits = keras.layers.Conv2D(
-        config.num_classes, 1, name="encoder_classifier"
-    )(x)
+    logits = keras.layers.Conv2D(config.num_classes, 1, name="encoder_classifier")(x)
     return ENet(images, logits, name=name)
 
 

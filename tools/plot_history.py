@@ -34,8 +34,7 @@ def read_history(path):
         for row in csv.DictReader(f):
             # A resumed run may log an epoch twice; the last one counts.
             rows[int(row["epoch"])] = {
-                renamed_metric(k): float(v) for k, v in row.items()
-                if v not in ("", None, "NA")
+                renamed_metric(k): float(v) for k, v in row.items() if v not in ("", None, "NA")
             }
     return [rows[epoch] for epoch in sorted(rows)]
 
@@ -48,10 +47,11 @@ def main(argv):
     import matplotlib.pyplot as plt
 
     stages = [
-        ("encoder (1/8 labels)", read_history(
-            os.path.join(FLAGS.checkpoint_dir, "encoder", "history.csv"))),
-        ("full network", read_history(
-            os.path.join(FLAGS.checkpoint_dir, "history.csv"))),
+        (
+            "encoder (1/8 labels)",
+            read_history(os.path.join(FLAGS.checkpoint_dir, "encoder", "history.csv")),
+        ),
+        ("full network", read_history(os.path.join(FLAGS.checkpoint_dir, "history.csv"))),
     ]
     if not any(rows for _, rows in stages):
         raise app.UsageError(f"No history.csv under {FLAGS.checkpoint_dir}.")

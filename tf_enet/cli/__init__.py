@@ -88,9 +88,7 @@ def run(main, argv=None):
     words = set(_flag_words(argv[1:]))
     if words & (set(HELP_ARGS) | {FULL_HELP_ARG}):
         module = sys.modules[main.__module__]
-        sys.stdout.write(
-            help_text(module, full=FULL_HELP_ARG in words, program=argv[0])
-        )
+        sys.stdout.write(help_text(module, full=FULL_HELP_ARG in words, program=argv[0]))
         sys.exit(0)
     app.run(lambda args: _run_quietly(main, args), argv=argv)
 
@@ -118,9 +116,7 @@ def help_text(module, *, full=False, program=None):
             if name.startswith("tf_enet.") and name != module.__name__
         )
         # absl heads each module's flags with its name; one list reads better.
-        flag_text = "".join(
-            FLAGS.module_help(name).replace(f"\n{name}:", "", 1) for name in names
-        )
+        flag_text = "".join(FLAGS.module_help(name).replace(f"\n{name}:", "", 1) for name in names)
         flag_text += (
             "\n  -v,--verbosity: 1 also shows TensorFlow's start-up logs and"
             "\n    warnings (hidden by default)."
@@ -172,9 +168,7 @@ class LibraryLogFilter(std_logging.Filter):
     def __init__(self, packages):
         super().__init__()
         self.directories = tuple(
-            os.path.join(location, "")
-            for name in packages
-            for location in _package_locations(name)
+            os.path.join(location, "") for name in packages for location in _package_locations(name)
         )
 
     def filter(self, record):
@@ -240,7 +234,5 @@ def filtered_stderr():
             os.close(saved)
             caught.seek(0)
             lines = caught.read().decode("utf-8", "replace").splitlines(True)
-            sys.stderr.write(
-                "".join(line for line in lines if not _STARTUP_NOISE.search(line))
-            )
+            sys.stderr.write("".join(line for line in lines if not _STARTUP_NOISE.search(line)))
             sys.stderr.flush()

@@ -36,36 +36,40 @@ XLA_BREAK_EVEN_IMAGES = 60
 
 flags.DEFINE_enum("dataset", "camvid", sorted(DEFAULT_DATA_DIRS), "Dataset layout.")
 flags.DEFINE_string(
-    "data_dir", None,
-    "Dataset root. Default: "
-    + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items()) + ".",
+    "data_dir",
+    None,
+    "Dataset root. Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items()) + ".",
 )
 flags.DEFINE_string("split", "test", "Split to score.")
 flags.DEFINE_string(
-    "model", DEFAULT_MODEL,
+    "model",
+    DEFAULT_MODEL,
     "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
     "file, or a preset name (the default: the shipped CamVid model).",
 )
 flags.DEFINE_string(
-    "output_json", None,
+    "output_json",
+    None,
     "Also write the scores to this JSON file (its directory is created and "
     "checked before the evaluation starts).",
 )
 flags.DEFINE_integer("limit", None, "Score only the first N images.")
 flags.DEFINE_integer(
-    "batch_size", 1,
+    "batch_size",
+    1,
     "Images per model call (consecutive images of one size are batched).",
 )
 flags.DEFINE_integer(
-    "height", None,
+    "height",
+    None,
     "Run the model at this height (with --width) instead of the size it was "
     "trained at; logits are resized back to the label size.",
 )
 flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
 flags.DEFINE_bool(
-    "jit_compile", None,
-    "XLA-compile Keras/SavedModel models. Default: on from "
-    f"{XLA_BREAK_EVEN_IMAGES} images.",
+    "jit_compile",
+    None,
+    f"XLA-compile Keras/SavedModel models. Default: on from {XLA_BREAK_EVEN_IMAGES} images.",
 )
 flags.register_validator(
     "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
@@ -102,9 +106,12 @@ def format_table(results, title):
 def format_cityscapes(scores):
     """The Cityscapes benchmark's four figures and the category table."""
     lines = ["Cityscapes benchmark (official definitions, as the paper's Table 4)"]
-    for label, key in (("class IoU", "class_iou"), ("class iIoU", "class_iiou"),
-                       ("category IoU", "category_iou"),
-                       ("category iIoU", "category_iiou")):
+    for label, key in (
+        ("class IoU", "class_iou"),
+        ("class iIoU", "class_iiou"),
+        ("category IoU", "category_iou"),
+        ("category iIoU", "category_iiou"),
+    ):
         lines.append(f"  {label:<14}{_percent(scores[key])}")
     lines += ["", f"  {'category':<14}     IoU     iIoU"]
     for name, iou in scores["per_category_iou"].items():
@@ -145,9 +152,7 @@ def _main(argv):
 
     try:
         # A folder dataset's held-out val split as the model's training held it out.
-        options = inference.dataset_options(
-            inference.read_model_config(FLAGS.model), FLAGS.dataset
-        )
+        options = inference.dataset_options(inference.read_model_config(FLAGS.model), FLAGS.dataset)
         dataset = data.get_dataset(FLAGS.dataset, data_dir, **options)
         num_images = len(dataset.files(FLAGS.split)[: FLAGS.limit])
         jit = FLAGS.jit_compile
@@ -156,8 +161,13 @@ def _main(argv):
         with cli.filtered_stderr():
             predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
         results = inference.evaluate(
-            predictor, dataset, FLAGS.split, batch_size=FLAGS.batch_size,
-            height=FLAGS.height, width=FLAGS.width, limit=FLAGS.limit,
+            predictor,
+            dataset,
+            FLAGS.split,
+            batch_size=FLAGS.batch_size,
+            height=FLAGS.height,
+            width=FLAGS.width,
+            limit=FLAGS.limit,
             on_batch=on_batch,
         )
     except (inference.ModelError, data.DatasetError, ValueError) as error:

@@ -30,44 +30,54 @@ QUANTIZATIONS = artifacts.QUANTIZATIONS
 INT8_RANGES = artifacts.INT8_RANGES
 
 flags.DEFINE_string(
-    "model", DEFAULT_MODEL,
-    "Checkpoint directory, .keras file or preset name (the default: the "
-    "shipped CamVid model).",
+    "model",
+    DEFAULT_MODEL,
+    "Checkpoint directory, .keras file or preset name (the default: the shipped CamVid model).",
 )
 flags.DEFINE_enum("format", "saved_model", list(FORMATS), "Export format.")
 flags.DEFINE_string(
-    "output", None,
-    "SavedModel directory (for TF Serving: <models>/<name>/<version>), "
-    ".tflite or .onnx file.",
+    "output",
+    None,
+    "SavedModel directory (for TF Serving: <models>/<name>/<version>), .tflite or .onnx file.",
 )
 flags.DEFINE_enum(
-    "quantize", None, list(QUANTIZATIONS),
+    "quantize",
+    None,
+    list(QUANTIZATIONS),
     "TFLite only: float16 weights, or int8 full-integer (uint8 pixels in, int8 "
     "logits out; needs calibration images). Default: float32.",
 )
 flags.DEFINE_string(
-    "representative_images", None,
+    "representative_images",
+    None,
     "int8: calibration images (a directory, file or glob).",
 )
 flags.DEFINE_enum(
-    "dataset", None, sorted(DEFAULT_DATA_DIRS),
+    "dataset",
+    None,
+    sorted(DEFAULT_DATA_DIRS),
     "int8: calibrate on this dataset's train split instead.",
 )
 flags.DEFINE_string(
-    "data_dir", None,
+    "data_dir",
+    None,
     "With --dataset. Default: "
-    + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items()) + ".",
+    + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items())
+    + ".",
 )
 flags.DEFINE_integer("num_representative", 100, "int8: calibration images used.")
 flags.DEFINE_enum(
-    "int8_ranges", "mean", list(INT8_RANGES),
+    "int8_ranges",
+    "mean",
+    list(INT8_RANGES),
     "int8: activation ranges from the calibration images. mean: the mean of "
     "each image's minimum and maximum for PReLU, add and batch norm outputs "
     "(rare outliers saturate rather than coarsen every step); minmax: the "
     "converter's overall minimum and maximum.",
 )
 flags.DEFINE_integer(
-    "height", None,
+    "height",
+    None,
     "TFLite: fix the model's input to this height (with --width), the size "
     "it will run at. A fixed size runs faster; tf-enet-predict and "
     "tf-enet-evaluate resize images to it. int8 calibration images are "
@@ -85,9 +95,7 @@ def _calibration_paths():
     if FLAGS.representative_images:
         found = inference.find_images([FLAGS.representative_images])
         if not found.paths:
-            raise data.DatasetError(
-                f"No calibration images in {FLAGS.representative_images}."
-            )
+            raise data.DatasetError(f"No calibration images in {FLAGS.representative_images}.")
         return found.paths
     if FLAGS.dataset:
         data_dir = FLAGS.data_dir or DEFAULT_DATA_DIRS[FLAGS.dataset]
@@ -115,14 +123,15 @@ def _main(argv):
                     paths, height=FLAGS.height, width=FLAGS.width
                 )
         output = exporting.export_model(
-            FLAGS.model, FLAGS.output, FLAGS.format, quantize=FLAGS.quantize,
+            FLAGS.model,
+            FLAGS.output,
+            FLAGS.format,
+            quantize=FLAGS.quantize,
             representative=representative,
             input_size=None if FLAGS.height is None else (FLAGS.height, FLAGS.width),
             int8_ranges=FLAGS.int8_ranges,
         )
-    except (
-        inference.ModelError, exporting.ExportError, data.DatasetError, OSError
-    ) as error:
+    except (inference.ModelError, exporting.ExportError, data.DatasetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"Exported {FLAGS.model} as {FLAGS.format} to {output}.")

@@ -38,38 +38,43 @@ DEFAULT_MODEL = "enet_camvid"
 XLA_BREAK_EVEN_IMAGES = 60
 
 flags.DEFINE_multi_string(
-    "images", None,
-    "Image files, directories or glob patterns; repeat the flag or list files "
-    "after it.",
+    "images",
+    None,
+    "Image files, directories or glob patterns; repeat the flag or list files after it.",
 )
 flags.DEFINE_string("video", None, "A video file to segment into an overlay video.")
 flags.DEFINE_string(
-    "model", DEFAULT_MODEL,
+    "model",
+    DEFAULT_MODEL,
     "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
     "file, or a preset name (the default: the shipped CamVid model).",
 )
 flags.DEFINE_string(
-    "output_dir", "predictions",
+    "output_dir",
+    "predictions",
     "Where the outputs go (created, and checked before the model runs).",
 )
 flags.DEFINE_list("outputs", list(OUTPUTS), "Which of labels,color,overlay to write.")
 flags.DEFINE_float("alpha", 0.5, "Weight of the class colours in overlays.")
 flags.DEFINE_integer(
-    "height", None,
+    "height",
+    None,
     "Run the model at this height (with --width) instead of the size it was "
     "trained at; predictions are resized back to each input's size.",
 )
 flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
 flags.DEFINE_integer("batch_size", 4, "Images of equal size per model call.")
 flags.DEFINE_bool(
-    "jit_compile", None,
+    "jit_compile",
+    None,
     "XLA-compile where a Keras or SavedModel model runs (a Keras model with a "
     "training size runs as TFLite at that size): faster per image, but compiles "
     f"once per input size. Default: on from {XLA_BREAK_EVEN_IMAGES} images or "
     "video frames.",
 )
 flags.register_validator(
-    "outputs", lambda values: set(values) <= set(OUTPUTS),
+    "outputs",
+    lambda values: set(values) <= set(OUTPUTS),
     message=f"--outputs must list some of {','.join(OUTPUTS)}.",
 )
 flags.register_validator(
@@ -96,8 +101,7 @@ def _note(message):
     print(prefix + message, file=sys.stderr, flush=True)
 
 
-def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size,
-                   input_size):
+def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size, input_size):
     """Writes the outputs of every path; returns how many failed."""
     from tf_enet import inference  # pylint: disable=import-outside-toplevel
 
@@ -113,8 +117,12 @@ def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size,
             if result.error is not None:
                 raise OSError(result.error)
             inference.write_prediction(
-                result, output_dir, stems[result.path], predictor.info.palette,
-                outputs=outputs, alpha=alpha,
+                result,
+                output_dir,
+                stems[result.path],
+                predictor.info.palette,
+                outputs=outputs,
+                alpha=alpha,
             )
         except OSError as err:
             _note(f"error: {err}")
@@ -131,8 +139,7 @@ def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size,
     return failed
 
 
-def predict_video(predictor, path, output_dir, *, total, alpha, batch_size,
-                  input_size):
+def predict_video(predictor, path, output_dir, *, total, alpha, batch_size, input_size):
     """Writes `<stem>_overlay.mp4`; returns 0 on success, else 1."""
     from tf_enet import inference  # pylint: disable=import-outside-toplevel
 
@@ -141,7 +148,11 @@ def predict_video(predictor, path, output_dir, *, total, alpha, batch_size,
     progress = _progress_bar(total or None, "frame")
     start = time.monotonic()
     done = inference.predict_video(
-        predictor, path, output, batch_size=batch_size, alpha=alpha,
+        predictor,
+        path,
+        output,
+        batch_size=batch_size,
+        alpha=alpha,
         input_size=input_size,
         on_frames=lambda frames: progress.update(frames, finalize=False),
     )
@@ -156,8 +167,9 @@ def predict_video(predictor, path, output_dir, *, total, alpha, batch_size,
 def _main(argv):
     inputs = list(FLAGS.images or []) + argv[1:]
     if bool(inputs) == bool(FLAGS.video):
-        print("error: give either --images (files, directories, globs) or "
-              "--video.", file=sys.stderr)
+        print(
+            "error: give either --images (files, directories, globs) or --video.", file=sys.stderr
+        )
         return 2
     if (FLAGS.height is None) != (FLAGS.width is None):
         print("error: give both --height and --width, or neither.", file=sys.stderr)
@@ -184,8 +196,12 @@ def _main(argv):
             with cli.filtered_stderr():
                 predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
             return predict_video(
-                predictor, FLAGS.video, FLAGS.output_dir, total=video.num_frames,
-                alpha=FLAGS.alpha, **options,
+                predictor,
+                FLAGS.video,
+                FLAGS.output_dir,
+                total=video.num_frames,
+                alpha=FLAGS.alpha,
+                **options,
             )
         found = inference.find_images(inputs)
         for path in found.skipped:
@@ -201,8 +217,12 @@ def _main(argv):
         with cli.filtered_stderr():
             predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
         failed = predict_images(
-            predictor, found.paths, FLAGS.output_dir, outputs=FLAGS.outputs,
-            alpha=FLAGS.alpha, **options,
+            predictor,
+            found.paths,
+            FLAGS.output_dir,
+            outputs=FLAGS.outputs,
+            alpha=FLAGS.alpha,
+            **options,
         )
     except (inference.ModelError, data.DatasetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -38,8 +38,9 @@ def define_flags(flag_values=FLAGS):
         help_text = helps[name] + extra
         kind = field.type if isinstance(field.type, type) else object
         if name in CHOICES:
-            flags.DEFINE_enum(name, default, list(CHOICES[name]), help_text,
-                              flag_values=flag_values)
+            flags.DEFINE_enum(
+                name, default, list(CHOICES[name]), help_text, flag_values=flag_values
+            )
         elif kind is bool:
             flags.DEFINE_bool(name, default, help_text, flag_values=flag_values)
         elif kind is int:
@@ -48,13 +49,15 @@ def define_flags(flag_values=FLAGS):
             flags.DEFINE_float(name, default, help_text, flag_values=flag_values)
         else:
             flags.DEFINE_string(
-                name, None if default is None else str(default), help_text,
+                name,
+                None if default is None else str(default),
+                help_text,
                 flag_values=flag_values,
             )
     flags.DEFINE_bool(
-        "overwrite", False,
-        "Start over in a --checkpoint_dir that holds a different run, deleting "
-        "that run's files.",
+        "overwrite",
+        False,
+        "Start over in a --checkpoint_dir that holds a different run, deleting that run's files.",
         flag_values=flag_values,
     )
 

@@ -79,8 +79,7 @@ def get_dataset(name, data_dir, **options):
     """
     if name not in DATASETS:
         raise DatasetError(
-            f"Unknown dataset {name!r}; expected one of "
-            f"{', '.join(sorted(DATASETS))}."
+            f"Unknown dataset {name!r}; expected one of {', '.join(sorted(DATASETS))}."
         )
     accepted = set(inspect.signature(DATASETS[name]).parameters) - {"data_dir"}
     unknown = sorted(set(options) - accepted)

@@ -38,8 +38,7 @@ def check_rgb(color, where):
         or not all(isinstance(v, int) and 0 <= v <= 255 for v in color)
     ):
         raise ValueError(
-            f"{where} must be three integers in [0, 255] (R, G, B); "
-            f"received {color!r}."
+            f"{where} must be three integers in [0, 255] (R, G, B); received {color!r}."
         )
     return tuple(int(v) for v in color)
 
@@ -68,10 +67,7 @@ class DatasetInfo:
         object.__setattr__(
             self,
             "palette",
-            tuple(
-                check_rgb(c, f"DatasetInfo.palette[{i}]")
-                for i, c in enumerate(self.palette)
-            ),
+            tuple(check_rgb(c, f"DatasetInfo.palette[{i}]") for i, c in enumerate(self.palette)),
         )
         if not self.class_names:
             raise ValueError("DatasetInfo.class_names must not be empty.")
@@ -80,12 +76,9 @@ class DatasetInfo:
                 f"DatasetInfo.palette has {len(self.palette)} colours for "
                 f"{len(self.class_names)} classes; expected one per class."
             )
-        if not isinstance(self.ignore_index, int) or isinstance(
-            self.ignore_index, bool
-        ):
+        if not isinstance(self.ignore_index, int) or isinstance(self.ignore_index, bool):
             raise ValueError(
-                f"DatasetInfo.ignore_index must be an int; received "
-                f"{self.ignore_index!r}."
+                f"DatasetInfo.ignore_index must be an int; received {self.ignore_index!r}."
             )
         if 0 <= self.ignore_index < len(self.class_names):
             raise ValueError(
@@ -158,13 +151,10 @@ class LabelMapping:
                 f"{', '.join(MASK_ENCODINGS)}; received {self.mask_encoding!r}."
             )
         if self.mask_encoding == "color" and not self.color_table:
-            raise ValueError(
-                'LabelMapping.mask_encoding "color" needs a color_table.'
-            )
+            raise ValueError('LabelMapping.mask_encoding "color" needs a color_table.')
 
     @classmethod
-    def identity(cls, num_classes, ignore_index, color_table=(),
-                 mask_encoding="auto"):
+    def identity(cls, num_classes, ignore_index, color_table=(), mask_encoding="auto"):
         """Masks hold the class ids themselves, plus the ignore id."""
         table = [-1] * 256
         for value in range(min(num_classes, 256)):
@@ -176,8 +166,7 @@ class LabelMapping:
             valid = "the colours of classes.json"
         elif color_table and mask_encoding == "auto":
             valid += " (or, in colour masks, the colours of classes.json)"
-        return cls(ignore_index, tuple(table), tuple(color_table), valid,
-                   mask_encoding)
+        return cls(ignore_index, tuple(table), tuple(color_table), valid, mask_encoding)
 
     def id_array(self):
         """`id_table` as int32 [256], -1 marking invalid values."""
@@ -437,10 +426,7 @@ def colorize(labels, palette):
     """
     labels = np.asarray(labels)
     if labels.ndim != 2:
-        raise ValueError(
-            f"colorize expects labels of shape [H, W]; received shape "
-            f"{labels.shape}."
-        )
+        raise ValueError(f"colorize expects labels of shape [H, W]; received shape {labels.shape}.")
     colors = np.zeros((len(palette) + 1, 3), np.uint8)
     colors[:-1] = np.asarray(palette, np.uint8).reshape(-1, 3)
     valid = (labels >= 0) & (labels < len(palette))

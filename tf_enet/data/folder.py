@@ -72,9 +72,7 @@ def load_classes(path):
     def fail(message):
         raise base.DatasetError(f"Class list {path}: {message}")
 
-    if not isinstance(config, dict) or not isinstance(
-        config.get("classes"), list
-    ):
+    if not isinstance(config, dict) or not isinstance(config.get("classes"), list):
         fail('expected an object with a "classes" list.')
     if not config["classes"]:
         fail('"classes" is empty.')
@@ -110,7 +108,7 @@ def load_classes(path):
     if encoding not in base.MASK_ENCODINGS:
         fail(
             f'"mask_encoding" must be one of '
-            f'{", ".join(repr(e) for e in base.MASK_ENCODINGS)}; received '
+            f"{', '.join(repr(e) for e in base.MASK_ENCODINGS)}; received "
             f"{encoding!r}."
         )
     if len(names) < 2:
@@ -176,13 +174,10 @@ class Folder(base.SegmentationDataset):
             or not 0 <= val_fraction < 1
         ):
             raise ValueError(
-                f"`val_fraction` must be a number in [0, 1); received "
-                f"{val_fraction!r}."
+                f"`val_fraction` must be a number in [0, 1); received {val_fraction!r}."
             )
         if isinstance(val_seed, bool) or not isinstance(val_seed, int):
-            raise ValueError(
-                f"`val_seed` must be an integer; received {val_seed!r}."
-            )
+            raise ValueError(f"`val_seed` must be an integer; received {val_seed!r}.")
         super().__init__(data_dir)
         self.val_fraction = float(val_fraction)
         self.val_seed = val_seed
@@ -190,15 +185,9 @@ class Folder(base.SegmentationDataset):
         self.mask_root = os.path.join(self.data_dir, "masks")
         base.require_dir(self.image_root, "Folder dataset images (images/)")
         base.require_dir(self.mask_root, "Folder dataset masks (masks/)")
-        self.info, self.label_mapping = load_classes(
-            os.path.join(self.data_dir, CLASSES_FILE)
-        )
-        self._split_names = tuple(
-            sorted(e.name for e in os.scandir(self.image_root) if e.is_dir())
-        )
-        if self._split_names and base.list_files(
-            self.image_root, base.IMAGE_EXTENSIONS
-        ):
+        self.info, self.label_mapping = load_classes(os.path.join(self.data_dir, CLASSES_FILE))
+        self._split_names = tuple(sorted(e.name for e in os.scandir(self.image_root) if e.is_dir()))
+        if self._split_names and base.list_files(self.image_root, base.IMAGE_EXTENSIONS):
             raise base.DatasetError(
                 f"Folder dataset: {self.image_root} holds both images and "
                 f"split subfolders ({', '.join(self._split_names)}); put every "

@@ -87,8 +87,7 @@ def mask_format(path, mapping):
         )
     if not header.startswith(_PNG_SIGNATURE) or len(header) < 26:
         raise base.DatasetError(
-            f"Cannot use mask {path}: not a PNG file; masks must be lossless "
-            f"PNGs."
+            f"Cannot use mask {path}: not a PNG file; masks must be lossless PNGs."
         )
     bit_depth, color_type = header[24], header[25]
     encoding = mapping.mask_encoding
@@ -197,9 +196,7 @@ def read_mask(path, mapping):
         # channels=1; any-depth keeps 16-bit values.
         array = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE | cv2.IMREAD_ANYDEPTH)
     if array is None:
-        raise base.DatasetError(
-            f"Cannot decode mask {path}: corrupt or truncated PNG."
-        )
+        raise base.DatasetError(f"Cannot decode mask {path}: corrupt or truncated PNG.")
     if fmt.kind == COLOR:
         return np.ascontiguousarray(array[:, :, ::-1])
     return array // np.asarray(fmt.scale, array.dtype)
@@ -256,8 +253,7 @@ def map_mask(raw, mapping, path):
             hint = ""
             if values == [255]:
                 hint = (
-                    " A binary mask saved as 0/255? Save class c as the value "
-                    "c (e.g. mask // 255)."
+                    " A binary mask saved as 0/255? Save class c as the value c (e.g. mask // 255)."
                 )
             raise base.DatasetError(
                 f"Mask {path} has invalid values {_listed(values)}; expected "
@@ -271,8 +267,7 @@ def map_mask(raw, mapping, path):
     found = keys[index] == packed
     if not found.all():
         colors = [
-            (int(k) >> 16, (int(k) >> 8) & 255, int(k) & 255)
-            for k in np.unique(packed[~found])
+            (int(k) >> 16, (int(k) >> 8) & 255, int(k) & 255) for k in np.unique(packed[~found])
         ]
         raise base.DatasetError(
             f"Mask {path} has colours not in the class list: "

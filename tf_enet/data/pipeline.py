@@ -40,9 +40,7 @@ def decode_image(contents):
     Returns:
         uint8 tensor [height, width, 3].
     """
-    image = tf.io.decode_image(
-        contents, channels=3, dtype=tf.uint8, expand_animations=False
-    )
+    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
 
@@ -79,9 +77,7 @@ def decode_mask(contents, mapping, kind, scale):
 
     def from_palette():
         # TensorFlow expands palettes to colours; Pillow keeps the indices.
-        indices = tf.numpy_function(
-            masks.palette_indices, [contents], tf.uint8, stateful=False
-        )
+        indices = tf.numpy_function(masks.palette_indices, [contents], tf.uint8, stateful=False)
         indices.set_shape([None, None])
         return to_ids(tf.cast(indices, tf.int32))
 
@@ -157,17 +153,14 @@ def _random_window(seed, size, target):
     offset.
     """
     slack = tf.abs(size - target)
-    offset = tf.random.stateless_uniform(
-        [], seed, minval=0, maxval=slack + 1, dtype=tf.int32
-    )
+    offset = tf.random.stateless_uniform([], seed, minval=0, maxval=slack + 1, dtype=tf.int32)
     pad_before = tf.where(size < target, offset, 0)
     pad_after = tf.maximum(target - size, 0) - pad_before
     crop_offset = tf.where(size >= target, offset, 0)
     return pad_before, pad_after, crop_offset
 
 
-def augment_pair(image, mask, seed, *, height, width, min_scale, max_scale,
-                 ignore_index):
+def augment_pair(image, mask, seed, *, height, width, min_scale, max_scale, ignore_index):
     """Randomly scales, crops/pads and flips an image and its mask together.
 
     The image is resized straight to `scale * (height, width)` (bilinear;
@@ -191,15 +184,11 @@ def augment_pair(image, mask, seed, *, height, width, min_scale, max_scale,
         (float32 tensor [height, width, 3], int32 tensor [height, width]).
     """
     seeds = tf.random.experimental.stateless_split(seed, 4)
-    scale = tf.random.stateless_uniform(
-        [], seeds[0], minval=min_scale, maxval=max_scale
-    )
+    scale = tf.random.stateless_uniform([], seeds[0], minval=min_scale, maxval=max_scale)
     scaled_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), 1)
     scaled_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), 1)
     image = tf.image.resize(image, [scaled_h, scaled_w], method="bilinear")
-    mask = tf.image.resize(
-        mask[:, :, None], [scaled_h, scaled_w], method="nearest"
-    )[:, :, 0]
+    mask = tf.image.resize(mask[:, :, None], [scaled_h, scaled_w], method="nearest")[:, :, 0]
 
     pad_top, pad_bottom, top = _random_window(seeds[1], scaled_h, height)
     pad_left, pad_right, left = _random_window(seeds[2], scaled_w, width)
@@ -224,10 +213,8 @@ def augment_pair(image, mask, seed, *, height, width, min_scale, max_scale,
 
 
 def _check_positive_int(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) \
-            or value < 1:
-        raise ValueError(f"`{name}` must be a positive integer; received "
-                         f"{value!r}.")
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
 
 
 def _labelled_pairs(dataset, split, limit, sample=None, seed=0):
@@ -256,16 +243,16 @@ def _file_dataset(dataset, pairs, input_context):
     """`((image_path, mask_path, kind, scale))` elements, sharded."""
     images, mask_paths = zip(*pairs)
     kinds, scales = mask_formats(dataset, pairs)
-    files = tf.data.Dataset.from_tensor_slices((
-        list(images),
-        list(mask_paths),
-        tf.constant(kinds, tf.int32),
-        tf.constant(scales, tf.int32),
-    ))
-    if input_context is not None:
-        files = files.shard(
-            input_context.num_input_pipelines, input_context.input_pipeline_id
+    files = tf.data.Dataset.from_tensor_slices(
+        (
+            list(images),
+            list(mask_paths),
+            tf.constant(kinds, tf.int32),
+            tf.constant(scales, tf.int32),
         )
+    )
+    if input_context is not None:
+        files = files.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     return files
 
 
@@ -328,9 +315,12 @@ def make_train_dataset(
             or fewer images than one batch.
         ValueError: for invalid arguments.
     """
-    for value, name in ((height, "height"), (width, "width"),
-                        (batch_size, "batch_size"),
-                        (label_stride, "label_stride")):
+    for value, name in (
+        (height, "height"),
+        (width, "width"),
+        (batch_size, "batch_size"),
+        (label_stride, "label_stride"),
+    ):
         _check_positive_int(value, name)
     if not 0 < min_scale <= max_scale:
         raise ValueError(
@@ -356,9 +346,7 @@ def make_train_dataset(
     files = files.shuffle(num_files, seed=seed, reshuffle_each_iteration=True)
     # One random number per element, different each epoch but fixed by the
     # seed, feeds the stateless ops; pipelines get distinct streams.
-    randoms = tf.data.Dataset.random(
-        seed=seed + pipeline_id, rerandomize_each_iteration=True
-    )
+    randoms = tf.data.Dataset.random(seed=seed + pipeline_id, rerandomize_each_iteration=True)
     scale_range = (float(min_scale), float(max_scale))
 
     def load(paths, random):
@@ -368,15 +356,18 @@ def make_train_dataset(
         if augment:
             element_seed = tf.stack([random, tf.constant(seed, tf.int64)])
             image, mask = augment_pair(
-                image, mask, element_seed, height=height, width=width,
-                min_scale=scale_range[0], max_scale=scale_range[1],
+                image,
+                mask,
+                element_seed,
+                height=height,
+                width=width,
+                min_scale=scale_range[0],
+                max_scale=scale_range[1],
                 ignore_index=ignore,
             )
         else:
             image = tf.image.resize(image, [height, width], method="bilinear")
-            mask = tf.image.resize(
-                mask[:, :, None], [height, width], method="nearest"
-            )[:, :, 0]
+            mask = tf.image.resize(mask[:, :, None], [height, width], method="nearest")[:, :, 0]
             image = tf.ensure_shape(image, [height, width, 3])
             mask = tf.ensure_shape(mask, [height, width])
         mask = downsample_labels(mask, label_stride, ignore)
@@ -463,8 +454,7 @@ def make_eval_dataset(
             image = tf.cast(image, tf.float32)
         mask = decode_mask(tf.io.read_file(mask_path), mapping, kind, scale)
         if resize_masks and height is not None:
-            mask = tf.image.resize(
-                mask[:, :, None], [height, width], method="nearest")[:, :, 0]
+            mask = tf.image.resize(mask[:, :, None], [height, width], method="nearest")[:, :, 0]
         return image, downsample_labels(mask, label_stride, ignore)
 
     data = files.map(load, num_parallel_calls=AUTOTUNE)

@@ -58,9 +58,7 @@ class ScanResult:
             # Read-only so the frozen result cannot be changed behind a cache.
             array.flags.writeable = False
             object.__setattr__(self, name, array)
-        object.__setattr__(
-            self, "image_sizes", tuple(tuple(s) for s in self.image_sizes)
-        )
+        object.__setattr__(self, "image_sizes", tuple(tuple(s) for s in self.image_sizes))
 
     @property
     def num_classes(self):
@@ -83,9 +81,7 @@ class ScanResult:
 
 def default_cache_dir():
     """`$TF_ENET_CACHE` if set, else `~/.cache/tf_enet`."""
-    return os.environ.get(CACHE_ENV) or os.path.join(
-        os.path.expanduser("~"), ".cache", "tf_enet"
-    )
+    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "tf_enet")
 
 
 def scan(dataset, split, cache_dir=None):
@@ -115,9 +111,7 @@ def scan_files(dataset, pairs, split, cache_dir=None):
     """`scan` for an explicit list of `(image, mask)` pairs of a split."""
     cache_dir = cache_dir or default_cache_dir()
     key = _cache_key(dataset, pairs)
-    cache_path = os.path.join(
-        cache_dir, f"scan_{dataset.info.name}_{split}_{key[:24]}.json"
-    )
+    cache_path = os.path.join(cache_dir, f"scan_{dataset.info.name}_{split}_{key[:24]}.json")
     cached = _read_cache(cache_path, key)
     if cached is not None:
         return cached
@@ -174,9 +168,7 @@ def scan_files(dataset, pairs, split, cache_dir=None):
         ignore_pixels=ignore_pixels,
         image_sizes=tuple(sorted(sizes)),
     )
-    logging.info(
-        "Scanned %d files in %.1f s.", len(pairs), time.monotonic() - start
-    )
+    logging.info("Scanned %d files in %.1f s.", len(pairs), time.monotonic() - start)
     _write_cache(cache_path, key, result)
     return result
 
@@ -209,9 +201,7 @@ def _cache_key(dataset, pairs):
             try:
                 stat = os.stat(path)
             except OSError as err:
-                raise base.DatasetError(
-                    f"Cannot read {path}: {err.strerror}."
-                ) from err
+                raise base.DatasetError(f"Cannot read {path}: {err.strerror}.") from err
             entries.append([path, stat.st_size, stat.st_mtime_ns])
     mapping = dataset.label_mapping
     blob = json.dumps(

@@ -94,9 +94,7 @@ NUM_TRAIN = 5285
 NUM_TEST = 5050
 SPLITS = ("train", "val", "test")
 # `img-000001.jpg`, `00000001.png`, `img37labels-000001.png`, ...
-_FILE_NAME = re.compile(
-    r"^(?:[A-Za-z0-9_]*-)?(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE
-)
+_FILE_NAME = re.compile(r"^(?:[A-Za-z0-9_]*-)?(\d+)\.(jpg|jpeg|png)$", re.IGNORECASE)
 
 
 def voc_color(index):
@@ -221,7 +219,7 @@ class SUNRGBD(base.SegmentationDataset):
         )
 
     def splits(self):
-        """"train" and/or "val" and "test" (the same images), as present."""
+        """ "train" and/or "val" and "test" (the same images), as present."""
         present = []
         for split in ("train", "test"):
             image_dir, label_dir, _, _ = self._folders(split)
@@ -254,8 +252,7 @@ class SUNRGBD(base.SegmentationDataset):
         images = list_numbered(image_dir, (".jpg", ".jpeg", ".png"))
         if not images:
             raise base.DatasetError(
-                f"SUN RGB-D split {split!r} is empty: no img-<number>.jpg "
-                f"under {image_dir}."
+                f"SUN RGB-D split {split!r} is empty: no img-<number>.jpg under {image_dir}."
             )
         labels = {
             number - offset: path

@@ -44,8 +44,7 @@ def class_weights(stats, method):
     """
     if method not in METHODS:
         raise ValueError(
-            f"Unknown class weighting method {method!r}; expected one of "
-            f"{', '.join(METHODS)}."
+            f"Unknown class weighting method {method!r}; expected one of {', '.join(METHODS)}."
         )
     num_classes = stats.num_classes
     if method == "none":

@@ -95,9 +95,7 @@ def confusion_matrices(
             f"evaluate it on the dataset it was trained on."
         )
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive integer; received {batch_size!r}."
-        )
+        raise ValueError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
     transforms = list(transforms)
     if not transforms:
         raise ValueError("`transforms` must hold at least one entry (None: as is).")
@@ -208,7 +206,9 @@ def evaluate(
     if predictor.info.class_names != info.class_names:
         logging.warning(
             "%s names its classes %s, the dataset %s; scoring by class id.",
-            predictor.path, list(predictor.info.class_names), list(info.class_names),
+            predictor.path,
+            list(predictor.info.class_names),
+            list(info.class_names),
         )
     input_size = None if height is None else (height, width)
     done = [0]
@@ -230,8 +230,14 @@ def evaluate(
             benchmark.update(labels, classes, instances)
 
     (confusion,) = confusion_matrices(
-        predictor, dataset, split, limit=limit, batch_size=batch_size,
-        input_size=input_size, on_batch=progress, on_image=on_image,
+        predictor,
+        dataset,
+        split,
+        limit=limit,
+        batch_size=batch_size,
+        input_size=input_size,
+        on_batch=progress,
+        on_image=on_image,
     )
     result = metrics_lib.scores(confusion)
     names = list(info.class_names)
@@ -243,9 +249,7 @@ def evaluate(
         "class_names": names,
         "confusion_matrix": confusion.tolist(),
         "per_class_iou": dict(zip(names, map(float, result["per_class_iou"]))),
-        "per_class_accuracy": dict(
-            zip(names, map(float, result["per_class_accuracy"]))
-        ),
+        "per_class_accuracy": dict(zip(names, map(float, result["per_class_accuracy"]))),
         "mean_iou": result["mean_iou"],
         "global_accuracy": result["global_accuracy"],
         "class_accuracy": result["class_accuracy"],

@@ -80,9 +80,7 @@ def find_images(inputs):
                 if not entry.is_file() or entry.name.startswith("."):
                     continue
                 ext = os.path.splitext(entry.name)[1].lower()
-                (paths if ext in data_lib.base.IMAGE_EXTENSIONS else skipped).append(
-                    entry.path
-                )
+                (paths if ext in data_lib.base.IMAGE_EXTENSIONS else skipped).append(entry.path)
         elif os.path.isfile(item):
             paths.append(item)
         elif glob.has_magic(item):
@@ -134,9 +132,7 @@ def predict_files(predictor, paths, *, batch_size=1, input_size=None):
         FilePrediction, one per path; unreadable files carry `error`.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"`batch_size` must be a positive integer; received {batch_size!r}."
-        )
+        raise ValueError(f"`batch_size` must be a positive integer; received {batch_size!r}.")
     waiting = collections.OrderedDict()  # (height, width) -> [(path, image)]
 
     def run(batch):
@@ -184,9 +180,7 @@ def _write_image(path, image):
     return path
 
 
-def write_prediction(
-    prediction, output_dir, stem, palette, *, outputs=OUTPUTS, alpha=0.5
-):
+def write_prediction(prediction, output_dir, stem, palette, *, outputs=OUTPUTS, alpha=0.5):
     """Writes the outputs of one prediction (see the module docstring).
 
     Args:
@@ -206,20 +200,14 @@ def write_prediction(
     """
     unknown = set(outputs) - set(OUTPUTS)
     if unknown:
-        raise ValueError(
-            f"Unknown outputs {sorted(unknown)}; expected some of {OUTPUTS}."
-        )
+        raise ValueError(f"Unknown outputs {sorted(unknown)}; expected some of {OUTPUTS}.")
     base = os.path.join(output_dir, stem)
     written = []
     if "labels" in outputs:
-        written.append(
-            _write_image(base + "_labels.png", prediction.classes.astype(np.uint8))
-        )
+        written.append(_write_image(base + "_labels.png", prediction.classes.astype(np.uint8)))
     if "color" in outputs:
         colors = data_lib.colorize(prediction.classes, palette)
-        written.append(
-            _write_image(base + "_color.png", cv2.cvtColor(colors, cv2.COLOR_RGB2BGR))
-        )
+        written.append(_write_image(base + "_color.png", cv2.cvtColor(colors, cv2.COLOR_RGB2BGR)))
     if "overlay" in outputs:
         blended = overlay(prediction.image, prediction.classes, palette, alpha)
         written.append(
@@ -267,7 +255,13 @@ def video_info(path):
 
 
 def predict_video(
-    predictor, path, output_path, *, batch_size=4, alpha=0.5, input_size=None,
+    predictor,
+    path,
+    output_path,
+    *,
+    batch_size=4,
+    alpha=0.5,
+    input_size=None,
     on_frames=None,
 ):
     """Segments a video into an overlay video (codec `VIDEO_CODEC`).
@@ -290,7 +284,9 @@ def predict_video(
     info = video_info(path)
     capture = cv2.VideoCapture(path)
     writer = cv2.VideoWriter(
-        output_path, cv2.VideoWriter_fourcc(*VIDEO_CODEC), info.fps,
+        output_path,
+        cv2.VideoWriter_fourcc(*VIDEO_CODEC),
+        info.fps,
         (info.width, info.height),
     )
     done = 0

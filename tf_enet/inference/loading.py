@@ -45,7 +45,8 @@ KIND_NAMES = {
 _EXPECTED = (
     "a checkpoint directory (model.keras + config.json), a .keras file, "
     "a SavedModel directory, a .tflite/.onnx file or a preset name ("
-    + ", ".join(presets.list_presets()) + ")"
+    + ", ".join(presets.list_presets())
+    + ")"
 )
 
 
@@ -120,15 +121,14 @@ def read_config(path):
         raise ModelError(f"Cannot read model configuration {path}: {err}") from None
     if not isinstance(config, dict) or not isinstance(config.get("dataset"), dict):
         raise ModelError(
-            f"Model configuration {path} has no \"dataset\" entry (class names, "
+            f'Model configuration {path} has no "dataset" entry (class names, '
             f"palette, ignore id); expected train.py's config.json format."
         )
     try:
         data_lib.DatasetInfo.from_dict(config["dataset"])
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(
-            f"Model configuration {path} has an invalid \"dataset\" entry: "
-            f"{err}"
+            f'Model configuration {path} has an invalid "dataset" entry: {err}'
         ) from None
     return config
 
@@ -149,8 +149,7 @@ def training_size(config):
     if not isinstance(train, dict):
         return None
     height, width = train.get("height"), train.get("width")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-               for v in (height, width)):
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)):
         return None
     return height, width
 
@@ -235,8 +234,7 @@ def resolve_model_path(path):
     if ext in (".tflite", ".onnx"):
         return ext[1:], path, _existing(path + artifacts.SIDECAR_SUFFIX)
     raise ModelError(
-        f"Model {path} has an unknown file type {ext or '(none)'!r}; "
-        f"expected {_EXPECTED}."
+        f"Model {path} has an unknown file type {ext or '(none)'!r}; expected {_EXPECTED}."
     )
 
 
@@ -257,8 +255,10 @@ def check_tflite_file(path):
         raise ModelError(f"Cannot read {path}: {err.strerror}.") from None
     if header[4:8] != TFLITE_IDENTIFIER:
         raise invalid_model(
-            path, "tflite", "it lacks the TFLite flatbuffer identifier "
-            "\"TFL3\" (a corrupt or truncated file, or another format)."
+            path,
+            "tflite",
+            "it lacks the TFLite flatbuffer identifier "
+            '"TFL3" (a corrupt or truncated file, or another format).',
         )
     damage = tflite_structure_error(path)
     if damage is not None:
@@ -285,10 +285,7 @@ def tflite_structure_error(path):
     try:
         flatbuffer_utils.read_model(path)
     except Exception as err:  # struct.error, TypeError, IndexError, ...
-        return (
-            "its flatbuffer cannot be read (a truncated or damaged file): "
-            f"{first_line(err)}"
-        )
+        return f"its flatbuffer cannot be read (a truncated or damaged file): {first_line(err)}"
     return None
 
 
@@ -314,17 +311,17 @@ def load_keras_model(path):
         )
     if not zipfile.is_zipfile(model_file):
         raise invalid_model(
-            model_file, "keras",
-            "it is not a zip archive (a corrupt or truncated file, or "
-            "another format).",
+            model_file,
+            "keras",
+            "it is not a zip archive (a corrupt or truncated file, or another format).",
         )
     try:
         model = keras.saving.load_model(model_file, compile=False, safe_mode=True)
     except Exception as err:  # Keras raises many types for a bad file.
         raise invalid_model(
-            model_file, "keras",
-            f"{_first_sentence(err)} (loaded in safe mode, so no code stored "
-            f"in the file runs)",
+            model_file,
+            "keras",
+            f"{_first_sentence(err)} (loaded in safe mode, so no code stored in the file runs)",
         ) from None
     if not isinstance(model, keras.Model):
         raise ModelError(f"{model_file} holds a {type(model).__name__}, not a model.")
@@ -353,10 +350,7 @@ def _check_segmentation_model(model, model_file):
         or len(out_shape) != 4
         or out_shape[-1] is None
     ):
-        received = (
-            f"{[tuple(t.shape) for t in inputs]} to "
-            f"{[tuple(t.shape) for t in outputs]}"
-        )
+        received = f"{[tuple(t.shape) for t in inputs]} to {[tuple(t.shape) for t in outputs]}"
         raise ModelError(
             f"{model_file} is not an ENet segmentation model: it maps "
             f"{received}; expected [batch, height, width, 3] images to "
@@ -382,8 +376,9 @@ def config_and_info(config_file, num_classes, model_file):
     """
     if config_file is None:
         logging.warning(
-            "No configuration beside %s; naming its %d classes class_0... "
-            "with a generic palette.", model_file, num_classes,
+            "No configuration beside %s; naming its %d classes class_0... with a generic palette.",
+            model_file,
+            num_classes,
         )
         return None, generic_info(num_classes)
     config = read_config(config_file)
@@ -501,8 +496,7 @@ def find_fixed_size_tflite(model_file, size, model_sha256=None, cache_dir=None):
     name = fixed_size_tflite_name(size)
     candidates = [os.path.join(os.path.dirname(os.path.abspath(model_file)), name)]
     candidates += [
-        os.path.join(presets.preset_path(preset), name)
-        for preset in presets.list_presets()
+        os.path.join(presets.preset_path(preset), name) for preset in presets.list_presets()
     ]
     candidates.append(tflite_cache_path(model_sha256, size, cache_dir))
     for path in candidates:

@@ -244,8 +244,7 @@ def _check_images(images):
     images = np.asarray(images, np.float32)
     if images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(
-            f"Expected images of shape [batch, height, width, 3]; received "
-            f"{images.shape}."
+            f"Expected images of shape [batch, height, width, 3]; received {images.shape}."
         )
     return images
 
@@ -296,8 +295,12 @@ def load_predictor(
     if kind == "keras":
         if runtime != "keras":
             predictor = _fixed_size_predictor(
-                path, model_file, config_file, jit_compile=jit_compile,
-                strict=runtime == "tflite", cache_dir=cache_dir,
+                path,
+                model_file,
+                config_file,
+                jit_compile=jit_compile,
+                strict=runtime == "tflite",
+                cache_dir=cache_dir,
             )
             if predictor is not None:
                 return predictor
@@ -352,11 +355,18 @@ def _fixed_size_predictor(path, model_file, config_file, *, jit_compile, strict,
         cache_path = loading.tflite_cache_path(model_sha256, size, cache_dir)
         logging.info(
             "Converting %s to TFLite at %dx%d (once; cached as %s).",
-            model_file, size[0], size[1], cache_path,
+            model_file,
+            size[0],
+            size[1],
+            cache_path,
         )
         try:
             fixed = runtimes.cached_fixed_size_tflite(
-                model, cache_path, size, config, model_sha256,
+                model,
+                cache_path,
+                size,
+                config,
+                model_sha256,
                 os.path.basename(model_file),
             )
         except Exception as err:  # The converter raises many error types.
@@ -368,7 +378,10 @@ def _fixed_size_predictor(path, model_file, config_file, *, jit_compile, strict,
                 ) from None
             logging.warning(
                 "Running %s in Keras: its TFLite conversion at %dx%d failed: %s",
-                model_file, size[0], size[1], reason,
+                model_file,
+                size[0],
+                size[1],
+                reason,
             )
             return Predictor(keras_runner, info, config, model_file, "keras")
 

@@ -144,9 +144,7 @@ class TFLiteRunner:
             # tf.lite.Interpreter warns that it moves to ai_edge_litert.
             warnings.simplefilter("ignore")
             try:
-                self._interpreter = tf.lite.Interpreter(
-                    **source, num_threads=os.cpu_count()
-                )
+                self._interpreter = tf.lite.Interpreter(**source, num_threads=os.cpu_count())
             except Exception as err:  # ValueError, RuntimeError, codec errors.
                 raise invalid_model(path, "tflite", first_line(err)) from None
         inputs = self._interpreter.get_input_details()
@@ -312,8 +310,10 @@ def cached_fixed_size_tflite(model, cache_path, size, config, model_sha256, sour
         with open(converted + artifacts.SIDECAR_SUFFIX, "rb") as f:
             description = f.read()
     try:
-        for path, data in ((cache_path, content),
-                           (cache_path + artifacts.SIDECAR_SUFFIX, description)):
+        for path, data in (
+            (cache_path, content),
+            (cache_path + artifacts.SIDECAR_SUFFIX, description),
+        ):
             artifacts.write_atomically(
                 path, lambda tmp_path, data=data: _write_bytes(tmp_path, data)
             )
@@ -321,7 +321,10 @@ def cached_fixed_size_tflite(model, cache_path, size, config, model_sha256, sour
         logging.warning(
             "Cannot cache the TFLite conversion of %s in %s (%s); the next "
             "process converts again. Set TF_ENET_CACHE to a writable "
-            "directory to cache it.", source, os.path.dirname(cache_path), err,
+            "directory to cache it.",
+            source,
+            os.path.dirname(cache_path),
+            err,
         )
         return TFLiteRunner(cache_path, content=content)
     return TFLiteRunner(cache_path)
@@ -351,13 +354,10 @@ class OnnxRunner:
             import onnxruntime  # pylint: disable=import-outside-toplevel
         except ImportError:
             raise ModelError(
-                f"Running {path} needs onnxruntime: pip install "
-                f"'tf_enet[onnx]' (or onnxruntime)."
+                f"Running {path} needs onnxruntime: pip install 'tf_enet[onnx]' (or onnxruntime)."
             ) from None
         try:
-            self._session = onnxruntime.InferenceSession(
-                path, providers=["CPUExecutionProvider"]
-            )
+            self._session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own types.
             raise invalid_model(path, "onnx", _onnx_reason(err)) from None
         inputs = self._session.get_inputs()

@@ -44,12 +44,8 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         # [batch, h, w, 4 * channels], window positions (0,0) (0,1) (1,0) (1,1)
         windows = tf.nn.space_to_depth(inputs, 2)
         top_left, top_right, bottom_left, bottom_right = tf.split(windows, 4, axis=-1)
-        pooled = tf.maximum(
-            tf.maximum(top_left, top_right), tf.maximum(bottom_left, bottom_right)
-        )
-        in_top_row = tf.logical_or(
-            tf.equal(top_left, pooled), tf.equal(top_right, pooled)
-        )
+        pooled = tf.maximum(tf.maximum(top_left, top_right), tf.maximum(bottom_left, bottom_right))
+        in_top_row = tf.logical_or(tf.equal(top_left, pooled), tf.equal(top_right, pooled))
         in_right_column = tf.where(
             in_top_row,
             tf.not_equal(top_left, pooled),
@@ -62,11 +58,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         columns = tf.range(pooled_width, dtype=tf.int32)[None, :, None]  # [1, w, 1]
         channel_ids = tf.range(channels, dtype=tf.int32)  # [channels]
         window_origin = (2 * rows * width + 2 * columns) * channels + channel_ids
-        argmax = (
-            window_origin
-            + row_offset * (width * channels)
-            + column_offset * channels
-        )
+        argmax = window_origin + row_offset * (width * channels) + column_offset * channels
         return pooled, argmax
 
     def compute_output_shape(self, input_shape):

@@ -62,10 +62,7 @@ class MaxUnpooling2D(keras.layers.Layer):
         window_position = 2 * row_offset + column_offset  # 0..3, row-major
         zeros = tf.zeros_like(values)
         windows = tf.concat(
-            [
-                tf.where(tf.equal(window_position, k), values, zeros)
-                for k in range(4)
-            ],
+            [tf.where(tf.equal(window_position, k), values, zeros) for k in range(4)],
             axis=-1,
         )  # [batch, h, w, 4 * channels]
         outputs = tf.nn.depth_to_space(windows, 2)  # [batch, 2h, 2w, channels]

@@ -41,9 +41,7 @@ class PadToMultiple(keras.layers.Layer):
     def __init__(self, multiple=8, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(multiple, int) or multiple < 1:
-            raise ValueError(
-                f"`multiple` must be a positive integer; received {multiple!r}."
-            )
+            raise ValueError(f"`multiple` must be a positive integer; received {multiple!r}.")
         self.multiple = multiple
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
@@ -116,9 +114,7 @@ class ChannelPadding(keras.layers.Layer):
     def __init__(self, channels, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(channels, int) or channels < 1:
-            raise ValueError(
-                f"`channels` must be a positive integer; received {channels!r}."
-            )
+            raise ValueError(f"`channels` must be a positive integer; received {channels!r}.")
         self.channels = channels
         self.input_spec = keras.layers.InputSpec(ndim=4)
 

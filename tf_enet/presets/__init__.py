@@ -35,8 +35,7 @@ from tf_enet import artifacts
 # Name -> description. Each name is a directory beside this file.
 PRESETS = {
     "enet_camvid": (
-        "ENet trained on CamVid (11 classes, 360x480 images): 67.9 mean IoU "
-        "on the val split."
+        "ENet trained on CamVid (11 classes, 360x480 images): 67.9 mean IoU on the val split."
     ),
 }
 PRESET_FILES = (artifacts.MODEL_FILE, artifacts.CONFIG_FILE)
@@ -70,10 +69,7 @@ def preset_path(preset):
     if preset in PRESETS:
         return os.path.join(os.path.dirname(os.path.abspath(__file__)), preset)
     if os.path.isdir(preset):
-        missing = [
-            name for name in PRESET_FILES
-            if not os.path.isfile(os.path.join(preset, name))
-        ]
+        missing = [name for name in PRESET_FILES if not os.path.isfile(os.path.join(preset, name))]
         if not missing:
             return preset
         raise ValueError(
@@ -156,16 +152,21 @@ def save_preset(model, config, preset_dir):
     if size is not None:
         model_file = os.path.join(preset_dir, artifacts.MODEL_FILE)
         runtimes.write_fixed_size_tflite(
-            model, os.path.join(preset_dir, loading.fixed_size_tflite_name(size)),
-            size, config, loading.file_sha256(model_file), artifacts.MODEL_FILE,
+            model,
+            os.path.join(preset_dir, loading.fixed_size_tflite_name(size)),
+            size,
+            config,
+            loading.file_sha256(model_file),
+            artifacts.MODEL_FILE,
         )
 
 
 def _recompress(source, target):
     """Copies a zip archive with every member deflated."""
-    with zipfile.ZipFile(source) as src, zipfile.ZipFile(
-        target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9
-    ) as dst:
+    with (
+        zipfile.ZipFile(source) as src,
+        zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as dst,
+    ):
         for info in src.infolist():
             member = zipfile.ZipInfo(info.filename, date_time=info.date_time)
             member.compress_type = zipfile.ZIP_DEFLATED

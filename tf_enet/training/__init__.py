@@ -50,26 +50,39 @@ option lists are available without importing TensorFlow (the command line
 builds its flags and answers `--help` from them).
 """
 
-
 import importlib
 
 # Public name -> the module defining it.
 _NAMES = {
     "callbacks": [
-        "BestModelCheckpoint", "ClassScores", "HistoryLogger", "LossGuard",
-        "PredictionImages", "SyncMovingStatistics",
+        "BestModelCheckpoint",
+        "ClassScores",
+        "HistoryLogger",
+        "LossGuard",
+        "PredictionImages",
+        "SyncMovingStatistics",
     ],
     "config": [
-        "LOGIT_ADJUSTMENTS", "RESUMABLE_CHANGES",
-        "SCHEDULES", "STAGES", "STRATEGIES", "TrainConfig",
+        "LOGIT_ADJUSTMENTS",
+        "RESUMABLE_CHANGES",
+        "SCHEDULES",
+        "STAGES",
+        "STRATEGIES",
+        "TrainConfig",
     ],
     "distribute": ["is_chief", "make_strategy"],
     "errors": ["TrainingError"],
     "run_directory": [
-        "check_checkpoint_dir", "remove_run_files", "run_config", "trim_history",
+        "check_checkpoint_dir",
+        "remove_run_files",
+        "run_config",
+        "trim_history",
     ],
     "trainer": [
-        "add_weight_decay", "compile_model", "learning_rate_schedule", "train",
+        "add_weight_decay",
+        "compile_model",
+        "learning_rate_schedule",
+        "train",
         "validation_epochs",
     ],
 }

@@ -19,8 +19,15 @@ STRATEGIES = ("default", "mirrored", "multi_worker")
 # rest do not change what is trained (a changed logit adjustment is redone
 # on the trained model).
 RESUMABLE_CHANGES = frozenset(
-    {"epochs", "encoder_epochs", "data_dir", "checkpoint_dir", "verbose",
-     "overwrite", "logit_adjustment"}
+    {
+        "epochs",
+        "encoder_epochs",
+        "data_dir",
+        "checkpoint_dir",
+        "verbose",
+        "overwrite",
+        "logit_adjustment",
+    }
 )
 LOGIT_ADJUSTMENTS = ("auto", "off")
 CLASS_WEIGHTINGS = ("mfb", "enet", "none")
@@ -134,9 +141,7 @@ class TrainConfig:
 
     def __post_init__(self):
         def fail(name, expected):
-            raise ValueError(
-                f"`{name}` must be {expected}; received {getattr(self, name)!r}."
-            )
+            raise ValueError(f"`{name}` must be {expected}; received {getattr(self, name)!r}.")
 
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
@@ -145,8 +150,7 @@ class TrainConfig:
             object.__setattr__(self, "data_dir", DEFAULT_DATA_DIRS[self.dataset])
         if self.checkpoint_dir is None:
             object.__setattr__(self, "checkpoint_dir", f"runs/{self.dataset}")
-        for name in ("height", "width", "batch_size", "lr_decay_epochs",
-                     "validation_freq"):
+        for name in ("height", "width", "batch_size", "lr_decay_epochs", "validation_freq"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(name, "a positive integer")
         for name in ("epochs", "encoder_epochs"):
@@ -192,7 +196,6 @@ class TrainConfig:
         }
 
 
-
 def option_help():
     """The help text of every `TrainConfig` field, from its docstring.
 
@@ -204,7 +207,4 @@ def option_help():
     entries = re.findall(r"^ {8}(\w+): (.*?)(?=^ {8}\w+: |\Z)", args, re.M | re.S)
     text = {name: " ".join(body.split()) for name, body in entries}
     # "int. Training crop height." -> "Training crop height."
-    return {
-        name: re.sub(r"^\w+(?: or \w+)*\. ", "", body, count=1)
-        for name, body in text.items()
-    }
+    return {name: re.sub(r"^\w+(?: or \w+)*\. ", "", body, count=1) for name, body in text.items()}

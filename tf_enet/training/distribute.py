@@ -17,8 +17,7 @@ def make_strategy(name):
     TensorFlow op runs in the process.
     """
     if name == "mirrored":
-        devices = tf.config.list_logical_devices("GPU") or (
-            tf.config.list_logical_devices("CPU"))
+        devices = tf.config.list_logical_devices("GPU") or (tf.config.list_logical_devices("CPU"))
         return tf.distribute.MirroredStrategy([d.name for d in devices])
     if name == "multi_worker":
         try:
@@ -54,8 +53,7 @@ class _MultiWorkerMirroredStrategy(tf.distribute.MultiWorkerMirroredStrategy):
 
     def reduce(self, reduce_op, value, axis):
         if isinstance(value, (tuple, list, dict)):
-            return tf.nest.map_structure(
-                lambda v: self.experimental_local_results(v)[0], value)
+            return tf.nest.map_structure(lambda v: self.experimental_local_results(v)[0], value)
         if axis is not None and all(
             v.shape.rank == 0 for v in self.experimental_local_results(value)
         ):
@@ -82,4 +80,3 @@ def barrier(strategy):
         return context.all_reduce("sum", tf.ones([]))
 
     tf.function(lambda: strategy.run(count))()
-

@@ -18,6 +18,7 @@ from tf_enet import metrics as metrics_lib
 # picks it as well as over thousands (Cityscapes has 2975 at 1024x2048).
 ADJUSTMENT_SAMPLE = 300
 
+
 def adjust_logits(config, dataset, weights):
     """Folds the configured logit adjustment into the best full model.
 
@@ -59,14 +60,17 @@ def adjust_logits(config, dataset, weights):
     artifacts.write_json(record_path, record)
     artifacts.write_atomically(model_path, model.save)
     logging.info(
-        "Logit adjustment alpha=%g: val mIoU %.4f -> %.4f", adjusted["alpha"],
-        adjusted["val_mean_iou_before"], adjusted["val_mean_iou"],
+        "Logit adjustment alpha=%g: val mIoU %.4f -> %.4f",
+        adjusted["alpha"],
+        adjusted["val_mean_iou_before"],
+        adjusted["val_mean_iou"],
     )
     return adjusted
 
 
-def adjustment_scores(predictor, dataset, class_weights, split="train", *,
-                      alphas=logit_adjustment.ALPHAS, **options):
+def adjustment_scores(
+    predictor, dataset, class_weights, split="train", *, alphas=logit_adjustment.ALPHAS, **options
+):
     """Scores `argmax(logits - alpha * log(class_weights))` for each alpha.
 
     One pass over the split (`tf_enet.inference.confusion_matrices`), every
@@ -118,20 +122,29 @@ def choose_adjustment(config, dataset, weights, model):
         sample = ADJUSTMENT_SAMPLE
         logging.info("Choosing the logit adjustment on the training split")
         scores = adjustment_scores(
-            predictor, dataset, weights, "train", limit=config.limit,
-            sample=sample, seed=config.seed, **scale,
+            predictor,
+            dataset,
+            weights,
+            "train",
+            limit=config.limit,
+            sample=sample,
+            seed=config.seed,
+            **scale,
         )
         alpha = logit_adjustment.best_alpha(scores)
-        adjusted["train_mean_iou"] = {
-            f"{a:g}": float(s["mean_iou"]) for a, s in scores.items()
-        }
+        adjusted["train_mean_iou"] = {f"{a:g}": float(s["mean_iou"]) for a, s in scores.items()}
         available = len(dataset.files("train")[: config.limit])
         adjusted["scored_on"]["train_images"] = min(sample, available)
     else:
         alpha = float(setting)
     val = adjustment_scores(
-        predictor, dataset, weights, "val", alphas=(0.0, alpha),
-        limit=config.val_limit, **scale,
+        predictor,
+        dataset,
+        weights,
+        "val",
+        alphas=(0.0, alpha),
+        limit=config.val_limit,
+        **scale,
     )
     adjusted.update(
         alpha=alpha,

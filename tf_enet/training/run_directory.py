@@ -58,7 +58,8 @@ def check_checkpoint_dir(config, overwrite):
     path = os.path.join(config.checkpoint_dir, artifacts.CONFIG_FILE)
     if not os.path.exists(path):
         leftovers = [
-            name for name in ("model.keras", "backup", "encoder")
+            name
+            for name in ("model.keras", "backup", "encoder")
             if os.path.exists(os.path.join(config.checkpoint_dir, name))
         ]
         if leftovers and not overwrite:
@@ -77,9 +78,9 @@ def check_checkpoint_dir(config, overwrite):
     # while they keep their default.
     defaults = TrainConfig(dataset=current["dataset"]).to_dict()
     changed = sorted(
-        key for key in set(previous) | set(current)
-        if key not in RESUMABLE_CHANGES
-        and previous.get(key, defaults.get(key)) != current.get(key)
+        key
+        for key in set(previous) | set(current)
+        if key not in RESUMABLE_CHANGES and previous.get(key, defaults.get(key)) != current.get(key)
     )
     if changed and not overwrite:
         details = ", ".join(
@@ -144,7 +145,6 @@ def trim_history(path, backup_dir):
             csv.writer(f).writerows(kept)
 
     artifacts.write_atomically(path, write)
-
 
 
 def csv_rows(path):

@@ -30,19 +30,13 @@ def learning_rate_schedule(config, steps_per_epoch, epochs):
             config.learning_rate, total_steps, end_learning_rate=0.0, power=0.9
         )
     if config.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, total_steps
-        )
+        return keras.optimizers.schedules.CosineDecay(config.learning_rate, total_steps)
     period = steps_per_epoch * config.lr_decay_epochs
     boundaries = list(range(period, total_steps, period))
-    values = [
-        config.learning_rate * config.lr_decay_factor**i
-        for i in range(len(boundaries) + 1)
-    ]
+    values = [config.learning_rate * config.lr_decay_factor**i for i in range(len(boundaries) + 1)]
     if not boundaries:
         return config.learning_rate
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-
 
 
 def stage_plan(config):
@@ -61,17 +55,25 @@ def make_datasets(config, dataset, stage, strategy):
             f"number of replicas ({replicas}), which share each batch."
         )
     train_args = dict(
-        height=config.height, width=config.width, batch_size=config.batch_size,
-        seed=config.seed, label_stride=label_stride, limit=config.limit,
-        augment=config.augment, min_scale=config.min_scale,
+        height=config.height,
+        width=config.width,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        label_stride=label_stride,
+        limit=config.limit,
+        augment=config.augment,
+        min_scale=config.min_scale,
         max_scale=config.max_scale,
     )
     # Validation runs the model at the training size, as prediction and
     # evaluation do by default: a dataset of larger images (Cityscapes at
     # half resolution) is scored at the scale the model learned.
     val_args = dict(
-        batch_size=config.batch_size, label_stride=label_stride,
-        limit=config.val_limit, height=config.height, width=config.width,
+        batch_size=config.batch_size,
+        label_stride=label_stride,
+        limit=config.val_limit,
+        height=config.height,
+        width=config.width,
         resize_masks=True,
     )
     if config.strategy == "default":
@@ -98,9 +100,11 @@ def make_datasets(config, dataset, stage, strategy):
     ignore = dataset.info.ignore_index
     val_args["batch_size"] = 1
     images = data_lib.make_eval_dataset(dataset, "val", **val_args).unbatch()
-    padding = images.take(1).map(
-        lambda image, mask: (image, tf.fill(tf.shape(mask), ignore))
-    ).repeat(-num_val % config.batch_size)
+    padding = (
+        images.take(1)
+        .map(lambda image, mask: (image, tf.fill(tf.shape(mask), ignore)))
+        .repeat(-num_val % config.batch_size)
+    )
     val = images.concatenate(padding).padded_batch(
         config.batch_size,
         padded_shapes=([None, None, 3], [None, None]),
@@ -121,9 +125,7 @@ def compile_model(model, config, steps_per_epoch, epochs, weights, info):
         name=artifacts.MEAN_IOU,
     )
     model.compile(
-        optimizer=keras.optimizers.Adam(
-            learning_rate_schedule(config, steps_per_epoch, epochs)
-        ),
+        optimizer=keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch, epochs)),
         loss=loss,
         metrics=[miou],
         jit_compile=config.jit_compile,
@@ -174,9 +176,7 @@ def train(config, overwrite=False):
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief(strategy)
     keras.utils.set_random_seed(config.seed)
-    dataset = data_lib.get_dataset(
-        config.dataset, config.data_dir, **config.dataset_options
-    )
+    dataset = data_lib.get_dataset(config.dataset, config.data_dir, **config.dataset_options)
     info = dataset.info
     same_run = run_directory.check_checkpoint_dir(config, overwrite)
     try:
@@ -194,8 +194,7 @@ def train(config, overwrite=False):
             adjustment_math.log_weights(weights, info.num_classes)
         except ValueError as error:
             raise TrainingError(
-                f"{error} Pass --logit_adjustment off or another "
-                "--class_weighting."
+                f"{error} Pass --logit_adjustment off or another --class_weighting."
             ) from None
     # Every worker has checked the directory before the chief changes it,
     # and sees the chief's config.json before reading anything else there.
@@ -211,7 +210,9 @@ def train(config, overwrite=False):
             logging.info(
                 "%s has no val split: %d of its training images are held out "
                 "as val (--val_fraction %g), listed in %s",
-                config.data_dir, len(held_out["images"]), config.val_fraction,
+                config.data_dir,
+                len(held_out["images"]),
+                config.val_fraction,
                 config_path,
             )
         artifacts.write_json(config_path, run_directory.run_config(config, dataset, weights))
@@ -221,12 +222,12 @@ def train(config, overwrite=False):
 
     for line in short_schedule_warnings(config, dataset):
         logging.warning(line)
-    results = {"checkpoint_dir": config.checkpoint_dir,
-               "class_weights": [float(w) for w in weights]}
+    results = {
+        "checkpoint_dir": config.checkpoint_dir,
+        "class_weights": [float(w) for w in weights],
+    }
     for stage in stage_plan(config):
-        results[stage] = train_stage(
-            config, stage, dataset, weights, strategy, chief
-        )
+        results[stage] = train_stage(config, stage, dataset, weights, strategy, chief)
     if chief and "full" in stage_plan(config):
         results["logit_adjustment"] = adjust_logits(config, dataset, weights)
     return results
@@ -269,7 +270,7 @@ def short_schedule_warnings(config, dataset):
                 f"epochs of {steps_per_epoch} batches of {config.batch_size} of "
                 f"{num_train} images); it needs {MIN_STAGE_STEPS} or more to "
                 f"train well. For a small dataset {', '.join(advice)} (see the "
-                "README's \"Your own data\")."
+                'README\'s "Your own data").'
             )
     return lines
 
@@ -277,10 +278,7 @@ def short_schedule_warnings(config, dataset):
 def validation_epochs(config, epochs):
     """Every `validation_freq`-th epoch, the first (so the history has all
     columns) and the last (so a best model exists)."""
-    return [
-        e for e in range(1, epochs + 1)
-        if e % config.validation_freq == 0 or e in (1, epochs)
-    ]
+    return [e for e in range(1, epochs + 1) if e % config.validation_freq == 0 or e in (1, epochs)]
 
 
 def train_stage(config, stage, dataset, weights, strategy, chief):
@@ -288,7 +286,8 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
     epochs = config.encoder_epochs if stage == "encoder" else config.epochs
     stage_dir = (
         os.path.join(config.checkpoint_dir, artifacts.ENCODER_DIR)
-        if stage == "encoder" else config.checkpoint_dir
+        if stage == "encoder"
+        else config.checkpoint_dir
     )
     best_path = os.path.join(stage_dir, artifacts.MODEL_FILE)
     done_path = os.path.join(stage_dir, artifacts.DONE_FILE)
@@ -335,8 +334,11 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
             callbacks_lib.HistoryLogger(history_path),
             keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
             callbacks_lib.PredictionImages(
-                os.path.join(log_dir, "images"), sample_images.numpy()[:4],
-                sample_labels.numpy()[:4], info.palette, info.ignore_index,
+                os.path.join(log_dir, "images"),
+                sample_images.numpy()[:4],
+                sample_labels.numpy()[:4],
+                info.palette,
+                info.ignore_index,
             ),
             keras.callbacks.BackupAndRestore(
                 backup_dir, double_checkpoint=True, delete_checkpoint=False
@@ -347,7 +349,9 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
     logging.info(
         "%s stage: %d epochs of %d steps; TensorFlow builds the training "
         "step before the first one (up to a few minutes on a CPU)",
-        stage.capitalize(), epochs, steps_per_epoch,
+        stage.capitalize(),
+        epochs,
+        steps_per_epoch,
     )
     model.fit(
         train_ds,

@@ -51,4 +51,3 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         record = {k: float(v) for k, v in logs.items() if k.startswith("val_")}
         record.update({"epoch": epoch + 1, self.monitor: self.best})
         artifacts.write_json(self.record_path, record)
-

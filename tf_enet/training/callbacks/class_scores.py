@@ -28,4 +28,3 @@ class ClassScores(keras.callbacks.Callback):
             logs[f"val_iou_{name}"] = float(iou)
         logs["val_global_accuracy"] = result["global_accuracy"]
         logs["val_class_accuracy"] = result["class_accuracy"]
-

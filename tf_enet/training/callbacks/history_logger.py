@@ -44,5 +44,3 @@ class HistoryLogger(keras.callbacks.CSVLogger):
 
         artifacts.write_atomically(self.filename, write)
         self.csv_file = open(self.filename, "a", encoding="utf-8")
-
-

@@ -25,10 +25,7 @@ class LossGuard(keras.callbacks.TerminateOnNaN):
             self._stop(f"The loss became {float(logs['loss'])} at batch {batch}")
 
     def on_epoch_end(self, epoch, logs=None):
-        finite = [
-            bool(keras.ops.all(keras.ops.isfinite(w)))
-            for w in self.model.trainable_weights
-        ]
+        finite = [bool(keras.ops.all(keras.ops.isfinite(w))) for w in self.model.trainable_weights]
         if not all(finite):
             self._stop(f"The weights became non-finite in epoch {epoch + 1}")
 

@@ -25,9 +25,7 @@ class PredictionImages(keras.callbacks.Callback):
         logits = self.model(self.images, training=False)
         predictions = keras.ops.convert_to_numpy(keras.ops.argmax(logits, -1))
         with self.writer.as_default(step=epoch):
-            tf.summary.image(
-                "validation/image", self.images.astype("uint8"), max_outputs=4
-            )
+            tf.summary.image("validation/image", self.images.astype("uint8"), max_outputs=4)
             tf.summary.image(
                 "validation/label",
                 np.stack([data_lib.colorize(m, self.palette) for m in self.labels]),
@@ -39,4 +37,3 @@ class PredictionImages(keras.callbacks.Callback):
                 max_outputs=4,
             )
         self.writer.flush()
-

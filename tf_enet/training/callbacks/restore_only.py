@@ -14,5 +14,3 @@ class RestoreOnly(keras.callbacks.BackupAndRestore):
 
     def on_train_end(self, logs=None):
         pass
-
-

@@ -35,15 +35,11 @@ class SyncMovingStatistics(keras.callbacks.Callback):
         if self._sync is None:
             # Float ones only: the integer states of dropout's seed
             # generators advance alike everywhere.
-            variables = [
-                v.value for v in self.model.non_trainable_variables
-                if "float" in v.dtype
-            ]
+            variables = [v.value for v in self.model.non_trainable_variables if "float" in v.dtype]
 
             def mean():
                 context = tf.distribute.get_replica_context()
-                return context.all_reduce(
-                    "mean", [tf.identity(v) for v in variables])
+                return context.all_reduce("mean", [tf.identity(v) for v in variables])
 
             def sync():
                 means = self.strategy.run(mean)
@@ -52,4 +48,3 @@ class SyncMovingStatistics(keras.callbacks.Callback):
 
             self._sync = tf.function(sync)
         self._sync()
-
