@@ -152,19 +152,20 @@ def add_weight_decay(model, weight_decay):
 def train(config, overwrite=False):
     """Trains ENet as `config` says, resuming what the directory holds.
 
-    Args:
-        config: TrainConfig.
-        overwrite: bool. Start over in a checkpoint directory that holds a
-            different run: its run files (`RUN_FILES`) are deleted first.
-
-    Returns:
-        dict: `checkpoint_dir`, `class_weights`, and per stage the best
-        epoch and validation scores.
-
     Everything the run needs after its last epoch (a writable directory,
     usable class weights for the logit adjustment, labelled pixels in both
     splits) is checked before its first epoch, so a finished run is never
     lost to a precondition.
+
+    Args:
+        config: TrainConfig.
+        overwrite: bool. Start over in a checkpoint directory that holds a
+            different run: its run files (`artifacts.RUN_FILES`) are
+            deleted first.
+
+    Returns:
+        dict: `checkpoint_dir`, `class_weights`, and per stage the best
+        epoch and validation scores.
 
     Raises:
         TrainingError: the directory holds another run or cannot be
@@ -242,6 +243,15 @@ SMALL_DATA_BATCH_SIZE = 4
 SMALL_DATA_LEARNING_RATE = 2e-3
 
 
+def steps_per_epoch(config, dataset):
+    """Optimizer steps per epoch: one pass over the training split, at least 1.
+
+    A split smaller than one batch still trains: the pipeline repeats it.
+    """
+    num_train = len(dataset.files("train")[: config.limit])
+    return max(1, num_train // config.batch_size)
+
+
 def short_schedule_warnings(config, dataset):
     """One line per stage with fewer than `MIN_STAGE_STEPS` optimizer steps.
 
@@ -253,7 +263,7 @@ def short_schedule_warnings(config, dataset):
         list of str, empty when every stage is long enough.
     """
     num_train = len(dataset.files("train")[: config.limit])
-    steps_per_epoch = max(1, num_train // config.batch_size)
+    steps = steps_per_epoch(config, dataset)
     lines = []
     advice = []
     if config.batch_size > SMALL_DATA_BATCH_SIZE:
@@ -263,11 +273,10 @@ def short_schedule_warnings(config, dataset):
     advice.append("raise the epochs")
     for stage in stage_plan(config):
         epochs = config.encoder_epochs if stage == "encoder" else config.epochs
-        steps = epochs * steps_per_epoch
-        if 0 < steps < MIN_STAGE_STEPS:
+        if 0 < epochs * steps < MIN_STAGE_STEPS:
             lines.append(
-                f"The {stage} stage has only {steps} optimizer steps ({epochs} "
-                f"epochs of {steps_per_epoch} batches of {config.batch_size} of "
+                f"The {stage} stage has only {epochs * steps} optimizer steps "
+                f"({epochs} epochs of {steps} batches of {config.batch_size} of "
                 f"{num_train} images); it needs {MIN_STAGE_STEPS} or more to "
                 f"train well. For a small dataset {', '.join(advice)} (see the "
                 'README\'s "Your own data").'
@@ -297,9 +306,7 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
         return artifacts.read_json(done_path)
 
     train_ds, val_ds = make_datasets(config, dataset, stage, strategy)
-    num_train = len(dataset.files("train")[: config.limit])
-    # A split smaller than one batch still trains: the pipeline repeats it.
-    steps_per_epoch = max(1, num_train // config.batch_size)
+    steps = steps_per_epoch(config, dataset)
 
     with strategy.scope():
         builder = build_enet_encoder if stage == "encoder" else build_enet
@@ -312,7 +319,7 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
             copied = transfer_weights(encoder, model)
             logging.info("Initialised %d layers from %s", len(copied), encoder_path)
         add_weight_decay(model, config.weight_decay)
-        miou = compile_model(model, config, steps_per_epoch, epochs, weights, info)
+        miou = compile_model(model, config, steps, epochs, weights, info)
 
     per_class = callbacks_lib.ClassScores(miou, info.class_names)
     best = callbacks_lib.BestModelCheckpoint(best_path, write=chief)
@@ -351,12 +358,12 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
         "step before the first one (up to a few minutes on a CPU)",
         stage.capitalize(),
         epochs,
-        steps_per_epoch,
+        steps,
     )
     model.fit(
         train_ds,
         epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
+        steps_per_epoch=steps,
         validation_data=val_ds,
         validation_freq=validation_epochs(config, epochs),
         shuffle=False,  # the pipeline shuffles
