@@ -283,3 +283,20 @@ def test_every_json_file_is_written_by_artifacts():
                     if "json.dump(" in f.read():
                         writers.append(os.path.relpath(path, package))
     assert writers == []
+
+
+def test_in_training_validation_runs_at_the_training_size(tmp_path):
+    # Images of 32x48 trained at 16x24 (Cityscapes at half resolution, in
+    # small): validation feeds the model what prediction will, the training
+    # size, with the labels resized to it.
+    import tensorflow as tf
+
+    data_dir = scenes(tmp_path / "data", {"train": 4, "val": 2})
+    dataset = data_lib.get_dataset("folder", data_dir)
+    strategy = tf.distribute.get_strategy()
+    config = config_for(data_dir, tmp_path / "run", height=16, width=24, batch_size=2)
+    for stage, label_size in (("full", (16, 24)), ("encoder", (2, 3))):
+        _, val = trainer.make_datasets(config, dataset, stage, strategy)
+        for images, labels in val:
+            assert images.shape[1:3] == (16, 24)
+            assert labels.shape[1:3] == label_size
