@@ -5,7 +5,7 @@
     python tools/results_table.py --results checkpoints/enet_camvid/val_results.json
 
 Our per-class IoU and accuracies beside the published figures: the paper's
-CamVid test results (Paszke et al. 2016, Table 4: per-class accuracy,
+CamVid test results (Paszke et al. 2016, CamVid table: per-class accuracy,
 class-average accuracy and class IoU) and the best published PyTorch
 ENet's mean IoU (val and test).
 """
@@ -21,7 +21,7 @@ flags.DEFINE_string(
     "JSON written by evaluate.py --output_json.",
 )
 
-# Paszke et al. 2016, Table 4 (CamVid test): per-class accuracy.
+# Paszke et al. 2016, CamVid test: per-class accuracy.
 PAPER_CLASS_ACCURACY = {
     "Building": 74.7,
     "Tree": 77.8,
