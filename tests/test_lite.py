@@ -117,6 +117,61 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     np.testing.assert_allclose(rewritten(x, training=False), model(x, training=False), atol=1e-3)
 
 
+@pytest.mark.parametrize("block, padding", [(2, "same"), (2, "valid"), (3, "same")])
+def test_depth_to_space_conv_matches_transposed_conv(block, padding):
+    transposed = keras.layers.Conv2DTranspose(
+        5, block, strides=block, padding=padding, activation="relu"
+    )
+    x = np.random.RandomState(0).normal(size=(2, 3, 4, 6)).astype("float32")
+    transposed.build(x.shape)
+    rng = np.random.RandomState(1)
+    transposed.set_weights([rng.normal(size=w.shape) for w in transposed.get_weights()])
+    rewritten = lite.DepthToSpaceConv2D.from_transposed(transposed)
+    assert rewritten.name == transposed.name
+    expected = transposed(x)
+    assert expected.shape == (2, 3 * block, 4 * block, 5)
+    np.testing.assert_allclose(rewritten(x), expected, atol=1e-5)
+    # Independent reference: output pixel (block * i + a, block * j + b)
+    # is pixel (i, j) times kernel[a, b], plus the bias, then the relu.
+    kernel, bias = transposed.get_weights()
+    i, j, a, b = 2, 1, block - 1, 0
+    pixel = np.maximum(x[1, i, j] @ kernel[a, b].T + bias, 0.0)
+    np.testing.assert_allclose(rewritten(x)[1, block * i + a, block * j + b], pixel, atol=1e-5)
+
+
+def test_depth_to_space_conv_refuses_overlapping_windows():
+    # ENet's upsampling bottlenecks: 3x3 windows at stride 2 overlap.
+    overlapping = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")
+    padded = keras.layers.Conv2DTranspose(4, 2, strides=2, output_padding=1)
+    assert lite.DepthToSpaceConv2D.from_transposed(overlapping) is None
+    assert lite.DepthToSpaceConv2D.from_transposed(padded) is None
+    # depth_to_space needs a block of at least 2; a 1x1 stays as it is.
+    pointwise = keras.layers.Conv2DTranspose(4, 1)
+    assert lite.DepthToSpaceConv2D.from_transposed(pointwise) is None
+    assert lite.DepthToSpaceConv2D.from_transposed(keras.layers.Conv2D(4, 2, strides=2)) is None
+    with pytest.raises(ValueError, match="square kernel"):
+        lite.DepthToSpaceConv2D(np.zeros((2, 3, 4, 5), np.float32))
+
+
+@pytest.mark.parametrize("shape", [(1, 37, 53), (2, 24, 40), (1, 9, 15)])
+def test_tflite_friendly_fullconv_is_depth_to_space_with_the_same_logits(shape):
+    keras.utils.set_random_seed(0)
+    model = tf_enet.build_enet(4, stage_two_repeat=1)
+    fullconv = model.get_layer("fullconv")
+    rng = np.random.RandomState(4)
+    fullconv.set_weights([rng.normal(0, 0.5, w.shape) for w in fullconv.get_weights()])
+    rewritten = lite.tflite_friendly(model)
+    assert isinstance(rewritten.get_layer("fullconv"), lite.DepthToSpaceConv2D)
+    # The decoder's 3x3 stride-2 transposed convolutions stay.
+    assert isinstance(
+        rewritten.get_layer("bottleneck5_0_transposed_conv"), keras.layers.Conv2DTranspose
+    )
+    x = np.random.RandomState(1).uniform(0, 255, (*shape, 3)).astype("float32")
+    logits = rewritten(x, training=False)
+    assert logits.shape == (*shape, 4)
+    np.testing.assert_allclose(logits, model(x, training=False), atol=1e-4)
+
+
 def test_int8_ranges_are_the_mean_of_each_images_extremes():
     keras.utils.set_random_seed(0)
     model = tf_enet.build_enet(4, stage_two_repeat=1)

@@ -12,6 +12,13 @@ original's weights and is never trained or saved.
   multiply, floor division, modulo) has no XNNPack kernel and TFLite's own
   kernels for it dominated the int8 model's time. Float models compute the
   mask with arithmetic XNNPack runs, in float and in int8 alike.
+- A `Conv2DTranspose` whose kernel equals its strides (ENet's `fullconv`,
+  2x2 with stride 2) becomes `DepthToSpaceConv2D`: a 1x1 convolution to
+  `4 * filters` channels and `depth_to_space`. The windows of such a
+  transposed convolution do not overlap, so these are the same sums; at
+  the full image size XNNPack runs the two ops faster than TFLite's
+  transposed convolution. (ENet's 3x3 stride-2 transposed convolutions
+  overlap and stay.)
 - For int8, every `PReLU` becomes a `DepthwisePReLU`: TFLite's int8 PRELU
   kernel runs outside XNNPack and cost several times the convolutions.
 - For int8, the input `Normalization` becomes a `ChannelAffine` (one
@@ -166,6 +173,92 @@ class WindowUnpooling2D(keras.layers.Layer):
             height = None if height is None else 2 * height
             width = None if width is None else 2 * width
         return keras.KerasTensor((batch, height, width, channels), dtype=inputs[0].dtype)
+
+
+class DepthToSpaceConv2D(keras.layers.Layer):
+    """A transposed convolution whose kernel equals its strides, in 1x1 form.
+
+    With kernel size and strides both `block`, each input pixel alone sets
+    one `block x block` patch of the output: `outputs[block * i + a,
+    block * j + b] = inputs[i, j] @ kernel[a, b].T + bias`. That is a 1x1
+    convolution to `block * block * filters` channels (one group per patch
+    position, in `tf.nn.depth_to_space`'s layout), then
+    `tf.nn.depth_to_space(block)`. "same" and "valid" padding give the same
+    output size (`block` times the input's) when the kernel equals the
+    strides.
+
+    Args:
+        kernel: array `[block, block, filters, channels]`, a
+            `keras.layers.Conv2DTranspose` kernel.
+        bias: array `[filters]` or None.
+        activation: the transposed convolution's activation (elementwise,
+            so applied before the rearrangement).
+
+    Input shape:
+        `[batch, height, width, channels]`.
+
+    Output shape:
+        `[batch, block * height, block * width, filters]`.
+    """
+
+    def __init__(self, kernel, bias=None, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        kernel = np.asarray(kernel, np.float32)
+        block, block_width, filters, channels = kernel.shape
+        if block != block_width:
+            raise ValueError(
+                f"DepthToSpaceConv2D needs a square kernel; received shape {kernel.shape}."
+            )
+        self.block = block
+        self.filters = filters
+        # [channels, a, b, filters]: output channel (a * block + b) * filters + f.
+        self._kernel = tf.constant(
+            kernel.transpose(3, 0, 1, 2).reshape(1, 1, channels, block * block * filters)
+        )
+        self._bias = None
+        if bias is not None:
+            self._bias = tf.constant(np.tile(np.asarray(bias, np.float32), block * block))
+        self.activation = keras.activations.get(activation)
+
+    @classmethod
+    def from_transposed(cls, layer):
+        """`layer` as a DepthToSpaceConv2D, or None if not the same function.
+
+        Args:
+            layer: keras.layers.Layer.
+
+        Returns:
+            DepthToSpaceConv2D named like `layer`, sharing nothing with it
+            (its weights copied), or None unless `layer` is a
+            `Conv2DTranspose` on channels-last inputs with a square kernel
+            of at least 2x2 equal to its strides, no dilation and no
+            output padding.
+        """
+        if not (
+            isinstance(layer, keras.layers.Conv2DTranspose)
+            and layer.data_format == "channels_last"
+            and tuple(layer.kernel_size) == tuple(layer.strides)
+            and layer.kernel_size[0] == layer.kernel_size[1] >= 2
+            and tuple(layer.dilation_rate) == (1, 1)
+            and layer.output_padding is None
+        ):
+            return None
+        bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
+        return cls(
+            keras.ops.convert_to_numpy(layer.kernel), bias, layer.activation, name=layer.name
+        )
+
+    def call(self, inputs):
+        outputs = tf.nn.conv2d(inputs, self._kernel, 1, "VALID")
+        if self._bias is not None:
+            outputs = tf.nn.bias_add(outputs, self._bias)
+        return tf.nn.depth_to_space(self.activation(outputs), self.block)
+
+    def compute_output_spec(self, inputs):
+        batch, height, width, _ = inputs.shape
+        height = None if height is None else self.block * height
+        width = None if width is None else self.block * width
+        return keras.KerasTensor((batch, height, width, self.filters), dtype=inputs.dtype)
 
 
 def _per_channel_kernel(values):
@@ -482,6 +575,9 @@ def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
     def rewrite(layer):
         if layer.name in folded:
             return folded[layer.name]
+        depth_to_space = DepthToSpaceConv2D.from_transposed(layer)
+        if depth_to_space is not None:
+            return depth_to_space
         if isinstance(layer, MaxPoolingWithArgmax2D):
             return WindowMaxPooling2D(resolutions.get(layer.name), name=layer.name)
         if isinstance(layer, MaxUnpooling2D):
