@@ -133,7 +133,7 @@ def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size, 
     seconds = time.monotonic() - start
     print(
         f"Segmented {done - failed} of {done} images into {output_dir}/ in "
-        f"{seconds:.1f} s ({1000 * seconds / max(done, 1):.0f} ms/image with "
+        f"{seconds:.2f} s ({1000 * seconds / max(done, 1):.0f} ms/image with "
         "reading and writing)."
     )
     return failed
