@@ -22,59 +22,66 @@ import sys
 
 from absl import flags
 
-from tf_enet import cli
+from tf_enet import cli, presets
 
 # Leaf module without TensorFlow; the data defaults may move beside
 # tf_enet.data.DATASETS.
 from tf_enet.data import DEFAULT_DATA_DIRS
 
-# The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
-DEFAULT_MODEL = "enet_camvid"
+# The shipped CamVid preset, as in tf_enet.inference.
+DEFAULT_MODEL = presets.DEFAULT_PRESET
 # Images from which XLA compilation pays off: the library's
 # tf_enet.inference.XLA_BREAK_EVEN_IMAGES, for --help without TensorFlow.
 XLA_BREAK_EVEN_IMAGES = 60
 
-flags.DEFINE_enum("dataset", "camvid", sorted(DEFAULT_DATA_DIRS), "Dataset layout.")
-flags.DEFINE_string(
-    "data_dir",
-    None,
-    "Dataset root. Default: " + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items()) + ".",
-)
-flags.DEFINE_string("split", "test", "Split to score.")
-flags.DEFINE_string(
-    "model",
-    DEFAULT_MODEL,
-    "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
-    "file, or a preset name (the default: the shipped CamVid model).",
-)
-flags.DEFINE_string(
-    "output_json",
-    None,
-    "Also write the scores to this JSON file (its directory is created and "
-    "checked before the evaluation starts).",
-)
-flags.DEFINE_integer("limit", None, "Score only the first N images.")
-flags.DEFINE_integer(
-    "batch_size",
-    1,
-    "Images per model call (consecutive images of one size are batched).",
-)
-flags.DEFINE_integer(
-    "height",
-    None,
-    "Run the model at this height (with --width) instead of the size it was "
-    "trained at; logits are resized back to the label size.",
-)
-flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
-flags.DEFINE_bool(
-    "jit_compile",
-    None,
-    f"XLA-compile Keras/SavedModel models. Default: on from {XLA_BREAK_EVEN_IMAGES} images.",
-)
-flags.register_validator(
-    "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
-)
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defines the command's flags; called by `main`, not at import, so
+    importing this module leaves absl's global flags alone."""
+    flags.DEFINE_enum("dataset", "camvid", sorted(DEFAULT_DATA_DIRS), "Dataset layout.")
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "Dataset root. Default: "
+        + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items())
+        + ".",
+    )
+    flags.DEFINE_string("split", "test", "Split to score.")
+    flags.DEFINE_string(
+        "model",
+        DEFAULT_MODEL,
+        "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
+        "file, or a preset name (the default: the shipped CamVid model).",
+    )
+    flags.DEFINE_string(
+        "output_json",
+        None,
+        "Also write the scores to this JSON file (its directory is created and "
+        "checked before the evaluation starts).",
+    )
+    flags.DEFINE_integer("limit", None, "Score only the first N images.")
+    flags.DEFINE_integer(
+        "batch_size",
+        1,
+        "Images per model call (consecutive images of one size are batched).",
+    )
+    flags.DEFINE_integer(
+        "height",
+        None,
+        "Run the model at this height (with --width) instead of the size it was "
+        "trained at; logits are resized back to the label size.",
+    )
+    flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
+    flags.DEFINE_bool(
+        "jit_compile",
+        None,
+        f"XLA-compile Keras/SavedModel models. Default: on from {XLA_BREAK_EVEN_IMAGES} images.",
+    )
+    flags.register_validator(
+        "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
+    )
 
 
 def _percent(value):
@@ -202,4 +209,5 @@ def _main(argv):
 
 def main():
     """The `tf-enet-evaluate` command."""
+    define_flags()
     cli.run(_main)

@@ -17,75 +17,80 @@ import sys
 
 from absl import flags
 
-from tf_enet import artifacts, cli
+from tf_enet import artifacts, cli, presets
 
 # Leaf module without TensorFlow; the data defaults may move beside
 # tf_enet.data.DATASETS.
 from tf_enet.data import DEFAULT_DATA_DIRS
 
-# The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
-DEFAULT_MODEL = "enet_camvid"
+# The shipped CamVid preset, as in tf_enet.inference.
+DEFAULT_MODEL = presets.DEFAULT_PRESET
 FORMATS = artifacts.EXPORT_FORMATS
 QUANTIZATIONS = artifacts.QUANTIZATIONS
 INT8_RANGES = artifacts.INT8_RANGES
 
-flags.DEFINE_string(
-    "model",
-    DEFAULT_MODEL,
-    "Checkpoint directory, .keras file or preset name (the default: the shipped CamVid model).",
-)
-flags.DEFINE_enum("format", "saved_model", list(FORMATS), "Export format.")
-flags.DEFINE_string(
-    "output",
-    None,
-    "SavedModel directory (for TF Serving: <models>/<name>/<version>), .tflite or .onnx file.",
-)
-flags.DEFINE_enum(
-    "quantize",
-    None,
-    list(QUANTIZATIONS),
-    "TFLite only: float16 weights, or int8 full-integer (uint8 pixels in, int8 "
-    "logits out; needs calibration images). Default: float32.",
-)
-flags.DEFINE_string(
-    "representative_images",
-    None,
-    "int8: calibration images (a directory, file or glob).",
-)
-flags.DEFINE_enum(
-    "dataset",
-    None,
-    sorted(DEFAULT_DATA_DIRS),
-    "int8: calibrate on this dataset's train split instead.",
-)
-flags.DEFINE_string(
-    "data_dir",
-    None,
-    "With --dataset. Default: "
-    + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items())
-    + ".",
-)
-flags.DEFINE_integer("num_representative", 100, "int8: calibration images used.")
-flags.DEFINE_enum(
-    "int8_ranges",
-    "mean",
-    list(INT8_RANGES),
-    "int8: activation ranges from the calibration images. mean: the mean of "
-    "each image's minimum and maximum for PReLU, add and batch norm outputs "
-    "(rare outliers saturate rather than coarsen every step); minmax: the "
-    "converter's overall minimum and maximum.",
-)
-flags.DEFINE_integer(
-    "height",
-    None,
-    "TFLite: fix the model's input to this height (with --width), the size "
-    "it will run at. A fixed size runs faster; tf-enet-predict and "
-    "tf-enet-evaluate resize images to it. int8 calibration images are "
-    "resized to it too.",
-)
-flags.DEFINE_integer("width", None, "TFLite: the fixed input width (with --height).")
-flags.mark_flag_as_required("output")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defines the command's flags; called by `main`, not at import, so
+    importing this module leaves absl's global flags alone."""
+    flags.DEFINE_string(
+        "model",
+        DEFAULT_MODEL,
+        "Checkpoint directory, .keras file or preset name (the default: the shipped CamVid model).",
+    )
+    flags.DEFINE_enum("format", "saved_model", list(FORMATS), "Export format.")
+    flags.DEFINE_string(
+        "output",
+        None,
+        "SavedModel directory (for TF Serving: <models>/<name>/<version>), .tflite or .onnx file.",
+    )
+    flags.DEFINE_enum(
+        "quantize",
+        None,
+        list(QUANTIZATIONS),
+        "TFLite only: float16 weights, or int8 full-integer (uint8 pixels in, int8 "
+        "logits out; needs calibration images). Default: float32.",
+    )
+    flags.DEFINE_string(
+        "representative_images",
+        None,
+        "int8: calibration images (a directory, file or glob).",
+    )
+    flags.DEFINE_enum(
+        "dataset",
+        None,
+        sorted(DEFAULT_DATA_DIRS),
+        "int8: calibrate on this dataset's train split instead.",
+    )
+    flags.DEFINE_string(
+        "data_dir",
+        None,
+        "With --dataset. Default: "
+        + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items())
+        + ".",
+    )
+    flags.DEFINE_integer("num_representative", 100, "int8: calibration images used.")
+    flags.DEFINE_enum(
+        "int8_ranges",
+        "mean",
+        list(INT8_RANGES),
+        "int8: activation ranges from the calibration images. mean: the mean of "
+        "each image's minimum and maximum for PReLU, add and batch norm outputs "
+        "(rare outliers saturate rather than coarsen every step); minmax: the "
+        "converter's overall minimum and maximum.",
+    )
+    flags.DEFINE_integer(
+        "height",
+        None,
+        "TFLite: fix the model's input to this height (with --width), the size "
+        "it will run at. A fixed size runs faster; tf-enet-predict and "
+        "tf-enet-evaluate resize images to it. int8 calibration images are "
+        "resized to it too.",
+    )
+    flags.DEFINE_integer("width", None, "TFLite: the fixed input width (with --height).")
+    flags.mark_flag_as_required("output")
 
 
 def _calibration_paths():
@@ -140,4 +145,5 @@ def _main(argv):
 
 def main():
     """The `tf-enet-export` command."""
+    define_flags()
     cli.run(_main)

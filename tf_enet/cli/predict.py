@@ -27,63 +27,68 @@ import time
 
 from absl import flags
 
-from tf_enet import cli
+from tf_enet import cli, presets
 
 # The names of tf_enet.inference.OUTPUTS, without importing TensorFlow.
 OUTPUTS = ("labels", "color", "overlay")
-# The shipped CamVid preset (tf_enet.inference.DEFAULT_MODEL).
-DEFAULT_MODEL = "enet_camvid"
+# The shipped CamVid preset, as in tf_enet.inference.
+DEFAULT_MODEL = presets.DEFAULT_PRESET
 # Images or frames from which XLA compilation pays off: the library's
 # tf_enet.inference.XLA_BREAK_EVEN_IMAGES, for --help without TensorFlow.
 XLA_BREAK_EVEN_IMAGES = 60
 
-flags.DEFINE_multi_string(
-    "images",
-    None,
-    "Image files, directories or glob patterns; repeat the flag or list files after it.",
-)
-flags.DEFINE_string("video", None, "A video file to segment into an overlay video.")
-flags.DEFINE_string(
-    "model",
-    DEFAULT_MODEL,
-    "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
-    "file, or a preset name (the default: the shipped CamVid model).",
-)
-flags.DEFINE_string(
-    "output_dir",
-    "predictions",
-    "Where the outputs go (created, and checked before the model runs).",
-)
-flags.DEFINE_list("outputs", list(OUTPUTS), "Which of labels,color,overlay to write.")
-flags.DEFINE_float("alpha", 0.5, "Weight of the class colours in overlays.")
-flags.DEFINE_integer(
-    "height",
-    None,
-    "Run the model at this height (with --width) instead of the size it was "
-    "trained at; predictions are resized back to each input's size.",
-)
-flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
-flags.DEFINE_integer("batch_size", 4, "Images of equal size per model call.")
-flags.DEFINE_bool(
-    "jit_compile",
-    None,
-    "XLA-compile where a Keras or SavedModel model runs (a Keras model with a "
-    "training size runs as TFLite at that size): faster per image, but compiles "
-    f"once per input size. Default: on from {XLA_BREAK_EVEN_IMAGES} images or "
-    "video frames.",
-)
-flags.register_validator(
-    "outputs",
-    lambda values: set(values) <= set(OUTPUTS),
-    message=f"--outputs must list some of {','.join(OUTPUTS)}.",
-)
-flags.register_validator(
-    "alpha", lambda value: 0 <= value <= 1, message="--alpha must be in [0, 1]."
-)
-flags.register_validator(
-    "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
-)
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defines the command's flags; called by `main`, not at import, so
+    importing this module leaves absl's global flags alone."""
+    flags.DEFINE_multi_string(
+        "images",
+        None,
+        "Image files, directories or glob patterns; repeat the flag or list files after it.",
+    )
+    flags.DEFINE_string("video", None, "A video file to segment into an overlay video.")
+    flags.DEFINE_string(
+        "model",
+        DEFAULT_MODEL,
+        "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
+        "file, or a preset name (the default: the shipped CamVid model).",
+    )
+    flags.DEFINE_string(
+        "output_dir",
+        "predictions",
+        "Where the outputs go (created, and checked before the model runs).",
+    )
+    flags.DEFINE_list("outputs", list(OUTPUTS), "Which of labels,color,overlay to write.")
+    flags.DEFINE_float("alpha", 0.5, "Weight of the class colours in overlays.")
+    flags.DEFINE_integer(
+        "height",
+        None,
+        "Run the model at this height (with --width) instead of the size it was "
+        "trained at; predictions are resized back to each input's size.",
+    )
+    flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
+    flags.DEFINE_integer("batch_size", 4, "Images of equal size per model call.")
+    flags.DEFINE_bool(
+        "jit_compile",
+        None,
+        "XLA-compile where a Keras or SavedModel model runs (a Keras model with a "
+        "training size runs as TFLite at that size): faster per image, but compiles "
+        f"once per input size. Default: on from {XLA_BREAK_EVEN_IMAGES} images or "
+        "video frames.",
+    )
+    flags.register_validator(
+        "outputs",
+        lambda values: set(values) <= set(OUTPUTS),
+        message=f"--outputs must list some of {','.join(OUTPUTS)}.",
+    )
+    flags.register_validator(
+        "alpha", lambda value: 0 <= value <= 1, message="--alpha must be in [0, 1]."
+    )
+    flags.register_validator(
+        "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
+    )
 
 
 def _progress_bar(total, unit):
@@ -232,4 +237,5 @@ def _main(argv):
 
 def main():
     """The `tf-enet-predict` command."""
+    define_flags()
     cli.run(_main)

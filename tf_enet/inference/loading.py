@@ -25,7 +25,7 @@ from tf_enet import data as data_lib
 from tf_enet.data.scan import default_cache_dir
 
 # The shipped CamVid model (a preset inside the package), from any directory.
-DEFAULT_MODEL = "enet_camvid"
+DEFAULT_MODEL = presets.DEFAULT_PRESET
 # Ignore id of models without a configuration (class ids stay below it).
 GENERIC_IGNORE_INDEX = 255
 # The file identifier every TFLite flatbuffer carries at bytes 4-8.

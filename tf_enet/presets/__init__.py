@@ -39,6 +39,8 @@ PRESETS = {
     ),
 }
 PRESET_FILES = (artifacts.MODEL_FILE, artifacts.CONFIG_FILE)
+# What prediction, evaluation and export use when no model is named.
+DEFAULT_PRESET = "enet_camvid"
 
 
 def list_presets():
