@@ -8,6 +8,7 @@ import tensorflow as tf
 from tf_enet.layers import (
     ChannelPadding,
     CropToReference,
+    FusedBatchNormalization,
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
     PadToMultiple,
@@ -126,6 +127,7 @@ def test_xla_matches_eager():
         PadToMultiple(16, name="pad"),
         CropToReference(name="crop"),
         ChannelPadding(32, name="channels"),
+        FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name="bn"),
     ],
 )
 def test_config_round_trip(layer):
@@ -164,3 +166,74 @@ def test_channel_padding_appends_zero_channels():
 def test_invalid_arguments_name_the_problem(make, message):
     with pytest.raises(ValueError, match=message):
         make()
+
+
+def _batch_norm_pair(channels, rank=4):
+    """A FusedBatchNormalization and a Keras BatchNormalization, same weights."""
+    layers = [
+        FusedBatchNormalization(momentum=0.9, epsilon=1e-5),
+        keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+    ]
+    rng = np.random.RandomState(5)
+    weights = [
+        rng.uniform(0.5, 2.0, channels),  # gamma
+        rng.normal(size=channels),  # beta
+        rng.normal(size=channels),  # moving mean
+        rng.uniform(0.5, 2.0, channels),  # moving variance
+    ]
+    for layer in layers:
+        layer.build((None,) * (rank - 1) + (channels,))
+        layer.set_weights([w.astype("float32") for w in weights])
+    return layers
+
+
+def _training_call(layer, x):
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x, training=True)
+        # A loss that weighs every output differently.
+        loss = tf.reduce_sum(y * tf.reshape(tf.range(tf.size(y), dtype=y.dtype), tf.shape(y)))
+    gradients = tape.gradient(loss, [x, layer.gamma.value, layer.beta.value])
+    return [y.numpy()] + [g.numpy() for g in gradients]
+
+
+def test_fused_batch_norm_trains_as_keras_batch_norm():
+    fused, reference = _batch_norm_pair(5)
+    rng = np.random.RandomState(6)
+    # 2 * 3 * 4 = 24 values per channel: the moving variance takes the
+    # biased variance (/ 24), 4 % away from the unbiased one (/ 23).
+    for _ in range(2):
+        x = rng.normal(2.0, 3.0, (2, 3, 4, 5)).astype("float32")
+        for got, expected in zip(_training_call(fused, x), _training_call(reference, x)):
+            np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), reference.moving_mean.numpy(), rtol=1e-5)
+    np.testing.assert_allclose(
+        fused.moving_variance.numpy(), reference.moving_variance.numpy(), rtol=1e-5
+    )
+    # Inference uses the moving statistics: Keras's own computation.
+    fused.set_weights(reference.get_weights())
+    x = rng.normal(size=(1, 3, 4, 5)).astype("float32")
+    np.testing.assert_array_equal(fused(x, training=False), reference(x, training=False))
+
+
+def _op_types(function, *args):
+    return {
+        op.type for op in tf.function(function).get_concrete_function(*args).graph.get_operations()
+    }
+
+
+def test_fused_batch_norm_runs_the_fused_kernel_only_in_training():
+    fused, _ = _batch_norm_pair(4)
+    spec = tf.TensorSpec((None, None, None, 4), tf.float32)
+    assert "FusedBatchNormV3" in _op_types(lambda x: fused(x, training=True), spec)
+    assert "FusedBatchNormV3" not in _op_types(lambda x: fused(x, training=False), spec)
+    fused.trainable = False  # frozen layers normalise with the moving statistics
+    assert "FusedBatchNormV3" not in _op_types(lambda x: fused(x, training=True), spec)
+
+
+def test_fused_batch_norm_leaves_other_inputs_to_keras():
+    fused, reference = _batch_norm_pair(3, rank=2)
+    x = np.random.RandomState(7).normal(size=(6, 3)).astype("float32")  # rank 2
+    np.testing.assert_allclose(fused(x, training=True), reference(x, training=True), rtol=1e-6)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), reference.moving_mean.numpy(), rtol=1e-6)

@@ -18,6 +18,7 @@ from tf_enet import presets
 from tf_enet.layers import (
     ChannelPadding,
     CropToReference,
+    FusedBatchNormalization,
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
     PadToMultiple,
@@ -214,7 +215,7 @@ def _activation(kind, name):
 
 
 def _batch_norm(name):
-    return keras.layers.BatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
+    return FusedBatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
 
 
 def _bn_activation(x, prefix, activation):

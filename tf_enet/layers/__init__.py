@@ -1,5 +1,7 @@
-"""Layers Keras does not provide: argmax pooling/unpooling and shape helpers."""
+"""Layers Keras does not provide: argmax pooling/unpooling, shape helpers and
+fused batch normalization."""
 
+from tf_enet.layers.batch_normalization import FusedBatchNormalization
 from tf_enet.layers.max_pooling_with_argmax import MaxPoolingWithArgmax2D
 from tf_enet.layers.max_unpooling import MaxUnpooling2D
 from tf_enet.layers.padding import ChannelPadding, CropToReference, PadToMultiple
@@ -7,6 +9,7 @@ from tf_enet.layers.padding import ChannelPadding, CropToReference, PadToMultipl
 __all__ = [
     "ChannelPadding",
     "CropToReference",
+    "FusedBatchNormalization",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
     "PadToMultiple",
