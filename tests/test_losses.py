@@ -163,3 +163,46 @@ def test_one_training_step_lowers_the_loss():
     before = model.evaluate(images, labels, verbose=0)
     model.fit(images, labels, epochs=5, verbose=0)
     assert model.evaluate(images, labels, verbose=0) < before
+
+
+def reference_gradient(labels, logits, class_weights, ignore_index=IGNORE):
+    """d loss / d logits = w[y] * (softmax - onehot(y)) / sum w, in float64."""
+    shape = logits.shape
+    labels = np.asarray(labels).reshape(-1)
+    logits = np.asarray(logits, np.float64).reshape(labels.size, -1)
+    valid = labels != ignore_index
+    safe = np.where(valid, labels, 0)
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    softmax = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    onehot = np.eye(logits.shape[1])[safe]
+    weights = np.where(valid, np.asarray(class_weights, np.float64)[safe], 0.0)
+    return (weights[:, None] * (softmax - onehot) / weights.sum()).reshape(shape)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gradient_matches_the_softmax_reference(seed):
+    labels, logits = random_batch(seed)
+    weights = [0.2, 1.0, 3.5, 7.0]
+    loss = WeightedSparseCategoricalCrossentropy(class_weights=weights)
+    logits = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = loss(labels, logits)
+    gradient = tape.gradient(value, logits).numpy()
+    np.testing.assert_allclose(
+        gradient, reference_gradient(labels, logits.numpy(), weights), atol=1e-7, rtol=1e-5
+    )
+
+
+def test_large_logits_give_finite_exact_values():
+    # exp(1000) overflows float32: the loss must subtract the maximum first.
+    labels = np.array([[[0, 1, 2]]], "int32")
+    logits = np.array([[[[1000.0, 0.0, -1000.0]] * 3]], "float32")
+    loss = WeightedSparseCategoricalCrossentropy(num_classes=3)
+    logits = tf.constant(logits)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = loss(labels, logits)
+    # Pixel costs 0, 1000 and 2000: their mean is 1000.
+    assert float(value) == pytest.approx(1000.0, rel=1e-6)
+    assert np.isfinite(tape.gradient(value, logits).numpy()).all()

@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from tf_enet import metrics
 
@@ -107,3 +108,55 @@ def test_agrees_with_the_keras_mean_iou_training_reports():
     assert float(keras_miou.result()) == pytest.approx(
         metrics.scores(confusion)["mean_iou"], rel=1e-6
     )
+
+
+def _random_labels_and_logits(seed, num_classes=5, shape=(3, 9, 11)):
+    rng = np.random.RandomState(seed)
+    # Ids -1 and num_classes + 1 are outside the classes; IGNORE is ignored.
+    labels = rng.randint(-1, num_classes + 2, shape)
+    labels[rng.uniform(size=shape) < 0.2] = IGNORE
+    logits = rng.normal(size=shape + (num_classes,)).astype("float32")
+    return labels.astype("int32"), logits
+
+
+@pytest.mark.parametrize("run", ["eager", "graph", "xla"])
+def test_fast_mean_iou_counts_what_keras_mean_iou_counts(run):
+    fast = metrics.MeanIoU(num_classes=5, ignore_class=IGNORE)
+    reference = keras.metrics.MeanIoU(num_classes=5, ignore_class=IGNORE, sparse_y_pred=False)
+    update = fast.update_state
+    if run != "eager":
+        update = tf.function(update, jit_compile=run == "xla")
+    for seed in (0, 1):
+        labels, logits = _random_labels_and_logits(seed)
+        update(labels, logits)
+        reference.update_state(labels, logits)
+    np.testing.assert_array_equal(fast.total_cm.numpy(), reference.total_cm.numpy())
+    assert float(fast.result()) == float(reference.result())
+    # And the confusion matrix the evaluation reports.
+    expected = sum(
+        metrics.confusion_matrix(*_labels_and_argmax(seed), 5, IGNORE) for seed in (0, 1)
+    )
+    np.testing.assert_array_equal(fast.total_cm.numpy(), expected)
+
+
+def _labels_and_argmax(seed):
+    labels, logits = _random_labels_and_logits(seed)
+    return labels, logits.argmax(-1)
+
+
+def test_fast_mean_iou_with_sample_weights_is_keras_mean_iou():
+    labels, logits = _random_labels_and_logits(2)
+    weights = np.random.RandomState(3).randint(0, 3, labels.shape)
+    fast = metrics.MeanIoU(num_classes=5, ignore_class=IGNORE)
+    reference = keras.metrics.MeanIoU(num_classes=5, ignore_class=IGNORE, sparse_y_pred=False)
+    fast.update_state(labels, logits, sample_weight=weights)
+    reference.update_state(labels, logits, sample_weight=weights)
+    np.testing.assert_array_equal(fast.total_cm.numpy(), reference.total_cm.numpy())
+
+
+def test_fast_mean_iou_config_round_trip():
+    metric = metrics.MeanIoU(num_classes=4, ignore_class=IGNORE, name="mean_iou")
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(metric))
+    assert type(restored) is metrics.MeanIoU
+    assert (restored.num_classes, restored.ignore_class, restored.name) == (4, IGNORE, "mean_iou")
+    assert restored.sparse_y_pred is False

@@ -14,6 +14,7 @@ from absl import logging
 from tf_enet import artifacts
 from tf_enet import data as data_lib
 from tf_enet import logit_adjustment as adjustment_math
+from tf_enet import metrics as metrics_lib
 from tf_enet.losses import WeightedSparseCategoricalCrossentropy
 from tf_enet.model import OUTPUT_STRIDE, build_enet, build_enet_encoder, transfer_weights
 from tf_enet.training import callbacks as callbacks_lib
@@ -118,10 +119,9 @@ def compile_model(model, config, steps_per_epoch, epochs, weights, info):
     loss = WeightedSparseCategoricalCrossentropy(
         class_weights=weights, ignore_index=info.ignore_index
     )
-    miou = keras.metrics.MeanIoU(
+    miou = metrics_lib.MeanIoU(
         num_classes=info.num_classes,
         ignore_class=info.ignore_index,
-        sparse_y_pred=False,
         name=artifacts.MEAN_IOU,
     )
     model.compile(
