@@ -393,6 +393,31 @@ def test_confusion_matrices_counts_one_matrix_per_transform(tmp_path, monkeypatc
     # Everything predicted sky: each row's labelled pixels (40, 24, 56) in column 2.
     np.testing.assert_array_equal(matrices[1], [[0, 0, 40], [0, 0, 24], [0, 0, 56]])
     assert progress == [(1, 2), (2, 2)]
+    # Per-class offsets count the same as the callable that adds them.
+    (offset,) = inference.confusion_matrices(
+        pixel_model(3), dataset, "val", transforms=[np.float32([0, 0, 10])]
+    )
+    np.testing.assert_array_equal(offset, matrices[1])
+    with pytest.raises(ValueError, match=r"transforms\[0\]. must be None, a callable or 3"):
+        inference.confusion_matrices(pixel_model(3), dataset, "val", transforms=[[0.0, 1.0]])
+
+
+@pytest.mark.parametrize("integer_logits", [False, True])
+def test_offset_argmax_is_the_argmax_of_every_shifted_logit(integer_logits):
+    rng = np.random.RandomState(4)
+    logits = rng.normal(0, 3, (2, 40, 30, 6)).astype("float32")
+    if integer_logits:  # many exact ties, resolved to the first class
+        logits = np.round(logits).astype("float32")
+    offsets = [np.zeros(6, "float32")] + [
+        (-alpha * np.log(rng.uniform(0.2, 8.0, 6))).astype("float32") for alpha in (0.1, 0.5, 1.0)
+    ]
+    results = inference.evaluation.offset_argmax(logits, offsets)
+    for classes, offset in zip(results, offsets):
+        np.testing.assert_array_equal(classes, np.argmax(logits + offset, axis=-1))
+    # Large logits: pixels far from a tie are not ranked again, yet exact.
+    wide = logits * 100
+    for classes, offset in zip(inference.evaluation.offset_argmax(wide, offsets), offsets):
+        np.testing.assert_array_equal(classes, np.argmax(wide + offset, axis=-1))
 
 
 def test_confusion_matrices_can_score_at_the_model_size(tmp_path, monkeypatch):

@@ -51,12 +51,16 @@ def confusion_matrices(
             reuse its traced function across calls.
         dataset: tf_enet.data.SegmentationDataset.
         split: str. Split to count.
-        transforms: sequence of callables or None. Each maps one image's
-            float32 logits at label size, np.ndarray `[1, label_height,
-            label_width, num_classes]`, to scores of the same shape whose
-            argmax is the prediction, e.g.
-            `lambda logits: logits - alpha * np.log(class_weights)`; None
-            counts the logits as they are.
+        transforms: sequence of None, per-class offsets or callables; one
+            confusion matrix each. None counts the argmax of the logits as
+            they are. Offsets, float array-like `[num_classes]` (e.g.
+            `-alpha * np.log(class_weights)`), count
+            `argmax(logits + offsets)`, exactly, but only pixels whose top
+            logits are closer than the offsets' range are ranked again
+            (`offset_argmax`), so many offsets cost little more than one.
+            A callable maps one image's float32 logits at label size,
+            np.ndarray `[1, label_height, label_width, num_classes]`, to
+            scores of the same shape whose argmax is the prediction.
         limit: int or None. Count only the first `limit` images.
         sample: int or None. Count a random sample of this many images (of
             the first `limit`), drawn with `seed`.
@@ -100,6 +104,15 @@ def confusion_matrices(
     if not transforms:
         raise ValueError("`transforms` must hold at least one entry (None: as is).")
     num_classes = info.num_classes
+    offsets = {}
+    for i, transform in enumerate(transforms):
+        if transform is not None and not callable(transform):
+            offsets[i] = np.asarray(transform, np.float32)
+            if offsets[i].shape != (num_classes,):
+                raise ValueError(
+                    f"`transforms[{i}]` must be None, a callable or {num_classes} "
+                    f"per-class offsets; received shape {offsets[i].shape}."
+                )
     matrices = np.zeros((len(transforms), num_classes, num_classes), np.int64)
     resize = {}
     if resize_labels:
@@ -119,6 +132,9 @@ def confusion_matrices(
     pending = []  # [(image [h, w, 3], label [h', w'])], all images one size
     done = 0
 
+    def count(labels, classes):
+        return metrics_lib.confusion_matrix(labels, classes, num_classes, info.ignore_index)
+
     def flush():
         nonlocal done
         images = np.stack([image for image, _ in pending])
@@ -126,14 +142,31 @@ def confusion_matrices(
         logits = predictor.logits(resize_images(images, model_size))
         for position, (logit, (_, label)) in enumerate(zip(logits, pending)):
             logit = resize_logits(logit[None], label.shape)  # [1, h', w', K]
+            flat = logit.reshape(-1, num_classes)
+            labels = label.reshape(-1)
+            top, close = _top_and_close(flat, list(offsets.values()))
+            if offsets:
+                # Pixels not close to a tie keep their top class under every
+                # offset: counted once, the close ones once per offset.
+                far = np.ones(labels.size, bool)
+                far[close] = False
+                far_counts = count(labels[far], top[far])
+                candidates, close_labels = flat[close], labels[close]
             for i, transform in enumerate(transforms):
-                scores = logit if transform is None else transform(logit)
-                classes = np.argmax(scores, axis=-1)  # [1, h', w']
-                matrices[i] += metrics_lib.confusion_matrix(
-                    label[None], classes, num_classes, info.ignore_index
-                )
+                if i in offsets:
+                    shifted = np.argmax(candidates + offsets[i], axis=-1)
+                    matrices[i] += far_counts + count(close_labels, shifted)
+                    if i == 0 and on_image is not None:
+                        classes = top.copy()
+                        classes[close] = shifted
+                elif transform is None:
+                    classes = top
+                    matrices[i] += count(labels, classes)
+                else:
+                    classes = np.argmax(transform(logit), axis=-1).reshape(-1)
+                    matrices[i] += count(labels, classes)
                 if i == 0 and on_image is not None:
-                    on_image(done + position, label, classes[0])
+                    on_image(done + position, label, classes.reshape(label.shape))
         done += len(pending)
         pending.clear()
         if on_batch is not None:
@@ -150,6 +183,59 @@ def confusion_matrices(
     if pending:
         flush()
     return matrices
+
+
+def offset_argmax(logits, offsets):
+    """`argmax(logits + o, axis=-1)` for each offset vector `o`, exactly.
+
+    A pixel's prediction can only change with `o` where another class's
+    logit comes within `max(o) - min(o)` of its top logit. So the argmax of
+    the logits is taken once, and only those close pixels (with a margin
+    for float32 rounding) are ranked again for each `o`; the others keep
+    their top class. Ties resolve as `np.argmax` resolves them (the first
+    class), since every tie is among the close pixels.
+
+    Args:
+        logits: float32 np.ndarray `[..., num_classes]`.
+        offsets: sequence of float32 array-like `[num_classes]`.
+
+    Returns:
+        list of int64 np.ndarray `[...]`, one per offset vector.
+    """
+    flat = logits.reshape(-1, logits.shape[-1])
+    offsets = [np.asarray(o, np.float32) for o in offsets]
+    top, close = _top_and_close(flat, offsets)
+    candidates = flat[close]
+    results = []
+    for o in offsets:
+        classes = top.copy()
+        classes[close] = np.argmax(candidates + o, axis=-1)
+        results.append(classes.reshape(logits.shape[:-1]))
+    return results
+
+
+def _top_and_close(flat, offsets):
+    """The argmax of `[pixels, classes]` logits, and which pixels offsets can change.
+
+    Returns:
+        (top, close): int64 `[pixels]` argmax, and the int64 indices of the
+        pixels where another class's logit is within the offsets' range
+        (plus a float32 rounding margin) of the top one; none without
+        offsets.
+    """
+    top = np.argmax(flat, axis=-1)
+    if not offsets:
+        return top, np.zeros(0, np.int64)
+    top_logit = np.take_along_axis(flat, top[:, None], axis=-1)[:, 0]
+    span = max(float(o.max() - o.min()) for o in offsets)
+    largest = max(float(np.abs(o).max()) for o in offsets)
+    # Rounding of `logits + o` in float32 is far below this margin.
+    margin = span + 1e-4 * (1.0 + np.abs(top_logit) + largest)
+    within = (flat >= (top_logit - margin)[:, None]).astype(np.float32)
+    # Classes within the margin, the top one included: a matrix-vector
+    # product counts them faster than a sum over the short last axis.
+    close = np.flatnonzero(within @ np.ones(flat.shape[-1], np.float32) > 1.5)
+    return top, close
 
 
 def evaluate(

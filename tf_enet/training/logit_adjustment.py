@@ -94,11 +94,10 @@ def adjustment_scores(
         ValueError: the weights are negative, not finite or not one per
             class.
     """
-    offsets = logit_adjustment.log_weights(class_weights, dataset.info.num_classes)
-    shifts = [np.float32(alpha) * offsets for alpha in alphas]
-    transforms = [lambda logits, shift=shift: logits - shift for shift in shifts]
+    log_weights = logit_adjustment.log_weights(class_weights, dataset.info.num_classes)
+    offsets = [-np.float32(alpha) * log_weights for alpha in alphas]
     matrices = inference.confusion_matrices(
-        predictor, dataset, split, transforms=transforms, **options
+        predictor, dataset, split, transforms=offsets, **options
     )
     return {float(a): metrics_lib.scores(m) for a, m in zip(alphas, matrices)}
 
