@@ -237,3 +237,31 @@ def test_fused_batch_norm_leaves_other_inputs_to_keras():
     x = np.random.RandomState(7).normal(size=(6, 3)).astype("float32")  # rank 2
     np.testing.assert_allclose(fused(x, training=True), reference(x, training=True), rtol=1e-6)
     np.testing.assert_allclose(fused.moving_mean.numpy(), reference.moving_mean.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("size", [(13, 21), (16, 24)])
+def test_shape_layers_at_a_size_known_when_traced_equal_the_dynamic_path(size):
+    x = np.random.RandomState(9).normal(size=(2, *size, 3)).astype("float32")
+
+    def pad_pool_unpool_crop(images):
+        padded = PadToMultiple(8)(images)
+        pooled, argmax = MaxPoolingWithArgmax2D()(padded)
+        restored = MaxUnpooling2D()([pooled, argmax, padded])
+        return CropToReference()([restored, images])
+
+    static = tf.function(pad_pool_unpool_crop, input_signature=[tf.TensorSpec(x.shape)])
+    dynamic = tf.function(
+        pad_pool_unpool_crop, input_signature=[tf.TensorSpec((None, None, None, 3))]
+    )
+    np.testing.assert_array_equal(static(x), dynamic(x))
+    assert static(x).shape == x.shape
+    # Ops on the images themselves (4D), not on their shape vectors.
+    ops = {
+        op.type
+        for op in static.get_concrete_function().graph.get_operations()
+        if op.inputs and op.inputs[0].shape.rank == 4
+    }
+    if size == (16, 24):  # a multiple of 8: nothing to pad, slice or crop
+        assert not ops & {"Pad", "PadV2", "StridedSlice"}
+    else:
+        assert ops & {"Pad", "PadV2"} and "StridedSlice" in ops

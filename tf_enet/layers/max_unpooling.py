@@ -66,6 +66,9 @@ class MaxUnpooling2D(keras.layers.Layer):
             axis=-1,
         )  # [batch, h, w, 4 * channels]
         outputs = tf.nn.depth_to_space(windows, 2)  # [batch, 2h, 2w, channels]
+        known = reference is not None and None not in (*reference.shape[1:3], *values.shape[1:3])
+        if known and tuple(reference.shape[1:3]) == (2 * values.shape[1], 2 * values.shape[2]):
+            reference = None  # an even size, known when traced: nothing to pad
         if reference is not None:
             outputs = pad_bottom_right(
                 outputs, height - 2 * pooled_height, width - 2 * pooled_width

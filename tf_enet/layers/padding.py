@@ -46,6 +46,14 @@ class PadToMultiple(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        if height is not None and width is not None:
+            # A size known when traced (a fixed-size export, a training
+            # crop) pads by constants, or not at all, and keeps it known.
+            pad_height, pad_width = -height % self.multiple, -width % self.multiple
+            if not pad_height and not pad_width:
+                return inputs
+            return tf.pad(inputs, [[0, 0], [0, pad_height], [0, pad_width], [0, 0]])
         shape = tf.shape(inputs)
         pad_height = -shape[1] % self.multiple
         pad_width = -shape[2] % self.multiple
@@ -81,6 +89,8 @@ class CropToReference(keras.layers.Layer):
 
     def call(self, inputs):
         values, reference = inputs
+        if None not in values.shape[1:3] and values.shape[1:3] == reference.shape[1:3]:
+            return values  # nothing to crop, known when traced
         shape = tf.shape(reference)
         return values[:, : shape[1], : shape[2], :]
 
