@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tf_enet import metrics
+from tf_enet.losses import WeightedSparseCategoricalCrossentropy
 
 IGNORE = 255
 
@@ -125,7 +126,15 @@ def test_fast_mean_iou_counts_what_keras_mean_iou_counts(run):
     reference = keras.metrics.MeanIoU(num_classes=5, ignore_class=IGNORE, sparse_y_pred=False)
     update = fast.update_state
     if run != "eager":
-        update = tf.function(update, jit_compile=run == "xla")
+        # Unknown sizes, as in a training step whose last batch is smaller.
+        update = tf.function(
+            update,
+            jit_compile=run == "xla",
+            input_signature=[
+                tf.TensorSpec([None, None, None], tf.int32),
+                tf.TensorSpec([None, None, None, 5], tf.float32),
+            ],
+        )
     for seed in (0, 1):
         labels, logits = _random_labels_and_logits(seed)
         update(labels, logits)
@@ -160,3 +169,28 @@ def test_fast_mean_iou_config_round_trip():
     assert type(restored) is metrics.MeanIoU
     assert (restored.num_classes, restored.ignore_class, restored.name) == (4, IGNORE, "mean_iou")
     assert restored.sparse_y_pred is False
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fast_mean_iou_in_a_compiled_training_step(jit_compile):
+    # train.py --jit_compile: Keras XLA-compiles the loss and metric with the step.
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Conv2D(4, 1)(inputs))
+    fast = metrics.MeanIoU(num_classes=4, ignore_class=IGNORE, name="fast")
+    reference = keras.metrics.MeanIoU(
+        num_classes=4, ignore_class=IGNORE, sparse_y_pred=False, name="reference"
+    )
+    model.compile(
+        optimizer="adam",
+        loss=WeightedSparseCategoricalCrossentropy(class_weights=[1, 2, 3, 4], ignore_index=IGNORE),
+        metrics=[fast, reference],
+        jit_compile=jit_compile,
+    )
+    rng = np.random.RandomState(5)
+    images = rng.uniform(size=(2, 8, 8, 3)).astype("float32")
+    labels = rng.randint(0, 4, (2, 8, 8))
+    labels[0, 0] = IGNORE
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    assert fast.total_cm.numpy().sum() == labels.size - 8
+    np.testing.assert_array_equal(fast.total_cm.numpy(), reference.total_cm.numpy())
+    assert logs["fast"] == logs["reference"]

@@ -74,8 +74,9 @@ class WeightedSparseCategoricalCrossentropy(keras.losses.Loss):
         # the same value and gradient as
         # `tf.nn.sparse_softmax_cross_entropy_with_logits`, whose CPU kernel
         # takes longer than these three element-wise passes.
+        depth = logits.shape[-1] or tf.shape(logits)[-1]  # XLA needs it constant
         label_logits = tf.reduce_sum(
-            logits * tf.one_hot(safe_labels, tf.shape(logits)[-1], dtype=logits.dtype), axis=-1
+            logits * tf.one_hot(safe_labels, depth, dtype=logits.dtype), axis=-1
         )
         per_pixel = tf.reduce_logsumexp(logits, axis=-1) - label_logits  # [batch, height, width]
         if self.class_weights is None:

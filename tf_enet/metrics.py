@@ -12,7 +12,7 @@ class MeanIoU(keras.metrics.MeanIoU):
     The same metric, arguments, state (`total_cm`) and result as
     `keras.metrics.MeanIoU`. For the call a segmentation training step
     makes, int labels `[...]` and logits `[..., classes]` without sample
-    weights, the confusion matrix is counted with `tf.math.bincount` over
+    weights, the confusion matrix is counted with a bincount over
     `label * num_classes + argmax` in int32, a pass over the pixels, where
     Keras casts both to float and scatters them (three times the work on
     ENet's 360x480 batches). Other calls (sample weights, one-hot labels,
@@ -55,9 +55,13 @@ class MeanIoU(keras.metrics.MeanIoU):
         )
         if self.ignore_class is not None:
             valid = tf.logical_and(valid, tf.not_equal(labels, self.ignore_class))
-        # Pixels left out go to an extra bin, dropped after counting.
+        # Pixels left out go to an extra bin, dropped after counting. The
+        # raw op takes the size as a constant, which XLA requires; the size
+        # `tf.math.bincount` computes depends on the values.
         pairs = tf.where(valid, labels * n + predictions, n * n)
-        counts = tf.math.bincount(pairs, minlength=n * n + 1, maxlength=n * n + 1)
+        counts = tf.raw_ops.DenseBincount(
+            input=pairs, size=n * n + 1, weights=tf.zeros([0], tf.int32), binary_output=False
+        )
         confusion = tf.reshape(counts[: n * n], [n, n])
         self.total_cm.assign_add(tf.cast(confusion, self.total_cm.dtype))
         return self.total_cm
