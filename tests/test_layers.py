@@ -6,9 +6,9 @@ import pytest
 import tensorflow as tf
 
 from tf_enet.layers import (
+    BatchNormalization,
     ChannelPadding,
     CropToReference,
-    FusedBatchNormalization,
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
     PadToMultiple,
@@ -127,7 +127,7 @@ def test_xla_matches_eager():
         PadToMultiple(16, name="pad"),
         CropToReference(name="crop"),
         ChannelPadding(32, name="channels"),
-        FusedBatchNormalization(momentum=0.9, epsilon=1e-5, name="bn"),
+        BatchNormalization(momentum=0.9, epsilon=1e-5, name="bn"),
     ],
 )
 def test_config_round_trip(layer):
@@ -169,9 +169,9 @@ def test_invalid_arguments_name_the_problem(make, message):
 
 
 def _batch_norm_pair(channels, rank=4):
-    """A FusedBatchNormalization and a Keras BatchNormalization, same weights."""
+    """tf_enet's BatchNormalization and Keras's, with the same weights."""
     layers = [
-        FusedBatchNormalization(momentum=0.9, epsilon=1e-5),
+        BatchNormalization(momentum=0.9, epsilon=1e-5),
         keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
     ]
     rng = np.random.RandomState(5)

@@ -155,6 +155,28 @@ def test_keras_file_round_trip_in_safe_mode(enet, tmp_path):
     )
 
 
+def test_weights_files_of_keras_batch_norm_load_both_ways(tmp_path, monkeypatch):
+    # Runs before the fused batch norm built ENet with Keras's layer; their
+    # weights files (the training backups) must load, and the other way round.
+    def keras_batch_norm(name):
+        return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+    monkeypatch.setattr(tf_enet.model, "_batch_norm", keras_batch_norm)
+    old = tf_enet.build_enet(12)
+    monkeypatch.undo()
+    enet = tf_enet.build_enet(12)
+    assert type(old.get_layer("initial_block_bn")) is keras.layers.BatchNormalization
+    assert type(enet.get_layer("initial_block_bn")) is tf_enet.layers.BatchNormalization
+    rng = np.random.RandomState(3)
+    old.set_weights([rng.normal(size=w.shape).astype("float32") for w in old.get_weights()])
+    old.save_weights(tmp_path / "old.weights.h5")
+    enet.load_weights(tmp_path / "old.weights.h5")
+    for got, expected in zip(enet.get_weights(), old.get_weights()):
+        np.testing.assert_array_equal(got, expected)
+    enet.save_weights(tmp_path / "new.weights.h5")
+    old.load_weights(tmp_path / "new.weights.h5")
+
+
 class _BatchCounter(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()

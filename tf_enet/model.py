@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from tf_enet import presets
 from tf_enet.layers import (
+    BatchNormalization,
     ChannelPadding,
     CropToReference,
-    FusedBatchNormalization,
     MaxPoolingWithArgmax2D,
     MaxUnpooling2D,
     PadToMultiple,
@@ -215,7 +215,7 @@ def _activation(kind, name):
 
 
 def _batch_norm(name):
-    return FusedBatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
+    return BatchNormalization(momentum=_BN_MOMENTUM, epsilon=_BN_EPSILON, name=name)
 
 
 def _bn_activation(x, prefix, activation):

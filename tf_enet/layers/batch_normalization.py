@@ -5,8 +5,8 @@ import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="tf_enet")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
-    """`keras.layers.BatchNormalization` computed by TensorFlow's fused kernel.
+class BatchNormalization(keras.layers.BatchNormalization):
+    """`keras.layers.BatchNormalization`, trained with TensorFlow's fused kernel.
 
     The same layer, with the same arguments, weights and results, except
     how a training call is computed. Keras 3 builds a training call from
@@ -18,6 +18,12 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     fifth less time (docs/performance.md). Inference calls, and training
     calls the fused kernel does not cover (a mask, renorm, `synchronized`,
     no `center` or `scale`, another axis, rank or dtype), are Keras's own.
+
+    It has Keras's class name on purpose: a weights file (`save_weights`,
+    the training backups) keys each layer by its class name, so files
+    written with either class load into the other, and a run interrupted
+    under an earlier version resumes. Saved models name it
+    `tf_enet>BatchNormalization`.
 
     The moving statistics are updated as Keras updates them, with the
     biased batch variance (`sum((x - mean)^2) / n`):
