@@ -115,6 +115,9 @@ def test_startup_noise_filter_keeps_other_lines():
         "compiler flags.",
         "E0000 00:00:1796070294.001676    9089 cuda_platform.cc:52] failed call to cuInit: "
         "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)",
+        # The converter's quantizer, on an int8 export.
+        "fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, "
+        "output_inference_type: INT8",
     ]
     kept = [
         "E0000 00:00:1796070294.001676    9089 op_kernel.cc:1840] OP_REQUIRES failed",

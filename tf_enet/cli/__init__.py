@@ -58,6 +58,8 @@ _STARTUP_NOISE = re.compile(
             r"TF-TRT Warning: Could not find TensorRT",
             # TFLite's interpreter, when it applies XNNPack at allocation.
             r"Created TensorFlow Lite XNNPACK delegate for CPU",
+            # The TFLite converter's quantizer, on every int8 conversion.
+            r"^fully_quantize: \d+, inference_type: \d+, input_inference_type:",
         )
     )
 )

@@ -127,15 +127,18 @@ def _main(argv):
                 representative = exporting.representative_images(
                     paths, height=FLAGS.height, width=FLAGS.width
                 )
-        output = exporting.export_model(
-            FLAGS.model,
-            FLAGS.output,
-            FLAGS.format,
-            quantize=FLAGS.quantize,
-            representative=representative,
-            input_size=None if FLAGS.height is None else (FLAGS.height, FLAGS.width),
-            int8_ranges=FLAGS.int8_ranges,
-        )
+        # The converters' C++ notices (the int8 quantizer prints one line
+        # on every conversion) go to file descriptor 2 directly.
+        with cli.filtered_stderr():
+            output = exporting.export_model(
+                FLAGS.model,
+                FLAGS.output,
+                FLAGS.format,
+                quantize=FLAGS.quantize,
+                representative=representative,
+                input_size=None if FLAGS.height is None else (FLAGS.height, FLAGS.width),
+                int8_ranges=FLAGS.int8_ranges,
+            )
     except (inference.ModelError, exporting.ExportError, data.DatasetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
