@@ -354,6 +354,41 @@ def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path)
 
 
 @pytest.mark.slow
+def test_int8_input_export_computes_what_the_uint8_input_export_does(checkpoint, tmp_path):
+    images = colour_blocks(8, 32, 48, seed=5)
+    calibration = write_images(tmp_path, images)
+    paths = {}
+    for int8_input in ("uint8", "int8"):
+        paths[int8_input] = exporting.export_model(
+            checkpoint[0],
+            str(tmp_path / f"enet_{int8_input}.tflite"),
+            "tflite",
+            quantize="int8",
+            representative=exporting.representative_images(calibration),
+            input_size=(32, 48),
+            int8_input=int8_input,
+        )
+        with open(paths[int8_input] + ".json") as f:
+            assert json.load(f)["export"]["int8_input"] == int8_input
+    detail = tf.lite.Interpreter(model_path=paths["int8"]).get_input_details()[0]
+    assert detail["dtype"] == np.int8
+    # Pixels 0..255 as -128..127: the same values the uint8 model's own
+    # input conversion produces, so the two compute the same logits.
+    scale, zero_point = detail["quantization"]
+    assert zero_point == -128 and scale == pytest.approx(1.0, abs=1e-4)
+    assert "QUANTIZE" in tflite_ops(paths["uint8"]) - tflite_ops(paths["int8"])
+    x = colour_blocks(3, 32, 48, seed=7)
+    np.testing.assert_array_equal(
+        inference.load_predictor(paths["int8"]).logits(x),
+        inference.load_predictor(paths["uint8"]).logits(x),
+    )
+    with pytest.raises(exporting.ExportError, match="applies to int8 exports only"):
+        exporting.export_model(
+            checkpoint[0], str(tmp_path / "f.tflite"), "tflite", int8_input="int8"
+        )
+
+
+@pytest.mark.slow
 def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
     calibration = write_images(tmp_path, colour_blocks(6, 32, 48, seed=7))
     representative = exporting.representative_images(calibration)

@@ -54,11 +54,12 @@ RUN_FILES = (
 SAVED_MODEL_CONFIG = "tf_enet_config.json"
 # The configuration of a single-file model: "<model path>.json".
 SIDECAR_SUFFIX = ".json"
-# What `export.py` writes: formats, TFLite quantizations, and the int8
-# activation ranges (see `tf_enet.lite.calibrated_ranges`).
+# What `export.py` writes: formats, TFLite quantizations, the int8
+# activation ranges (see `tf_enet.lite.calibrated_ranges`) and input types.
 EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
 INT8_RANGES = ("mean", "minmax")
+INT8_INPUTS = ("uint8", "int8")
 
 # The one name of the mean intersection over union, in logs, JSON and
 # tables; the validation value carries Keras's "val_" prefix.

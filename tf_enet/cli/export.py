@@ -28,6 +28,7 @@ DEFAULT_MODEL = presets.DEFAULT_PRESET
 FORMATS = artifacts.EXPORT_FORMATS
 QUANTIZATIONS = artifacts.QUANTIZATIONS
 INT8_RANGES = artifacts.INT8_RANGES
+INT8_INPUTS = artifacts.INT8_INPUTS
 
 FLAGS = flags.FLAGS
 
@@ -80,6 +81,14 @@ def define_flags():
         "each image's minimum and maximum for PReLU, add and batch norm outputs "
         "(rare outliers saturate rather than coarsen every step); minmax: the "
         "converter's overall minimum and maximum.",
+    )
+    flags.DEFINE_enum(
+        "int8_input",
+        "uint8",
+        list(INT8_INPUTS),
+        "int8: the input's type. uint8: pixels as they are; int8: pixel - 128 "
+        "(zero point -128), which skips the input conversion op XNNPack does "
+        "not run (faster; predict.py and evaluate.py quantize either).",
     )
     flags.DEFINE_integer(
         "height",
@@ -138,6 +147,7 @@ def _main(argv):
                 representative=representative,
                 input_size=None if FLAGS.height is None else (FLAGS.height, FLAGS.width),
                 int8_ranges=FLAGS.int8_ranges,
+                int8_input=FLAGS.int8_input,
             )
     except (inference.ModelError, exporting.ExportError, data.DatasetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
