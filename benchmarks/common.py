@@ -38,7 +38,7 @@ def random_calibration(shape, count=8):
     return generate
 
 
-def tflite_interpreter(model, path, quantize, size, *, fixed, threads):
+def tflite_interpreter(model, path, quantize, size, *, fixed, threads, int8_input="uint8"):
     """Exports `model` to `path` as TFLite and loads it with `threads` threads.
 
     Args:
@@ -46,6 +46,7 @@ def tflite_interpreter(model, path, quantize, size, *, fixed, threads):
             `random_calibration` images of `size`).
         size: (height, width) of the timed images.
         fixed: bool. Export for exactly one image of `size`.
+        int8_input: "uint8" or "int8", the int8 export's input type.
     """
     int8 = quantize == "int8"
     exporting.export_tflite(
@@ -54,6 +55,7 @@ def tflite_interpreter(model, path, quantize, size, *, fixed, threads):
         quantize=None if quantize == "float32" else quantize,
         representative=random_calibration((1, *size, 3)) if int8 else None,
         input_size=size if fixed else None,
+        **({"int8_input": int8_input} if int8 else {}),
     )
     return tf.lite.Interpreter(model_path=path, num_threads=threads)
 
@@ -62,7 +64,8 @@ def tflite_runner(interpreter):
     """A callable running `interpreter` on float32 images, returning its output.
 
     Resizes the input tensor when the images' shape changes, and casts the
-    images to the input's dtype (uint8 pixels for an int8 export).
+    images to the input's dtype: uint8 pixels for an int8 export, or
+    pixel - 128 for one with an int8 input (zero point -128, scale 1).
     """
     state = {"shape": None}
     detail = interpreter.get_input_details()[0]
@@ -74,6 +77,8 @@ def tflite_runner(interpreter):
             interpreter.allocate_tensors()
             state["shape"] = images.shape
         dtype = interpreter.get_input_details()[0]["dtype"]
+        if dtype == np.int8:
+            images = images - 128.0
         interpreter.set_tensor(detail["index"], images.astype(dtype))
         interpreter.invoke()
         return interpreter.get_tensor(output["index"])

@@ -24,8 +24,9 @@ reported:
     predictor, runtime=keras  the same in Keras (`runtime="keras"`), and with
                               `jit_compile=True` (XLA), labels and `logits`
     TFLite float32/int8 fixed `export.py --height --width` exports (with
-                              `--quantize int8`, calibrated on random images),
-                              `Interpreter.invoke` with `--threads` threads
+                              `--quantize int8`, calibrated on random images,
+                              and with `--int8_input int8`), `Interpreter.invoke`
+                              with `--threads` threads
 
 Training steps at `--batch_size` on a random batch at the first size, timed
 the same way: tf_enet's `train_on_batch` compiled as train.py compiles it
@@ -177,13 +178,23 @@ def _inference_runners(torch, peer, model_path, keras_model, size, workdir):
         ),
         "predictor, runtime='keras', XLA: logits": lambda: xla.logits(images),
     }
-    for quantize in ("float32", "int8") if "tflite" in FLAGS.parts else ():
-        path = os.path.join(workdir, f"enet_{quantize}_{size[0]}x{size[1]}.tflite")
+    exports = (("float32", "uint8"), ("int8", "uint8"), ("int8", "int8"))
+    for quantize, int8_input in exports if "tflite" in FLAGS.parts else ():
+        name = f"{quantize}_{int8_input}_{size[0]}x{size[1]}"
         interpreter = common.tflite_interpreter(
-            keras_model, path, quantize, size, fixed=True, threads=FLAGS.threads
+            keras_model,
+            os.path.join(workdir, f"enet_{name}.tflite"),
+            quantize,
+            size,
+            fixed=True,
+            threads=FLAGS.threads,
+            int8_input=int8_input,
         )
         run = common.tflite_runner(interpreter)
-        runners[f"TFLite {quantize}, fixed size: logits"] = lambda run=run: run(images)
+        label = f"TFLite {quantize}, fixed size: logits"
+        if quantize == "int8" and int8_input == "int8":
+            label = "TFLite int8, fixed size, int8 input: logits"
+        runners[label] = lambda run=run: run(images)
     return runners, default.runtime_at(size, size)
 
 
