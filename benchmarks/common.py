@@ -8,8 +8,13 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from tf_enet import exporting, training
+from tf_enet import exporting, presets, training
 from tf_enet.model import OUTPUT_STRIDE, build_enet, build_enet_encoder
+
+
+def model_path(model):
+    """A preset name's directory, or `model` itself (a directory or file)."""
+    return presets.preset_path(model) if model in presets.list_presets() else model
 
 
 def median_seconds(run, warmup, repeats):

@@ -59,7 +59,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tf_enet import inference, presets, training
+from tf_enet import inference, training
 
 import common
 
@@ -111,10 +111,6 @@ def _import_torch():
             "pip install torch==2.13.0"
         )
     return torch
-
-
-def _model_path(model):
-    return presets.preset_path(model) if model in presets.list_presets() else model
 
 
 def time_round_robin(runners, warmup, repeats):
@@ -178,8 +174,12 @@ def _inference_runners(torch, peer, model_path, keras_model, size, workdir):
         ),
         "predictor, runtime='keras', XLA: logits": lambda: xla.logits(images),
     }
-    exports = (("float32", "uint8"), ("int8", "uint8"), ("int8", "int8"))
-    for quantize, int8_input in exports if "tflite" in FLAGS.parts else ():
+    exports = (
+        ("float32", "uint8", "TFLite float32, fixed size: logits"),
+        ("int8", "uint8", "TFLite int8, fixed size: logits"),
+        ("int8", "int8", "TFLite int8, fixed size, int8 input: logits"),
+    )
+    for quantize, int8_input, label in exports if "tflite" in FLAGS.parts else ():
         name = f"{quantize}_{int8_input}_{size[0]}x{size[1]}"
         interpreter = common.tflite_interpreter(
             keras_model,
@@ -191,9 +191,6 @@ def _inference_runners(torch, peer, model_path, keras_model, size, workdir):
             int8_input=int8_input,
         )
         run = common.tflite_runner(interpreter)
-        label = f"TFLite {quantize}, fixed size: logits"
-        if quantize == "int8" and int8_input == "int8":
-            label = "TFLite int8, fixed size, int8 input: logits"
         runners[label] = lambda run=run: run(images)
     return runners, default.runtime_at(size, size)
 
@@ -282,7 +279,7 @@ def main(argv):
 
     torch.set_num_threads(FLAGS.threads)
     tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    model_path = _model_path(FLAGS.model)
+    model_path = common.model_path(FLAGS.model)
     keras_model, config, info = inference.load_keras_model(model_path)
     weights = (config or {}).get("class_weights") or [1.0] * info.num_classes
 

@@ -67,15 +67,11 @@ def _wall_seconds(argv, repeats):
     return statistics.median(times)
 
 
-def _model_dir(model):
-    return presets.preset_path(model) if model in presets.list_presets() else model
-
-
 def main(argv):
     del argv
     dataset = data.get_dataset("camvid", FLAGS.data_dir)
     num_images = min(FLAGS.images, len(dataset.files(FLAGS.split)))
-    model_dir = _model_dir(FLAGS.model)
+    model_dir = common.model_path(FLAGS.model)
     config = presets.load_config(model_dir)
     size = (config["train"]["height"], config["train"]["width"])
     weights = np.asarray(config["class_weights"], np.float32)

@@ -168,19 +168,7 @@ def test_every_json_file_of_a_run_is_strict(tmp_path):
     # it in the logs; the files must still be strict JSON.
     data_dir = make_shapes_dataset(tmp_path / "data", num_train=4, num_val=2, size=32)
     run = tmp_path / "run"
-    config = TrainConfig(
-        dataset="folder",
-        data_dir=data_dir,
-        checkpoint_dir=str(run),
-        height=32,
-        width=32,
-        batch_size=2,
-        epochs=1,
-        encoder_epochs=1,
-        stage_two_repeat=1,
-        verbose=0,
-        logit_adjustment="off",
-    )
+    config = config_for(data_dir, run, width=32, batch_size=2, logit_adjustment="off")
     training.train(config)
     files = [
         os.path.join(d, n) for d, _, names in os.walk(run) for n in names if n.endswith(".json")

@@ -42,9 +42,8 @@ class MeanIoU(keras.metrics.MeanIoU):
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):
-        if sample_weight is not None or self.sparse_y_pred or not self.sparse_y_true:
-            return super().update_state(y_true, y_pred, sample_weight)
-        if self.axis != -1:
+        keras_case = sample_weight is not None or self.sparse_y_pred or not self.sparse_y_true
+        if keras_case or self.axis != -1:
             return super().update_state(y_true, y_pred, sample_weight)
         n = self.num_classes
         labels = tf.reshape(tf.cast(y_true, tf.int32), [-1])

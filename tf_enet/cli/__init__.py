@@ -36,6 +36,11 @@ from absl import logging as absl_logging
 FLAGS = flags.FLAGS
 
 HELP_ARGS = ("-h", "--help", "-?", "--helpshort")
+# --model of the commands that run any format.
+MODEL_HELP = (
+    "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
+    "file, or a preset name (the default: the shipped CamVid model)."
+)
 FULL_HELP_ARG = "--helpfull"
 # absl's --verbosity from which TensorFlow's own messages are shown (DEBUG).
 SHOW_TENSORFLOW_VERBOSITY = 1

@@ -49,12 +49,7 @@ def define_flags():
         + ".",
     )
     flags.DEFINE_string("split", "test", "Split to score.")
-    flags.DEFINE_string(
-        "model",
-        DEFAULT_MODEL,
-        "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
-        "file, or a preset name (the default: the shipped CamVid model).",
-    )
+    flags.DEFINE_string("model", DEFAULT_MODEL, cli.MODEL_HELP)
     flags.DEFINE_string(
         "output_json",
         None,

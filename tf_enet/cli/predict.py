@@ -49,12 +49,7 @@ def define_flags():
         "Image files, directories or glob patterns; repeat the flag or list files after it.",
     )
     flags.DEFINE_string("video", None, "A video file to segment into an overlay video.")
-    flags.DEFINE_string(
-        "model",
-        DEFAULT_MODEL,
-        "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
-        "file, or a preset name (the default: the shipped CamVid model).",
-    )
+    flags.DEFINE_string("model", DEFAULT_MODEL, cli.MODEL_HELP)
     flags.DEFINE_string(
         "output_dir",
         "predictions",

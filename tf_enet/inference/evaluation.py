@@ -113,6 +113,7 @@ def confusion_matrices(
                     f"`transforms[{i}]` must be None, a callable or {num_classes} "
                     f"per-class offsets; received shape {offsets[i].shape}."
                 )
+    offset_range = _offset_range(list(offsets.values()))
     matrices = np.zeros((len(transforms), num_classes, num_classes), np.int64)
     resize = {}
     if resize_labels:
@@ -144,7 +145,7 @@ def confusion_matrices(
             logit = resize_logits(logit[None], label.shape)  # [1, h', w', K]
             flat = logit.reshape(-1, num_classes)
             labels = label.reshape(-1)
-            top, close = _top_and_close(flat, list(offsets.values()))
+            top, close = _top_and_close(flat, offset_range)
             if offsets:
                 # Pixels not close to a tie keep their top class under every
                 # offset: counted once, the close ones once per offset.
@@ -204,7 +205,7 @@ def offset_argmax(logits, offsets):
     """
     flat = logits.reshape(-1, logits.shape[-1])
     offsets = [np.asarray(o, np.float32) for o in offsets]
-    top, close = _top_and_close(flat, offsets)
+    top, close = _top_and_close(flat, _offset_range(offsets))
     candidates = flat[close]
     results = []
     for o in offsets:
@@ -214,8 +215,20 @@ def offset_argmax(logits, offsets):
     return results
 
 
-def _top_and_close(flat, offsets):
+def _offset_range(offsets):
+    """(span, largest): the widest `max(o) - min(o)` and largest `|o|`, or None."""
+    if not offsets:
+        return None
+    span = max(float(o.max() - o.min()) for o in offsets)
+    return span, max(float(np.abs(o).max()) for o in offsets)
+
+
+def _top_and_close(flat, offset_range):
     """The argmax of `[pixels, classes]` logits, and which pixels offsets can change.
+
+    Args:
+        flat: float32 np.ndarray `[pixels, classes]`.
+        offset_range: `_offset_range` of the offsets, or None.
 
     Returns:
         (top, close): int64 `[pixels]` argmax, and the int64 indices of the
@@ -224,11 +237,10 @@ def _top_and_close(flat, offsets):
         offsets.
     """
     top = np.argmax(flat, axis=-1)
-    if not offsets:
+    if offset_range is None:
         return top, np.zeros(0, np.int64)
+    span, largest = offset_range
     top_logit = np.take_along_axis(flat, top[:, None], axis=-1)[:, 0]
-    span = max(float(o.max() - o.min()) for o in offsets)
-    largest = max(float(np.abs(o).max()) for o in offsets)
     # Rounding of `logits + o` in float32 is far below this margin.
     margin = span + 1e-4 * (1.0 + np.abs(top_logit) + largest)
     within = (flat >= (top_logit - margin)[:, None]).astype(np.float32)

@@ -46,7 +46,6 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """
 
     def _fused(self, inputs, training, mask):
-        axis = self.axis if isinstance(self.axis, int) else None
         return (
             training
             and self.trainable
@@ -56,7 +55,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and self.center
             and self.scale
             and len(inputs.shape) == 4
-            and axis in (-1, 3)
+            and self.axis in (-1, 3)
             and inputs.dtype == tf.float32
             and self.moving_mean.dtype == "float32"
         )
