@@ -120,8 +120,8 @@ def test_a_checkpoint_is_converted_once_then_found_in_the_cache(tmp_path, monkey
     assert predictor.runtime == "tflite"
     digest = loading.file_sha256(os.path.join(checkpoint, "model.keras"))
     assert _cached(cache) == [
-        f"{digest[:32]}_v1_model_8x8.tflite",
-        f"{digest[:32]}_v1_model_8x8.tflite.json",
+        f"{digest[:32]}_v2_model_8x8.tflite",
+        f"{digest[:32]}_v2_model_8x8.tflite.json",
     ]
     with open(os.path.join(cache, "tflite", _cached(cache)[1])) as f:
         assert json.load(f)["export"]["source_sha256"] == digest

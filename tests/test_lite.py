@@ -117,11 +117,42 @@ def test_tflite_friendly_enet_computes_the_same_function(int8):
     np.testing.assert_allclose(rewritten(x, training=False), model(x, training=False), atol=1e-3)
 
 
-@pytest.mark.parametrize("block, padding", [(2, "same"), (2, "valid"), (3, "same")])
-def test_depth_to_space_conv_matches_transposed_conv(block, padding):
-    transposed = keras.layers.Conv2DTranspose(
-        5, block, strides=block, padding=padding, activation="relu"
-    )
+def transposed_conv_reference(x, kernel, bias, strides, padding):
+    """A transposed convolution by its definition, in numpy.
+
+    Input pixel `i` adds `x[i] @ kernel[t].T` to output pixel
+    `strides * i + t - pad` for every kernel tap `t`; "same" crops the
+    scattered result to `strides` times the input's size, starting at
+    `pad = (k - strides) // 2` (TensorFlow's split of the padding).
+    """
+    batch, height, width, _ = x.shape
+    size, _, filters, _ = kernel.shape
+    full = np.zeros((batch, (height - 1) * strides + size, (width - 1) * strides + size, filters))
+    for i in range(height):
+        for j in range(width):
+            for ty in range(size):
+                for tx in range(size):
+                    full[:, strides * i + ty, strides * j + tx] += x[:, i, j] @ kernel[ty, tx].T
+    if padding == "same":
+        pad = max(size - strides, 0) // 2
+        full = full[:, pad : pad + strides * height, pad : pad + strides * width]
+    return full + (0.0 if bias is None else bias)
+
+
+@pytest.mark.parametrize(
+    "size, strides, padding",
+    [
+        (2, 2, "same"),
+        (2, 2, "valid"),
+        (3, 3, "same"),
+        (3, 2, "same"),
+        (4, 2, "same"),
+        (5, 2, "same"),
+    ],
+)
+def test_depth_to_space_conv_matches_transposed_conv(size, strides, padding):
+    # (3, 2): ENet's upsampling bottlenecks, overlapping 3x3 windows.
+    transposed = keras.layers.Conv2DTranspose(5, size, strides=strides, padding=padding)
     x = np.random.RandomState(0).normal(size=(2, 3, 4, 6)).astype("float32")
     transposed.build(x.shape)
     rng = np.random.RandomState(1)
@@ -129,47 +160,106 @@ def test_depth_to_space_conv_matches_transposed_conv(block, padding):
     rewritten = lite.DepthToSpaceConv2D.from_transposed(transposed)
     assert rewritten.name == transposed.name
     expected = transposed(x)
-    assert expected.shape == (2, 3 * block, 4 * block, 5)
-    np.testing.assert_allclose(rewritten(x), expected, atol=1e-5)
-    # Independent reference: output pixel (block * i + a, block * j + b)
-    # is pixel (i, j) times kernel[a, b], plus the bias, then the relu.
-    kernel, bias = transposed.get_weights()
-    i, j, a, b = 2, 1, block - 1, 0
-    pixel = np.maximum(x[1, i, j] @ kernel[a, b].T + bias, 0.0)
-    np.testing.assert_allclose(rewritten(x)[1, block * i + a, block * j + b], pixel, atol=1e-5)
+    assert expected.shape == (2, 3 * strides, 4 * strides, 5)
+    np.testing.assert_allclose(rewritten(x), expected, atol=1e-4)
+    reference = transposed_conv_reference(x, *transposed.get_weights(), strides, padding)
+    np.testing.assert_allclose(rewritten(x), reference, atol=1e-4)
 
 
-def test_depth_to_space_conv_refuses_overlapping_windows():
-    # ENet's upsampling bottlenecks: 3x3 windows at stride 2 overlap.
-    overlapping = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")
+def test_depth_to_space_conv_folds_a_following_batch_norm_and_relu():
+    transposed = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", use_bias=False)
+    bn = keras.layers.BatchNormalization(epsilon=1e-3)
+    x = np.random.RandomState(0).normal(size=(2, 5, 3, 6)).astype("float32")
+    transposed.build(x.shape)
+    bn.build((None, None, None, 4))
+    rng = np.random.RandomState(2)
+    transposed.set_weights([rng.normal(size=w.shape) for w in transposed.get_weights()])
+    gamma, beta, mean = (rng.normal(size=4) for _ in range(3))
+    variance = rng.uniform(0.5, 2.0, 4)
+    bn.set_weights([gamma, beta, mean, variance])
+    rewritten = lite.DepthToSpaceConv2D.from_transposed(transposed, bn, relu=True)
+    # Batch norm at inference by its formula, then the ReLU.
+    normalized = (transposed(x).numpy() - mean) / np.sqrt(variance + 1e-3) * gamma + beta
+    np.testing.assert_allclose(rewritten(x), np.maximum(normalized, 0.0), atol=1e-4)
+    # An activation of its own comes before the batch norm: no folding.
+    activated = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same", activation="relu")
+    activated.build(x.shape)
+    assert lite.DepthToSpaceConv2D.from_transposed(activated, bn) is None
+
+
+def test_depth_to_space_conv_refuses_other_transposed_convolutions():
+    # "valid" with windows larger than the strides grows the output by
+    # more than the strides.
+    grown = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="valid")
     padded = keras.layers.Conv2DTranspose(4, 2, strides=2, output_padding=1)
-    assert lite.DepthToSpaceConv2D.from_transposed(overlapping) is None
-    assert lite.DepthToSpaceConv2D.from_transposed(padded) is None
-    # depth_to_space needs a block of at least 2; a 1x1 stays as it is.
-    pointwise = keras.layers.Conv2DTranspose(4, 1)
-    assert lite.DepthToSpaceConv2D.from_transposed(pointwise) is None
+    uneven = keras.layers.Conv2DTranspose(4, 2, strides=(2, 1), padding="same")
+    dilated = keras.layers.Conv2DTranspose(4, 3, dilation_rate=2, padding="same")
+    for layer in (grown, padded, uneven, dilated):
+        assert lite.DepthToSpaceConv2D.from_transposed(layer) is None
+    # depth_to_space needs a block of at least 2; a stride-1 one stays.
+    assert lite.DepthToSpaceConv2D.from_transposed(keras.layers.Conv2DTranspose(4, 1)) is None
     assert lite.DepthToSpaceConv2D.from_transposed(keras.layers.Conv2D(4, 2, strides=2)) is None
     with pytest.raises(ValueError, match="square kernel"):
         lite.DepthToSpaceConv2D(np.zeros((2, 3, 4, 5), np.float32))
+    with pytest.raises(ValueError, match="strides of at least 2"):
+        lite.DepthToSpaceConv2D(np.zeros((3, 3, 4, 5), np.float32), strides=1)
+
+
+def trained_looking_batch_norms(model, seed):
+    """Random statistics in every batch norm (a new one is the identity)."""
+    rng = np.random.RandomState(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            channels = layer.gamma.shape[0]
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 2.0, channels),
+                    rng.uniform(-1.0, 1.0, channels),
+                    rng.uniform(-1.0, 1.0, channels),
+                    rng.uniform(0.5, 2.0, channels),
+                ]
+            )
 
 
 @pytest.mark.parametrize("shape", [(1, 37, 53), (2, 24, 40), (1, 9, 15)])
-def test_tflite_friendly_fullconv_is_depth_to_space_with_the_same_logits(shape):
+def test_tflite_friendly_transposed_convs_are_depth_to_space_with_the_same_logits(shape):
     keras.utils.set_random_seed(0)
     model = tf_enet.build_enet(4, stage_two_repeat=1)
+    trained_looking_batch_norms(model, seed=5)
     fullconv = model.get_layer("fullconv")
     rng = np.random.RandomState(4)
     fullconv.set_weights([rng.normal(0, 0.5, w.shape) for w in fullconv.get_weights()])
     rewritten = lite.tflite_friendly(model)
-    assert isinstance(rewritten.get_layer("fullconv"), lite.DepthToSpaceConv2D)
-    # The decoder's 3x3 stride-2 transposed convolutions stay.
-    assert isinstance(
-        rewritten.get_layer("bottleneck5_0_transposed_conv"), keras.layers.Conv2DTranspose
-    )
+    for name in ("fullconv", "bottleneck4_0_transposed_conv", "bottleneck5_0_transposed_conv"):
+        assert isinstance(rewritten.get_layer(name), lite.DepthToSpaceConv2D), name
+    # The decoder's batch norms and ReLUs after them are folded in.
+    for name in ("bottleneck5_0_conv_bn", "bottleneck5_0_conv_activation"):
+        assert isinstance(rewritten.get_layer(name), lite._Folded), name
     x = np.random.RandomState(1).uniform(0, 255, (*shape, 3)).astype("float32")
     logits = rewritten(x, training=False)
     assert logits.shape == (*shape, 4)
-    np.testing.assert_allclose(logits, model(x, training=False), atol=1e-4)
+    np.testing.assert_allclose(logits, model(x, training=False), atol=1e-3)
+
+
+def converted_ops(function, shape):
+    """The op names of `function` converted to float32 TFLite at `shape`."""
+    function = tf.function(function, input_signature=[tf.TensorSpec(shape, tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [function.get_concrete_function()], function
+    )
+    interpreter = tf.lite.Interpreter(model_content=converter.convert())
+    return [op["op_name"] for op in interpreter._get_ops_details()]
+
+
+def test_float_window_pooling_converts_to_few_tflite_ops():
+    layer = lite.WindowMaxPooling2D()
+    ops = converted_ops(lambda x: layer(x), (1, 8, 12, 4))
+    # No even-size slice at a static even size; each step of the mask's
+    # exact comparison is one MUL with its clip fused (no MINIMUM).
+    assert "STRIDED_SLICE" not in ops and "MINIMUM" not in ops and "MAXIMUM" not in ops, ops
+    assert ops.count("MUL") == 3 * 3 + 2, ops
+    # An odd size still drops the last row and column.
+    assert "STRIDED_SLICE" in converted_ops(lambda x: layer(x), (1, 9, 12, 4))
 
 
 def test_int8_ranges_are_the_mean_of_each_images_extremes():

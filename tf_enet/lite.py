@@ -12,13 +12,13 @@ original's weights and is never trained or saved.
   multiply, floor division, modulo) has no XNNPack kernel and TFLite's own
   kernels for it dominated the int8 model's time. Float models compute the
   mask with arithmetic XNNPack runs, in float and in int8 alike.
-- A `Conv2DTranspose` whose kernel equals its strides (ENet's `fullconv`,
-  2x2 with stride 2) becomes `DepthToSpaceConv2D`: a 1x1 convolution to
-  `4 * filters` channels and `depth_to_space`. The windows of such a
-  transposed convolution do not overlap, so these are the same sums; at
-  the full image size XNNPack runs the two ops faster than TFLite's
-  transposed convolution. (ENet's 3x3 stride-2 transposed convolutions
-  overlap and stay.)
+- A strided `Conv2DTranspose` with "same" padding becomes
+  `DepthToSpaceConv2D`: a convolution at the input's resolution to
+  `stride * stride * filters` channels, then `depth_to_space` (ENet's 2x2
+  `fullconv` a 1x1 convolution, the decoder's 3x3 stride-2 ones a 2x2
+  convolution of the input padded at the top and left). The same sums;
+  XNNPack runs the two ops faster than TFLite's transposed convolution,
+  float and int8. A batch norm and a ReLU that follow fold into it.
 - For int8, every `PReLU` becomes a `DepthwisePReLU`: TFLite's int8 PRELU
   kernel runs outside XNNPack and cost several times the convolutions.
 - For int8, the input `Normalization` becomes a `ChannelAffine` (one
@@ -84,9 +84,10 @@ class WindowMaxPooling2D(keras.layers.Layer):
         self.resolution = resolution
 
     def call(self, inputs):
-        shape = tf.shape(inputs)
-        height, width = shape[1] // 2 * 2, shape[2] // 2 * 2
-        inputs = inputs[:, :height, :width, :]
+        height, width = inputs.shape[1], inputs.shape[2]
+        if height is None or width is None or height % 2 or width % 2:
+            shape = tf.shape(inputs)
+            inputs = inputs[:, : shape[1] // 2 * 2, : shape[2] // 2 * 2, :]
         pooled = tf.nn.max_pool2d(inputs, 2, 2, "VALID")
         if self.resolution is None:
             # XNNPack runs space_to_depth and split, not strided slices.
@@ -145,7 +146,10 @@ def _below_maximum(pooled, values, resolution=None):
     if resolution is not None:
         return tf.nn.relu6(step * (6.0 / resolution)) * (1.0 / 6.0)
     for _ in range(_STEPS):
-        step = tf.minimum(step * _STEP_SCALE, 1.0)
+        # Equal to min(step * scale, 1) as step >= 0; TFLite's converter
+        # fuses this clip into the multiplication (RELU_N1_TO_1), one op
+        # a step instead of two.
+        step = tf.minimum(tf.maximum(step * _STEP_SCALE, -1.0), 1.0)
     return step
 
 
@@ -176,79 +180,125 @@ class WindowUnpooling2D(keras.layers.Layer):
 
 
 class DepthToSpaceConv2D(keras.layers.Layer):
-    """A transposed convolution whose kernel equals its strides, in 1x1 form.
+    """A strided transposed convolution as a convolution and depth_to_space.
 
-    With kernel size and strides both `block`, each input pixel alone sets
-    one `block x block` patch of the output: `outputs[block * i + a,
-    block * j + b] = inputs[i, j] @ kernel[a, b].T + bias`. That is a 1x1
-    convolution to `block * block * filters` channels (one group per patch
-    position, in `tf.nn.depth_to_space`'s layout), then
-    `tf.nn.depth_to_space(block)`. "same" and "valid" padding give the same
-    output size (`block` times the input's) when the kernel equals the
-    strides.
+    A transposed convolution with strides `s` and "same" padding makes an
+    output `s` times the input's size in which output pixel `(s * i + a,
+    s * j + b)` sums `inputs[i + dy, j + dx] @ kernel[ty, tx].T` over the
+    kernel taps `ty` with `a + p - ty` a multiple of `s` (`dy = (a + p -
+    ty) / s`, `p = (k - s) // 2` for a `k x k` kernel; likewise for `b, tx,
+    dx`). That is one convolution of the input (zero-padded by the offsets
+    `dy, dx`) to `s * s * filters` channels, one group per output position
+    `(a, b)` in `tf.nn.depth_to_space`'s layout, then
+    `tf.nn.depth_to_space(s)`: the same sums, computed at the input's
+    resolution. ENet's `fullconv` (2x2, stride 2) becomes a 1x1
+    convolution; its upsampling bottlenecks' 3x3 stride-2 transposed
+    convolutions become a 2x2 convolution of the input padded by one row
+    and column at the top and left.
 
     Args:
-        kernel: array `[block, block, filters, channels]`, a
+        kernel: array `[k, k, filters, channels]`, a
             `keras.layers.Conv2DTranspose` kernel.
         bias: array `[filters]` or None.
-        activation: the transposed convolution's activation (elementwise,
-            so applied before the rearrangement).
+        activation: applied before the rearrangement, so elementwise
+            activations only (e.g. "relu").
+        strides: int, the transposed convolution's strides `s` (at least
+            2); None takes the kernel size.
 
     Input shape:
         `[batch, height, width, channels]`.
 
     Output shape:
-        `[batch, block * height, block * width, filters]`.
+        `[batch, s * height, s * width, filters]`.
+
+    Raises:
+        ValueError: for a kernel that is not square, or strides below 2.
     """
 
-    def __init__(self, kernel, bias=None, activation=None, **kwargs):
+    def __init__(self, kernel, bias=None, activation=None, strides=None, **kwargs):
         super().__init__(**kwargs)
         kernel = np.asarray(kernel, np.float32)
-        block, block_width, filters, channels = kernel.shape
-        if block != block_width:
+        size, size_width, filters, channels = kernel.shape
+        if size != size_width:
             raise ValueError(
                 f"DepthToSpaceConv2D needs a square kernel; received shape {kernel.shape}."
             )
+        block = size if strides is None else int(strides)
+        if block < 2:
+            raise ValueError(f"DepthToSpaceConv2D needs strides of at least 2; received {block}.")
         self.block = block
         self.filters = filters
-        # [channels, a, b, filters]: output channel (a * block + b) * filters + f.
-        self._kernel = tf.constant(
-            kernel.transpose(3, 0, 1, 2).reshape(1, 1, channels, block * block * filters)
-        )
+        # Input offset dy of each (output position a, kernel tap t) that
+        # meet; offset 0 always occurs (a = 0, t = p).
+        pad = max(size - block, 0) // 2
+        taps = [
+            (a, t, (a + pad - t) // block)
+            for a in range(block)
+            for t in range(size)
+            if (a + pad - t) % block == 0
+        ]
+        first = min(offset for _, _, offset in taps)
+        last = max(offset for _, _, offset in taps)
+        self._padding = (-first, last)
+        span = last - first + 1
+        weights = np.zeros((span, span, channels, block, block, filters), np.float32)
+        for a, ty, dy in taps:
+            for b, tx, dx in taps:
+                weights[dy - first, dx - first, :, a, b, :] = kernel[ty, tx].T
+        self._kernel = tf.constant(weights.reshape(span, span, channels, block * block * filters))
         self._bias = None
         if bias is not None:
             self._bias = tf.constant(np.tile(np.asarray(bias, np.float32), block * block))
         self.activation = keras.activations.get(activation)
 
     @classmethod
-    def from_transposed(cls, layer):
+    def from_transposed(cls, layer, batch_norm=None, relu=False):
         """`layer` as a DepthToSpaceConv2D, or None if not the same function.
 
         Args:
             layer: keras.layers.Layer.
+            batch_norm: a `keras.layers.BatchNormalization` (channels last)
+                applied to `layer`'s output alone, folded into the kernel
+                and bias (its inference computation); None for none.
+            relu: bool. A plain ReLU follows (after `batch_norm`, if any)
+                and is applied before the rearrangement.
 
         Returns:
             DepthToSpaceConv2D named like `layer`, sharing nothing with it
             (its weights copied), or None unless `layer` is a
-            `Conv2DTranspose` on channels-last inputs with a square kernel
-            of at least 2x2 equal to its strides, no dilation and no
-            output padding.
+            `Conv2DTranspose` on channels-last inputs with a square kernel,
+            strides of at least 2 (equal in both directions), "same"
+            padding (or "valid" with the kernel equal to the strides), no
+            dilation and no output padding, and with no activation of its
+            own when `batch_norm` or `relu` is given.
         """
         if not (
             isinstance(layer, keras.layers.Conv2DTranspose)
             and layer.data_format == "channels_last"
-            and tuple(layer.kernel_size) == tuple(layer.strides)
-            and layer.kernel_size[0] == layer.kernel_size[1] >= 2
+            and layer.kernel_size[0] == layer.kernel_size[1]
+            and layer.strides[0] == layer.strides[1] >= 2
+            and (layer.padding == "same" or tuple(layer.kernel_size) == tuple(layer.strides))
             and tuple(layer.dilation_rate) == (1, 1)
             and layer.output_padding is None
         ):
             return None
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
         bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
-        return cls(
-            keras.ops.convert_to_numpy(layer.kernel), bias, layer.activation, name=layer.name
-        )
+        activation = layer.activation
+        if batch_norm is not None or relu:
+            if layer.activation is not keras.activations.linear:
+                return None
+            activation = "relu" if relu else None
+        if batch_norm is not None:
+            scale, offset = _batch_norm_affine(batch_norm)
+            kernel = kernel * scale[:, None]
+            bias = offset if bias is None else bias * scale + offset
+        return cls(kernel, bias, activation, strides=layer.strides[0], name=layer.name)
 
     def call(self, inputs):
+        before, after = self._padding
+        if before or after:
+            inputs = tf.pad(inputs, [[0, 0], [before, after], [before, after], [0, 0]])
         outputs = tf.nn.conv2d(inputs, self._kernel, 1, "VALID")
         if self._bias is not None:
             outputs = tf.nn.bias_add(outputs, self._bias)
@@ -410,15 +460,7 @@ def _folded_initial_block(model):
         and bn.axis in (-1, 3)
     ):
         return {}
-    # What keras.layers.BatchNormalization computes at inference.
-    variance = keras.ops.convert_to_numpy(bn.moving_variance)
-    mean = keras.ops.convert_to_numpy(bn.moving_mean)
-    scale = 1.0 / np.sqrt(variance + bn.epsilon)
-    if bn.scale:
-        scale = scale * keras.ops.convert_to_numpy(bn.gamma)
-    offset = -mean * scale
-    if bn.center:
-        offset = offset + keras.ops.convert_to_numpy(bn.beta)
+    scale, offset = _batch_norm_affine(bn)
     filters = conv.filters
     folded = keras.layers.Conv2D.from_config({**conv.get_config(), "use_bias": True})
     folded.build(conv.input.shape)
@@ -429,6 +471,73 @@ def _folded_initial_block(model):
         pool.name: PooledChannelAffine(pool, scale[filters:], offset[filters:], name=pool.name),
         bn.name: _Folded(name=bn.name),
     }
+
+
+def _batch_norm_affine(bn):
+    """`(scale, offset)`, `[channels]` each: `bn` at inference is `x * scale + offset`.
+
+    What `keras.layers.BatchNormalization` computes with its moving
+    statistics: `(x - mean) / sqrt(variance + epsilon) * gamma + beta`.
+    """
+    variance = keras.ops.convert_to_numpy(bn.moving_variance)
+    mean = keras.ops.convert_to_numpy(bn.moving_mean)
+    scale = 1.0 / np.sqrt(variance + bn.epsilon)
+    if bn.scale:
+        scale = scale * keras.ops.convert_to_numpy(bn.gamma)
+    offset = -mean * scale
+    if bn.center:
+        offset = offset + keras.ops.convert_to_numpy(bn.beta)
+    return scale, offset
+
+
+def _depth_to_space_rewrites(model):
+    """Replacements turning `model`'s transposed convolutions into `DepthToSpaceConv2D`.
+
+    A batch norm that alone reads a transposed convolution's output folds
+    into it, and so does a plain ReLU that alone reads the result: after
+    the rearrangement they would be passes over the upsampled tensor
+    (TFLite's converter folds them into a `TRANSPOSE_CONV`, not across a
+    `DEPTH_TO_SPACE`).
+
+    Returns:
+        dict: layer name -> replacement layer (`_Folded` for the folded
+        batch norms and ReLUs).
+    """
+    readers = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        for tensor in keras.tree.flatten(layer.input):
+            readers.setdefault(id(tensor), []).append(layer)
+    outputs = {id(tensor) for tensor in keras.tree.flatten(model.outputs)}
+
+    def sole_reader(layer, kind):
+        found = readers.get(id(layer.output), [])
+        if len(found) == 1 and isinstance(found[0], kind) and id(layer.output) not in outputs:
+            return found[0]
+        return None
+
+    replacements = {}
+    for layer in model.layers:
+        if not isinstance(layer, keras.layers.Conv2DTranspose):
+            continue
+        bn = sole_reader(layer, keras.layers.BatchNormalization)
+        if bn is not None and bn.axis not in (-1, 3):
+            bn = None
+        relu = sole_reader(bn or layer, keras.layers.ReLU)
+        if relu is not None and relu.get_config() != keras.layers.ReLU(name=relu.name).get_config():
+            relu = None
+        rewritten = DepthToSpaceConv2D.from_transposed(layer, bn, relu is not None)
+        if rewritten is None and (bn is not None or relu is not None):
+            bn = relu = None
+            rewritten = DepthToSpaceConv2D.from_transposed(layer)
+        if rewritten is None:
+            continue
+        replacements[layer.name] = rewritten
+        for folded in (bn, relu):
+            if folded is not None:
+                replacements[folded.name] = _Folded(name=folded.name)
+    return replacements
 
 
 def _affine_normalization(layer):
@@ -515,8 +624,9 @@ def _resolutions(layers, found):
 def _ranged_layers(model, skip):
     """The layers whose outputs get `Int8Range`: PReLUs, adds, batch norms.
 
-    Not a batch norm right after a transposed convolution (the converter
-    folds the two only when nothing sits between them), nor those in `skip`.
+    Not a batch norm right after a transposed convolution (folded into it:
+    by `DepthToSpaceConv2D`, or by the converter when nothing sits between
+    them), nor those in `skip`.
     """
     kinds = (keras.layers.PReLU, keras.layers.Add, keras.layers.BatchNormalization)
     transposed = {
@@ -572,12 +682,13 @@ def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
         resolutions = _resolutions(pools, found[: len(pools)])
         clipped = {layer.name: bounds for layer, bounds in zip(ranged, found[len(pools) :])}
 
+    upsampling = _depth_to_space_rewrites(model)
+
     def rewrite(layer):
         if layer.name in folded:
             return folded[layer.name]
-        depth_to_space = DepthToSpaceConv2D.from_transposed(layer)
-        if depth_to_space is not None:
-            return depth_to_space
+        if layer.name in upsampling:
+            return upsampling[layer.name]
         if isinstance(layer, MaxPoolingWithArgmax2D):
             return WindowMaxPooling2D(resolutions.get(layer.name), name=layer.name)
         if isinstance(layer, MaxUnpooling2D):

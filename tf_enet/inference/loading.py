@@ -34,7 +34,7 @@ TFLITE_IDENTIFIER = b"TFL3"
 # Where cached conversions go, under `tf_enet.data.scan.default_cache_dir()`.
 TFLITE_CACHE_SUBDIR = "tflite"
 # Bumped whenever the conversion changes, so older cached files are not used.
-TFLITE_CACHE_VERSION = 1
+TFLITE_CACHE_VERSION = 2
 
 KIND_NAMES = {
     "keras": "Keras model (.keras)",
