@@ -330,3 +330,54 @@ def test_channel_affine_matches_normalization():
     affine = lite._affine_normalization(layer)
     np.testing.assert_allclose(affine(x), expected, rtol=1e-6, atol=1e-3)
     assert lite._affine_normalization(keras.layers.Normalization(axis=1)) is None
+
+
+def int8_converted(function, shape, input_type):
+    """`function` converted to full-integer int8 TFLite (float input if None)."""
+    function = tf.function(function, input_signature=[tf.TensorSpec(shape, tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [function.get_concrete_function()], function
+    )
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    calibration = np.random.RandomState(0).uniform(0, 255, (4, *shape)).astype("float32")
+    converter.representative_dataset = lambda: ([image] for image in calibration)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if input_type is not None:
+        converter.inference_input_type = input_type
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+def test_uint8_input_computes_what_the_converters_uint8_input_does():
+    shape = (1, 16, 16, 3)
+    kernel = tf.constant(np.array([0.02, -0.01, 0.03], np.float32).reshape(1, 1, 3, 1))
+
+    def normalize(x):
+        return tf.nn.depthwise_conv2d(x, kernel, [1, 1, 1, 1], "VALID") - 1.0
+
+    rewritten = lite.uint8_input(int8_converted(normalize, shape, None))
+    reference = int8_converted(normalize, shape, tf.uint8)
+    # Every pixel value 0..255 in every channel.
+    pixels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1)
+    pixels = np.concatenate([pixels, pixels[:, ::-1], pixels.transpose(0, 2, 1, 3)], axis=-1)
+    outputs, details = [], []
+    for content in (rewritten, reference):
+        interpreter = tf.lite.Interpreter(model_content=content)
+        interpreter.allocate_tensors()
+        detail = interpreter.get_input_details()[0]
+        interpreter.set_tensor(detail["index"], pixels)
+        interpreter.invoke()
+        outputs.append(interpreter.get_tensor(interpreter.get_output_details()[0]["index"]))
+        details.append(detail)
+        ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert details[0]["dtype"] == details[1]["dtype"] == np.uint8
+    assert details[0]["quantization"] == pytest.approx(details[1]["quantization"])
+    # The converter's uint8 input: a QUANTIZE from uint8, which XNNPack
+    # does not run; the rewrite's: DEQUANTIZE, then QUANTIZE from float32.
+    assert "DEQUANTIZE" not in ops
+    interpreter = tf.lite.Interpreter(model_content=rewritten)
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]
+    assert ops[:2] == ["DEQUANTIZE", "QUANTIZE"], ops
+    with pytest.raises(ValueError, match="one float32 input read only by a QUANTIZE"):
+        lite.uint8_input(reference)

@@ -217,16 +217,18 @@ def export_tflite(
     Float32 by default; "float16" halves the weights; "int8" quantizes
     weights and activations (full integer): the input is then uint8 pixels
     (scale ~1, zero point 0, so pixels pass unchanged) and the output int8
-    logits, dequantized by `load_predictor`. With `int8_input="int8"` the
-    input is int8 instead (scale ~1, zero point -128: pixel - 128), which
-    saves the uint8 to int8 conversion TFLite adds at the input, an op
-    XNNPack does not run (about 0.5 ms of 7.4 at 360x480 on 2 CPU cores;
-    `load_predictor` quantizes either input).
+    logits, dequantized by `load_predictor`. The uint8 pixels become int8
+    through float32 (`tf_enet.lite.uint8_input`), in ops XNNPack runs,
+    rather than by the converter's uint8 to int8 op, which it does not.
+    With `int8_input="int8"` the input is int8 instead (scale ~1, zero
+    point -128: pixel - 128) and needs no conversion at all
+    (`load_predictor` quantizes either input).
 
     The converted model is `tf_enet.lite.tflite_friendly(model)`: the same
     function in the ops XNNPack runs (window masks instead of argmax
-    indices; for int8, PReLU as depthwise convolutions, and activation
-    ranges set as `int8_ranges` says).
+    indices, transposed convolutions as convolutions and depth_to_space;
+    for int8, PReLU as depthwise convolutions, and activation ranges set
+    as `int8_ranges` says).
 
     Args:
         model: keras.Model.
@@ -332,10 +334,16 @@ def _convert(converter, quantize, representative, int8_input="uint8"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8 if int8_input == "int8" else tf.uint8
+        # A float32 input, rewritten to uint8 after the conversion (see
+        # `tf_enet.lite.uint8_input`).
+        if int8_input == "int8":
+            converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
     try:
-        return converter.convert()
+        flatbuffer = converter.convert()
+        if quantize == "int8" and int8_input == "uint8":
+            flatbuffer = lite.uint8_input(flatbuffer)
+        return flatbuffer
     except data_lib.DatasetError:
         raise
     except Exception as err:  # The converter raises several error types.

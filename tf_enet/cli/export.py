@@ -87,8 +87,8 @@ def define_flags():
         "uint8",
         list(INT8_INPUTS),
         "int8: the input's type. uint8: pixels as they are; int8: pixel - 128 "
-        "(zero point -128), which skips the input conversion op XNNPack does "
-        "not run (faster; predict.py and evaluate.py quantize either).",
+        "(zero point -128), which skips the uint8 input's conversion (slightly "
+        "faster; predict.py and evaluate.py quantize either).",
     )
     flags.DEFINE_integer(
         "height",
