@@ -207,6 +207,29 @@ def test_checkpoint_dir_refuses_a_different_run_unless_overwrite(tmp_path):
     assert training.check_checkpoint_dir(other, overwrite=True) is False
 
 
+def test_an_encoder_run_goes_on_to_the_full_network(tmp_path):
+    # The paper's two stages as two commands in one directory.
+    encoder = TrainConfig(checkpoint_dir=str(tmp_path), stages="encoder")
+    write_run(tmp_path, encoder)
+    full = dataclasses.replace(encoder, stages="full")
+    both = dataclasses.replace(encoder, stages="both")
+    # Unfinished: "both" finishes it first; "full" has no encoder to start from.
+    assert training.check_checkpoint_dir(both, overwrite=False) is True
+    with pytest.raises(TrainingError, match="encoder stage in .* has not finished"):
+        training.check_checkpoint_dir(full, overwrite=False)
+    (tmp_path / "encoder").mkdir()
+    artifacts.write_json(os.path.join(tmp_path, "encoder", "done.json"), {"epochs": 100})
+    assert training.check_checkpoint_dir(full, overwrite=False) is True
+    assert training.check_checkpoint_dir(both, overwrite=False) is True
+    # Other stage changes are another run.
+    write_run(tmp_path, full)
+    with pytest.raises(TrainingError, match="stages: 'full' -> 'encoder'"):
+        training.check_checkpoint_dir(encoder, overwrite=False)
+    write_run(tmp_path, both)
+    with pytest.raises(TrainingError, match="stages: 'both' -> 'full'"):
+        training.check_checkpoint_dir(full, overwrite=False)
+
+
 def test_checkpoint_dir_with_foreign_files_is_refused(tmp_path):
     (tmp_path / "model.keras").write_text("not ours")
     config = TrainConfig(checkpoint_dir=str(tmp_path))
@@ -541,6 +564,22 @@ def test_a_different_run_is_refused_and_overwrite_starts_over(small_run, tmp_pat
     assert len(history(run / "encoder" / "history.csv")) == 1
     saved = json.loads((run / "config.json").read_text())["train"]
     assert saved["learning_rate"] == 1e-3 and saved["stages"] == "encoder"
+
+
+@pytest.mark.slow
+def test_the_two_stages_as_two_commands(small_run, tmp_path):
+    run = tmp_path / "run"
+    options = dict(epochs=1, encoder_epochs=1, **SMALL_OPTIONS)
+    encoder = run_train_py(
+        tmp_path, train_flags(small_run.data_dir, run, stages="encoder", **options)
+    )
+    assert encoder.returncode == 0, encoder.stderr[-3000:]
+    assert not (run / "model.keras").exists()
+    full = run_train_py(tmp_path, train_flags(small_run.data_dir, run, stages="full", **options))
+    assert full.returncode == 0, full.stderr[-3000:]
+    assert f"layers from {run / 'encoder' / 'model.keras'}" in full.stderr
+    assert (run / "model.keras").exists()
+    assert json.loads((run / "config.json").read_text())["train"]["stages"] == "full"
 
 
 class NaNLoss(WeightedSparseCategoricalCrossentropy):

@@ -82,6 +82,8 @@ def check_checkpoint_dir(config, overwrite):
         for key in set(previous) | set(current)
         if key not in RESUMABLE_CHANGES and previous.get(key, defaults.get(key)) != current.get(key)
     )
+    if "stages" in changed and _continues_encoder_run(config, previous, overwrite):
+        changed.remove("stages")
     if changed and not overwrite:
         details = ", ".join(
             f"{key}: {previous.get(key)!r} -> {current.get(key)!r}" for key in changed
@@ -92,6 +94,32 @@ def check_checkpoint_dir(config, overwrite):
             "--checkpoint_dir, or pass --overwrite to start over there."
         )
     return not changed
+
+
+def _continues_encoder_run(config, previous, overwrite):
+    """Whether `config` goes on from an encoder-only run to the full network.
+
+    The paper's two stages may run as two commands, `--stages encoder` and
+    then `--stages full` (or `both`) in the same directory: the full stage
+    starts from the encoder the first one trained. `both` finishes an
+    unfinished encoder stage first; `full` needs it finished.
+
+    Raises:
+        TrainingError: `--stages full` after an encoder stage that has not
+            finished (and `overwrite` is False).
+    """
+    if previous.get("stages") != "encoder" or config.stages not in ("full", "both"):
+        return False
+    if config.stages == "full" and not overwrite:
+        done = os.path.join(config.checkpoint_dir, artifacts.ENCODER_DIR, artifacts.DONE_FILE)
+        if not os.path.exists(done):
+            raise TrainingError(
+                f"The encoder stage in {config.checkpoint_dir} has not finished, so "
+                "--stages full has no trained encoder to start from. Run --stages "
+                "both to finish it and then train the full network, or --stages "
+                "encoder to finish it first."
+            )
+    return True
 
 
 def remove_run_files(checkpoint_dir):
