@@ -654,3 +654,25 @@ def test_flags_are_the_config_fields_with_their_defaults_and_choices():
 
 def test_every_dataset_has_a_default_root():
     assert set(data_lib.DEFAULT_DATA_DIRS) == set(data_lib.DATASETS)
+
+
+def test_class_scores_name_classes_absent_from_val_once(caplog):
+    metric = metrics_lib.MeanIoU(num_classes=3)
+    # Class 2 ("sign") is neither in the labels nor predicted.
+    metric.update_state(np.array([0, 0, 1, 1]), np.eye(3)[[0, 1, 1, 1]])
+    scores = training.ClassScores(metric, ["road", "car", "sign"], stage="encoder")
+    caplog.set_level("INFO")
+    for epoch in range(2):
+        logs = {artifacts.VAL_MEAN_IOU: float(metric.result())}
+        scores.on_epoch_end(epoch, logs)
+    assert np.isnan(logs["val_iou_sign"])
+    # road: 1 of 2 labelled pixels right, none wrongly predicted -> 1/2;
+    # car: 2 right, 1 predicted wrongly -> 2/3; the mean leaves sign out.
+    assert logs["val_iou_road"] == pytest.approx(0.5)
+    assert logs["val_iou_car"] == pytest.approx(2 / 3)
+    assert logs[artifacts.VAL_MEAN_IOU] == pytest.approx((0.5 + 2 / 3) / 2)
+    notes = [r.getMessage() for r in caplog.records if "is nan" in r.getMessage()]
+    assert notes == [
+        "val IoU of sign is nan: no pixels of it in the encoder stage's val labels "
+        "(1/8 of the size) and none predicted; val mean IoU averages the other classes."
+    ]

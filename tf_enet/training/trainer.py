@@ -321,7 +321,7 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
         add_weight_decay(model, config.weight_decay)
         miou = compile_model(model, config, steps, epochs, weights, info)
 
-    per_class = callbacks_lib.ClassScores(miou, info.class_names)
+    per_class = callbacks_lib.ClassScores(miou, info.class_names, stage)
     best = callbacks_lib.BestModelCheckpoint(best_path, write=chief)
     # LossGuard first: it must stop a diverged epoch before anything saves
     # it; then the replicas agree on the statistics that are saved.

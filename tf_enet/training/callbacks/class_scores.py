@@ -1,6 +1,9 @@
 """Adds per-class validation scores to the epoch logs."""
 
+import math
+
 import keras
+from absl import logging
 
 from tf_enet import artifacts
 from tf_enet import metrics as metrics_lib
@@ -11,13 +14,25 @@ class ClassScores(keras.callbacks.Callback):
 
     Reads the confusion matrix the compiled `MeanIoU` metric holds right
     after Keras's validation pass, so no second pass over the data is needed.
+
+    A class with no pixels in the val labels and none predicted has no
+    IoU (nan, left out of the mean IoU); the first epoch that has such
+    classes logs a line naming them.
+
+    Args:
+        metric: the compiled `tf_enet.metrics.MeanIoU`.
+        class_names: list of str, one per class.
+        stage: str, named in that line ("encoder": its val labels are
+            1/8 of the size, where a small class can vanish).
     """
 
-    def __init__(self, metric, class_names):
+    def __init__(self, metric, class_names, stage="full"):
         super().__init__()
         self.metric = metric
         self.class_names = class_names
+        self.stage = stage
         self.last_scores = None
+        self._noted_absent = False
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or artifacts.VAL_MEAN_IOU not in logs:
@@ -26,5 +41,22 @@ class ClassScores(keras.callbacks.Callback):
         self.last_scores = result
         for name, iou in zip(self.class_names, result["per_class_iou"]):
             logs[f"val_iou_{name}"] = float(iou)
+        absent = [
+            name for name, iou in zip(self.class_names, result["per_class_iou"]) if math.isnan(iou)
+        ]
+        if absent and not self._noted_absent:
+            self._noted_absent = True
+            where = (
+                "the encoder stage's val labels (1/8 of the size)"
+                if self.stage == "encoder"
+                else "the val labels"
+            )
+            logging.info(
+                "val IoU of %s is nan: no pixels of %s in %s and none predicted; "
+                "val mean IoU averages the other classes.",
+                ", ".join(absent),
+                "it" if len(absent) == 1 else "them",
+                where,
+            )
         logs["val_global_accuracy"] = result["global_accuracy"]
         logs["val_class_accuracy"] = result["class_accuracy"]
