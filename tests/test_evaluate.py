@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from inference_helpers import (
@@ -19,6 +20,7 @@ from inference_helpers import (
     GLOBAL_ACCURACY,
     MEAN_IOU,
     PER_CLASS_IOU,
+    PREDICTED_A,
     pixel_model,
     run_config,
     write_checkpoint,
@@ -165,3 +167,21 @@ def test_evaluate_holds_out_the_val_images_the_model_was_trained_without(tmp_pat
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert scores["dataset_options"] == {"val_fraction": 0.5}
     assert scores["num_images"] == 2
+
+
+@pytest.mark.slow
+def test_evaluate_names_the_runtime_at_the_size_it_runs(tmp_path):
+    data_dir = write_folder_dataset(tmp_path / "data")
+    height, width = np.shape(PREDICTED_A)
+    config = {**run_config(), "train": {"height": height, "width": width}}
+    checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3), config)
+    common = ["--dataset", "folder", "--data_dir", data_dir, "--split", "val"]
+    # At its training size a Keras model runs as its TFLite conversion;
+    # at any other size, in Keras.
+    for size, runtime in (
+        ([], "keras, run as its fixed-size TFLite conversion"),
+        (["--height", height + 2, "--width", width + 2], "keras"),
+    ):
+        result = evaluate(tmp_path, *common, "--model", checkpoint, *size)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"model.keras ({runtime}) on folder val" in result.stdout

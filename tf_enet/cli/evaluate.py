@@ -176,9 +176,10 @@ def _main(argv):
         print(("\n" if progress else "") + f"error: {error}", file=sys.stderr)
         return 1
     size = results["input_size"]
+    runtime = _runtime_description(predictor, size)
     size = f"model input {size[0]}x{size[1]}" if size else "model at image size"
     title = (
-        f"{predictor.path} ({predictor.kind}, runs as {predictor.runtime}) on {FLAGS.dataset} "
+        f"{predictor.path} ({runtime}) on {FLAGS.dataset} "
         f"{FLAGS.split}: {results['num_images']} images, {size}, scored at "
         f"label resolution"
     )
@@ -200,6 +201,22 @@ def _main(argv):
             print(f"error: {error}; the scores are printed above.", file=sys.stderr)
             return 1
     return 0
+
+
+def _runtime_description(predictor, size):
+    """The model's kind and, when another runtime runs it, which.
+
+    A Keras model at its training size runs as its fixed-size TFLite
+    conversion (`inference.load_predictor`), at any other size in Keras.
+    """
+    runtime = predictor.runtime_at(size, size) if size else predictor.runtime
+    if runtime == predictor.kind:
+        return predictor.kind
+    if runtime.endswith("_xla"):
+        return f"{predictor.kind}, compiled with XLA"
+    if runtime == "tflite":
+        return f"{predictor.kind}, run as its fixed-size TFLite conversion"
+    return f"{predictor.kind}, run by {runtime}"
 
 
 def main():
