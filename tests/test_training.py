@@ -661,7 +661,7 @@ def test_class_scores_name_classes_absent_from_val_once(caplog):
     # Class 2 ("sign") is neither in the labels nor predicted.
     metric.update_state(np.array([0, 0, 1, 1]), np.eye(3)[[0, 1, 1, 1]])
     scores = training.ClassScores(metric, ["road", "car", "sign"], stage="encoder")
-    caplog.set_level("INFO")
+    caplog.set_level("INFO", logger="absl")  # other tests may raise absl's level
     for epoch in range(2):
         logs = {artifacts.VAL_MEAN_IOU: float(metric.result())}
         scores.on_epoch_end(epoch, logs)
