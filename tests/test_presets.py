@@ -167,6 +167,20 @@ def test_from_preset_labels_equal_the_run_model():
     assert labels[330, 240] == 3  # Road
 
 
+def test_a_preset_fine_tunes_in_a_build_enet_model_with_the_fused_batch_norm():
+    # As the from_preset docstring says: same weights, same logits, and
+    # tf_enet's batch norms where the preset file holds Keras's.
+    preset = tf_enet.ENet.from_preset("enet_camvid")
+    model = tf_enet.build_enet(11)
+    copied = tf_enet.transfer_weights(preset, model)
+    assert len(copied) == len([layer for layer in model.layers if layer.weights])
+    assert any(type(layer) is keras.layers.BatchNormalization for layer in preset.layers)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is tf_enet.layers.BatchNormalization for layer in norms)
+    image = _rgb(os.path.join(SAMPLES, "0016E5_07959.jpg"))[None].astype(np.float32)
+    np.testing.assert_array_equal(model(image, training=False), preset(image, training=False))
+
+
 def test_save_preset_drops_the_optimizer_and_round_trips(tmp_path):
     model = tf_enet.build_enet(3)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")

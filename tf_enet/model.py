@@ -123,6 +123,16 @@ class ENet(keras.Model):
                 directory holding `model.keras` and `config.json` (as
                 `tf_enet.presets.save_preset` writes).
 
+        To fine-tune it, copy its weights into a model from `build_enet`
+        (same options), whose batch norms train with TensorFlow's fused
+        kernel; the shipped presets were saved with Keras's own, which
+        compute the same function but train slower on CPUs:
+
+        ```python
+        model = tf_enet.build_enet(11)
+        tf_enet.transfer_weights(tf_enet.ENet.from_preset("enet_camvid"), model)
+        ```
+
         Returns:
             ENet, uncompiled, with the preset's trained weights.
 
