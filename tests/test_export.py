@@ -18,6 +18,7 @@ import tensorflow as tf
 
 import tf_enet
 from tf_enet import exporting, inference, lite
+from tf_enet.inference import runtimes
 from tf_enet.model import PIXEL_MEAN, PIXEL_STD
 
 from inference_helpers import (
@@ -387,6 +388,12 @@ def test_int8_input_export_computes_what_the_uint8_input_export_does(checkpoint,
         inference.load_predictor(paths["int8"]).logits(x),
         inference.load_predictor(paths["uint8"]).logits(x),
     )
+    # Another size: resized to the export's, with fractional pixels.
+    x = colour_blocks(2, 45, 70, seed=8)
+    np.testing.assert_array_equal(
+        inference.load_predictor(paths["int8"]).resized_logits(x),
+        inference.load_predictor(paths["uint8"]).resized_logits(x),
+    )
     with pytest.raises(exporting.ExportError, match="applies to int8 exports only"):
         exporting.export_model(
             checkpoint[0], str(tmp_path / "f.tflite"), "tflite", int8_input="int8"
@@ -548,3 +555,18 @@ def test_export_script_checks_the_output_before_loading(tmp_path):
     assert len(errors) == 1, result.stderr[-2000:]
     assert f"--output {tmp_path / 'file'}" in errors[0]
     assert "no_model_here" not in result.stderr
+
+
+def test_uint8_and_int8_inputs_quantize_any_pixel_value_alike():
+    # Resized images hold fractional pixels; both inputs must take the
+    # same steps (int8 = uint8 - 128), as TFLite defines quantization:
+    # round(x / scale) + zero_point.
+    pixels = np.concatenate(
+        [np.arange(0, 255.5, 0.5), np.random.RandomState(0).uniform(0, 255, 200000)]
+    ).astype(np.float32)
+    scale = float(np.float32(0.99999899))  # what a calibrated export records
+    as_uint8 = runtimes._quantize(pixels, {"quantization": (scale, 0), "dtype": np.uint8})
+    as_int8 = runtimes._quantize(pixels, {"quantization": (scale, -128), "dtype": np.int8})
+    np.testing.assert_array_equal(as_int8.astype(int), as_uint8.astype(int) - 128)
+    expected = np.clip(np.round(pixels.astype(np.float64) / scale), 0, 255)
+    np.testing.assert_array_equal(as_uint8, expected)

@@ -103,9 +103,16 @@ def _saved_model_reason(error):
 
 
 def _quantize(values, detail):
+    """TFLite's quantization, `round(values / scale) + zero_point`, clipped.
+
+    The zero point is added after rounding, as TFLite does: then a uint8
+    and an int8 input of the same scale (zero points differing by 128) get
+    the same steps for any pixel value, a resized image's fractional ones
+    included (adding the zero point first moved float32 ties).
+    """
     scale, zero_point = detail["quantization"]
     info = np.iinfo(detail["dtype"])
-    values = np.round(values / scale + zero_point)
+    values = np.round(np.asarray(values, np.float64) / scale) + zero_point
     return np.clip(values, info.min, info.max).astype(detail["dtype"])
 
 
