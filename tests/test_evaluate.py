@@ -185,3 +185,22 @@ def test_evaluate_names_the_runtime_at_the_size_it_runs(tmp_path):
         result = evaluate(tmp_path, *common, "--model", checkpoint, *size)
         assert result.returncode == 0, result.stderr[-2000:]
         assert f"model.keras ({runtime}) on folder val" in result.stdout
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_another_size_for_a_fixed_size_export(tmp_path):
+    from tf_enet import exporting
+
+    data_dir = write_folder_dataset(tmp_path / "data")
+    height, width = np.shape(PREDICTED_A)
+    model = str(tmp_path / "fixed.tflite")
+    exporting.export_tflite(pixel_model(3), model, run_config(), input_size=(height, width))
+    common = ["--dataset", "folder", "--data_dir", data_dir, "--split", "val", "--model", model]
+    result = evaluate(tmp_path, *common, "--height", height + 1, "--width", width)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {model} was exported for {height}x{width} images and runs only at that "
+        f"size: omit --height/--width (images are resized to it) or pass --height {height} "
+        f"--width {width}."
+    )
+    assert evaluate(tmp_path, *common, "--height", height, "--width", width).returncode == 0

@@ -265,8 +265,8 @@ def export_tflite(
         raise ExportError(f"Unknown int8 input {int8_input!r}; expected one of {INT8_INPUTS}.")
     if int8_input != "uint8" and quantize != "int8":
         raise ExportError(
-            f"An int8 input ({int8_input}) applies to int8 exports only; received "
-            f"quantization {quantize or 'none'!r}."
+            f"An int8 input ({int8_input}) applies to int8 exports only (--quantize "
+            f"int8); received {'float16 quantization' if quantize else 'a float32 export'}."
         )
     if quantize == "int8" and representative is None:
         raise ExportError(

@@ -78,6 +78,25 @@ _WARNING_MODULES = (
 )
 
 
+def check_input_size(predictor, height, width):
+    """Refuses `--height/--width` other than a fixed-size export's own size.
+
+    Raises:
+        tf_enet.inference.ModelError: naming the export's size and the
+            flags to drop or change.
+    """
+    fixed = predictor.input_size
+    if fixed is None or height is None or (height, width) == tuple(fixed):
+        return
+    from tf_enet import inference  # pylint: disable=import-outside-toplevel
+
+    raise inference.ModelError(
+        f"{predictor.path} was exported for {fixed[0]}x{fixed[1]} images and runs "
+        f"only at that size: omit --height/--width (images are resized to it) or "
+        f"pass --height {fixed[0]} --width {fixed[1]}."
+    )
+
+
 def run(main, argv=None):
     """Runs a command: help from the flags alone, then `main` quietly.
 

@@ -162,6 +162,7 @@ def _main(argv):
             jit = inference.auto_jit_compile(num_images)
         with cli.filtered_stderr():
             predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+        cli.check_input_size(predictor, FLAGS.height, FLAGS.width)
         results = inference.evaluate(
             predictor,
             dataset,

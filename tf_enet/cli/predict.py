@@ -195,6 +195,7 @@ def _main(argv):
                 jit = inference.auto_jit_compile(video.num_frames)
             with cli.filtered_stderr():
                 predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+            cli.check_input_size(predictor, FLAGS.height, FLAGS.width)
             return predict_video(
                 predictor,
                 FLAGS.video,
@@ -216,6 +217,7 @@ def _main(argv):
             jit = inference.auto_jit_compile(len(found.paths))
         with cli.filtered_stderr():
             predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+        cli.check_input_size(predictor, FLAGS.height, FLAGS.width)
         failed = predict_images(
             predictor,
             found.paths,
