@@ -217,17 +217,27 @@ def test_an_encoder_run_goes_on_to_the_full_network(tmp_path):
     assert training.check_checkpoint_dir(both, overwrite=False) is True
     with pytest.raises(TrainingError, match="encoder stage in .* has not finished"):
         training.check_checkpoint_dir(full, overwrite=False)
+    # --overwrite starts over instead.
+    assert training.check_checkpoint_dir(full, overwrite=True) is False
     (tmp_path / "encoder").mkdir()
     artifacts.write_json(os.path.join(tmp_path, "encoder", "done.json"), {"epochs": 100})
     assert training.check_checkpoint_dir(full, overwrite=False) is True
     assert training.check_checkpoint_dir(both, overwrite=False) is True
-    # Other stage changes are another run.
+    # After the full stage, any of the commands is the same run again.
     write_run(tmp_path, full)
-    with pytest.raises(TrainingError, match="stages: 'full' -> 'encoder'"):
-        training.check_checkpoint_dir(encoder, overwrite=False)
-    write_run(tmp_path, both)
-    with pytest.raises(TrainingError, match="stages: 'both' -> 'full'"):
-        training.check_checkpoint_dir(full, overwrite=False)
+    (tmp_path / "model.keras").write_text("the full network")
+    for config in (encoder, both, full):
+        assert training.check_checkpoint_dir(config, overwrite=False) is True
+
+
+def test_a_full_network_trained_without_an_encoder_gains_none(tmp_path):
+    full = TrainConfig(checkpoint_dir=str(tmp_path), stages="full")
+    write_run(tmp_path, full)
+    (tmp_path / "backup").mkdir()  # the full stage has started
+    for stages in ("encoder", "both"):
+        other = dataclasses.replace(full, stages=stages)
+        with pytest.raises(TrainingError, match=f"stages: 'full' -> '{stages}'"):
+            training.check_checkpoint_dir(other, overwrite=False)
 
 
 def test_checkpoint_dir_with_foreign_files_is_refused(tmp_path):
@@ -580,6 +590,12 @@ def test_the_two_stages_as_two_commands(small_run, tmp_path):
     assert f"layers from {run / 'encoder' / 'model.keras'}" in full.stderr
     assert (run / "model.keras").exists()
     assert json.loads((run / "config.json").read_text())["train"]["stages"] == "full"
+    # The first command again: the same run, its stage complete.
+    again = run_train_py(
+        tmp_path, train_flags(small_run.data_dir, run, stages="encoder", **options)
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "The encoder stage is complete" in again.stderr
 
 
 class NaNLoss(WeightedSparseCategoricalCrossentropy):
@@ -656,7 +672,7 @@ def test_every_dataset_has_a_default_root():
     assert set(data_lib.DEFAULT_DATA_DIRS) == set(data_lib.DATASETS)
 
 
-def test_class_scores_name_classes_absent_from_val_once(caplog):
+def test_class_scores_name_each_class_absent_from_val_once(caplog):
     metric = metrics_lib.MeanIoU(num_classes=3)
     # Class 2 ("sign") is neither in the labels nor predicted.
     metric.update_state(np.array([0, 0, 1, 1]), np.eye(3)[[0, 1, 1, 1]])
@@ -671,8 +687,14 @@ def test_class_scores_name_classes_absent_from_val_once(caplog):
     assert logs["val_iou_road"] == pytest.approx(0.5)
     assert logs["val_iou_car"] == pytest.approx(2 / 3)
     assert logs[artifacts.VAL_MEAN_IOU] == pytest.approx((0.5 + 2 / 3) / 2)
+    # A class that goes nan later gets its own line; each class one line.
+    metric.reset_state()
+    metric.update_state(np.array([0, 0]), np.eye(3)[[0, 0]])
+    scores.on_epoch_end(2, {artifacts.VAL_MEAN_IOU: float(metric.result())})
     notes = [r.getMessage() for r in caplog.records if "is nan" in r.getMessage()]
     assert notes == [
         "val IoU of sign is nan: no pixels of it in the encoder stage's val labels "
-        "(1/8 of the size) and none predicted; val mean IoU averages the other classes."
+        "(1/8 of the size) and none predicted; val mean IoU averages the other classes.",
+        "val IoU of car is nan: no pixels of it in the encoder stage's val labels "
+        "(1/8 of the size) and none predicted; val mean IoU averages the other classes.",
     ]

@@ -82,7 +82,7 @@ def check_checkpoint_dir(config, overwrite):
         for key in set(previous) | set(current)
         if key not in RESUMABLE_CHANGES and previous.get(key, defaults.get(key)) != current.get(key)
     )
-    if "stages" in changed and _continues_encoder_run(config, previous, overwrite):
+    if "stages" in changed and not overwrite and _continues_encoder_run(config, previous):
         changed.remove("stages")
     if changed and not overwrite:
         details = ", ".join(
@@ -96,29 +96,38 @@ def check_checkpoint_dir(config, overwrite):
     return not changed
 
 
-def _continues_encoder_run(config, previous, overwrite):
-    """Whether `config` goes on from an encoder-only run to the full network.
+def _continues_encoder_run(config, previous):
+    """Whether `config` runs other stages of the same two-stage run.
 
     The paper's two stages may run as two commands, `--stages encoder` and
-    then `--stages full` (or `both`) in the same directory: the full stage
-    starts from the encoder the first one trained. `both` finishes an
-    unfinished encoder stage first; `full` needs it finished.
+    then `--stages full` in the same directory: the full stage starts from
+    the encoder the first one trained. So a change of `--stages` is the same
+    run unless the directory contradicts it: a full network trained without
+    an encoder cannot gain one, and `--stages full` needs a finished encoder
+    stage when the run has one (`both` finishes it first). A finished stage
+    run again only says it is complete.
 
     Raises:
-        TrainingError: `--stages full` after an encoder stage that has not
-            finished (and `overwrite` is False).
+        TrainingError: `--stages full` while the run's encoder stage has not
+            finished.
     """
-    if previous.get("stages") != "encoder" or config.stages not in ("full", "both"):
-        return False
-    if config.stages == "full" and not overwrite:
-        done = os.path.join(config.checkpoint_dir, artifacts.ENCODER_DIR, artifacts.DONE_FILE)
-        if not os.path.exists(done):
-            raise TrainingError(
-                f"The encoder stage in {config.checkpoint_dir} has not finished, so "
-                "--stages full has no trained encoder to start from. Run --stages "
-                "both to finish it and then train the full network, or --stages "
-                "encoder to finish it first."
-            )
+    directory = config.checkpoint_dir
+    encoder_done = os.path.exists(
+        os.path.join(directory, artifacts.ENCODER_DIR, artifacts.DONE_FILE)
+    )
+    full_started = any(
+        os.path.exists(os.path.join(directory, name))
+        for name in (artifacts.MODEL_FILE, artifacts.BACKUP_DIR)
+    )
+    if config.stages in ("encoder", "both") and full_started and not encoder_done:
+        return False  # a full network trained without this encoder
+    had_encoder = previous.get("stages") in ("encoder", "both")
+    if config.stages == "full" and had_encoder and not encoder_done:
+        raise TrainingError(
+            f"The encoder stage in {directory} has not finished, so --stages full "
+            "has no trained encoder to start from. Run --stages both to finish it "
+            "and then train the full network, or --stages encoder to finish it first."
+        )
     return True
 
 

@@ -318,6 +318,13 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
             encoder = keras.saving.load_model(encoder_path, compile=False)
             copied = transfer_weights(encoder, model)
             logging.info("Initialised %d layers from %s", len(copied), encoder_path)
+        elif stage == "full":
+            logging.warning(
+                "No trained encoder in %s: the full network starts from random "
+                "weights. The paper trains the encoder first (--stages both, or "
+                "--stages encoder before --stages full in the same --checkpoint_dir).",
+                os.path.dirname(encoder_path),
+            )
         add_weight_decay(model, config.weight_decay)
         miou = compile_model(model, config, steps, epochs, weights, info)
 

@@ -16,8 +16,8 @@ class ClassScores(keras.callbacks.Callback):
     after Keras's validation pass, so no second pass over the data is needed.
 
     A class with no pixels in the val labels and none predicted has no
-    IoU (nan, left out of the mean IoU); the first epoch that has such
-    classes logs a line naming them.
+    IoU (nan, left out of the mean IoU); the first epoch that has such a
+    class logs a line naming it (once per class).
 
     Args:
         metric: the compiled `tf_enet.metrics.MeanIoU`.
@@ -32,7 +32,7 @@ class ClassScores(keras.callbacks.Callback):
         self.class_names = class_names
         self.stage = stage
         self.last_scores = None
-        self._noted_absent = False
+        self._noted_absent = set()
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None or artifacts.VAL_MEAN_IOU not in logs:
@@ -42,10 +42,12 @@ class ClassScores(keras.callbacks.Callback):
         for name, iou in zip(self.class_names, result["per_class_iou"]):
             logs[f"val_iou_{name}"] = float(iou)
         absent = [
-            name for name, iou in zip(self.class_names, result["per_class_iou"]) if math.isnan(iou)
+            name
+            for name, iou in zip(self.class_names, result["per_class_iou"])
+            if math.isnan(iou) and name not in self._noted_absent
         ]
-        if absent and not self._noted_absent:
-            self._noted_absent = True
+        if absent:
+            self._noted_absent.update(absent)
             where = (
                 "the encoder stage's val labels (1/8 of the size)"
                 if self.stage == "encoder"
