@@ -21,21 +21,18 @@ original's weights and is never trained or saved.
   float and int8. A batch norm and a ReLU that follow fold into it.
 - For int8, every `PReLU` becomes a `DepthwisePReLU`: TFLite's int8 PRELU
   kernel runs outside XNNPack and cost several times the convolutions.
-- The input `Normalization` becomes a `ChannelAffine` (one depthwise
-  convolution instead of a broadcasting subtract and multiply).
-- The initial block's batch norm (after its concatenation) folds into the
-  two branches: a bias and scaled kernel for the convolution, a
-  `ChannelAffine` after the max pooling (`PooledChannelAffine`): two
-  passes over the block's output fewer. For int8 it also keeps the image
-  precise: TFLite's int8 concatenation and max pooling keep one scale
-  from input to output, so with the batch norm after the concatenation
-  the normalised image was quantized at the step of the convolution's
-  wider output range (0.12, about 7 pixel levels, instead of about 0.02).
-  In float both round differently from Keras's arithmetic, as any
-  reordering of float operations does, and a rounding difference can
-  flip a near-tie in a later pooling window: on the CamVid val split 5 of
-  17.5 million pixels get another label than in Keras (3 without these
-  two rewrites); the val mean IoU is the same to 0.01.
+- For int8, the input `Normalization` becomes a `ChannelAffine` (one
+  depthwise convolution instead of a broadcasting subtract and multiply).
+  Float models keep Keras's own arithmetic: multiplying by `1 / std`
+  rounds differently from dividing by it, which can flip a near-tie in a
+  max pooling window.
+- For int8, the initial block's batch norm (after its concatenation) folds
+  into the two branches: a bias and scaled kernel for the convolution, a
+  `ChannelAffine` after the max pooling (`PooledChannelAffine`). TFLite's
+  int8 concatenation and max pooling keep one scale from input to output,
+  so with the batch norm after the concatenation the normalised image was
+  quantized at the step of the convolution's wider output range (0.12,
+  about 7 pixel levels, instead of about 0.02).
 - For int8 with `ranges="mean"` (the default), the outputs of the PReLUs,
   adds and batch norms carry their int8 range (`Int8Range`): the mean over
   the calibration images of each image's minimum and maximum. TFLite's
@@ -654,9 +651,10 @@ def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
     Args:
         model: keras.Model (functional), e.g. from `tf_enet.build_enet`.
         int8: bool. For int8 conversion: pooling masks at the resolution
-            of the calibrated int8 steps, PReLUs replaced, and with
+            of the calibrated int8 steps, PReLUs and the normalisation
+            replaced, the initial block's batch norm folded, and with
             `ranges="mean"` activation ranges set (in float, XNNPack runs
-            PRELU itself, and the masks are exact).
+            PRELU itself, and the rest stays exact).
         representative: the int8 calibration data (see
             `pooling_resolutions`); required when `int8`.
         ranges: int8 only. "mean": the outputs of PReLUs, adds and batch
@@ -669,10 +667,10 @@ def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
         keras.Model sharing `model`'s other layers and weights.
     """
     resolutions, folded, clipped = {}, {}, {}
-    folded = _folded_initial_block(model)
     if int8:
         if representative is None:
             raise ValueError("int8 needs the `representative` calibration data.")
+        folded = _folded_initial_block(model)
         pools = [layer for layer in model.layers if isinstance(layer, MaxPoolingWithArgmax2D)]
         ranged = _ranged_layers(model, folded) if ranges == "mean" else []
         found = calibrated_ranges(
@@ -697,7 +695,7 @@ def tflite_friendly(model, *, int8=False, representative=None, ranges="mean"):
             return WindowUnpooling2D(name=layer.name)
         if int8 and isinstance(layer, keras.layers.PReLU):
             return DepthwisePReLU(layer.get_weights()[0], name=layer.name)
-        if isinstance(layer, keras.layers.Normalization):
+        if int8 and isinstance(layer, keras.layers.Normalization):
             return _affine_normalization(layer) or layer
         return layer
 
