@@ -131,6 +131,12 @@ def _empty_directory(tmp_path):
     return tmp_path, tmp_path, "without model.keras or saved_model.pb"
 
 
+def _encoder_stage_only(tmp_path):
+    # A run stopped after its encoder stage.
+    write_checkpoint(tmp_path / "encoder", pixel_model(3))
+    return tmp_path, tmp_path / "encoder" / "model.keras", "holds only the encoder stage"
+
+
 def _corrupt_tflite(tmp_path):
     path = tmp_path / "model.tflite"
     path.write_bytes(np.random.RandomState(0).bytes(300))
@@ -160,6 +166,7 @@ def _corrupt_saved_model(tmp_path):
         _missing,
         _unknown_extension,
         _empty_directory,
+        _encoder_stage_only,
         _corrupt_tflite,
         _zip_without_model,
         _corrupt_onnx,

@@ -223,6 +223,13 @@ def resolve_model_path(path):
         if os.path.exists(model_file):
             config = os.path.join(path, artifacts.CONFIG_FILE)
             return "keras", model_file, _existing(config)
+        encoder = os.path.join(path, artifacts.ENCODER_DIR, artifacts.MODEL_FILE)
+        if os.path.exists(encoder):
+            raise ModelError(
+                f"{path} holds only the encoder stage of a training run ({encoder}, "
+                "1/8-size logits); finish the run with train.py --stages full (or "
+                "both) in that --checkpoint_dir, and use the directory then."
+            )
         raise ModelError(
             f"{path} is a directory without {artifacts.MODEL_FILE} or "
             f"saved_model.pb; expected {_EXPECTED}."
