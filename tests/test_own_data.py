@@ -363,8 +363,7 @@ def test_class_absent_from_train_warns_and_weights_stay_finite(tmp_path):
     stats = data.scan(ds, "train")
     warnings = data.check_trainable(ds.info, stats)
     assert warnings == [
-        "folder split 'train': classes 'bird' have no pixels; the model "
-        "is not taught to predict them."
+        "folder split 'train': class 'bird' has no pixels; the model is not taught to predict them."
     ]
     # mfb: freq = [3/7, 2/7, 2/7], median 2/7 -> [2/3, 1, 1]; absent -> 0.
     np.testing.assert_allclose(data.class_weights(stats, "mfb"), [2 / 3, 1, 1, 0], rtol=1e-6)

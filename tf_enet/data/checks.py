@@ -85,8 +85,7 @@ def check_trainable(info, train_stats, val_stats=None):
     warnings = []
     if absent:
         warnings.append(
-            f"{info.name} split {split!r}: classes "
-            f"{', '.join(repr(names[c]) for c in absent)} have no pixels; "
+            f"{info.name} split {split!r}: {_have_no_pixels(names, absent)}; "
             f"the model is not taught to predict them."
         )
     if val_stats is not None:
@@ -107,8 +106,15 @@ def check_trainable(info, train_stats, val_stats=None):
         val_absent = np.flatnonzero(val_counts == 0).tolist()
         if val_absent:
             warnings.append(
-                f"{info.name} split {split!r}: classes "
-                f"{', '.join(repr(names[c]) for c in val_absent)} have no "
-                f"pixels; validation cannot measure them."
+                f"{info.name} split {split!r}: {_have_no_pixels(names, val_absent)}; "
+                f"validation cannot measure them."
             )
     return warnings
+
+
+def _have_no_pixels(names, classes):
+    """`class 'a' has no pixels`, or `classes 'a', 'b' have no pixels`."""
+    listed = ", ".join(repr(names[c]) for c in classes)
+    if len(classes) == 1:
+        return f"class {listed} has no pixels"
+    return f"classes {listed} have no pixels"
