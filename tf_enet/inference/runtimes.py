@@ -108,11 +108,12 @@ def _quantize(values, detail):
     The zero point is added after rounding, as TFLite does: then a uint8
     and an int8 input of the same scale (zero points differing by 128) get
     the same steps for any pixel value, a resized image's fractional ones
-    included (adding the zero point first moved float32 ties).
+    included (adding the zero point first moved float32 ties). Float32
+    throughout: this runs on every image.
     """
     scale, zero_point = detail["quantization"]
     info = np.iinfo(detail["dtype"])
-    values = np.round(np.asarray(values, np.float64) / scale) + zero_point
+    values = np.round(np.asarray(values, np.float32) / np.float32(scale)) + zero_point
     return np.clip(values, info.min, info.max).astype(detail["dtype"])
 
 
