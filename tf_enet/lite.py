@@ -48,7 +48,7 @@ import tensorflow as tf
 
 from tf_enet import artifacts
 from tf_enet.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
-from tf_enet.layers.padding import pad_bottom_right
+from tf_enet.layers.padding import crop_to_even, pad_bottom_right
 
 
 class WindowMaxPooling2D(keras.layers.Layer):
@@ -84,10 +84,7 @@ class WindowMaxPooling2D(keras.layers.Layer):
         self.resolution = resolution
 
     def call(self, inputs):
-        height, width = inputs.shape[1], inputs.shape[2]
-        if height is None or width is None or height % 2 or width % 2:
-            shape = tf.shape(inputs)
-            inputs = inputs[:, : shape[1] // 2 * 2, : shape[2] // 2 * 2, :]
+        inputs = crop_to_even(inputs)
         pooled = tf.nn.max_pool2d(inputs, 2, 2, "VALID")
         if self.resolution is None:
             # XNNPack runs space_to_depth and split, not strided slices.
@@ -521,16 +518,18 @@ def _depth_to_space_rewrites(model):
     for layer in model.layers:
         if not isinstance(layer, keras.layers.Conv2DTranspose):
             continue
-        bn = sole_reader(layer, keras.layers.BatchNormalization)
-        if bn is not None and bn.axis not in (-1, 3):
-            bn = None
-        relu = sole_reader(bn or layer, keras.layers.ReLU)
-        if relu is not None and relu.get_config() != keras.layers.ReLU(name=relu.name).get_config():
-            relu = None
+        bn = relu = None
+        # Only what follows a linear output folds in (an own activation comes first).
+        if layer.activation is keras.activations.linear:
+            bn = sole_reader(layer, keras.layers.BatchNormalization)
+            if bn is not None and bn.axis not in (-1, 3):
+                bn = None
+            relu = sole_reader(bn or layer, keras.layers.ReLU)
+            if relu is not None and (
+                relu.max_value is not None or relu.negative_slope or relu.threshold
+            ):
+                relu = None  # not a plain ReLU
         rewritten = DepthToSpaceConv2D.from_transposed(layer, bn, relu is not None)
-        if rewritten is None and (bn is not None or relu is not None):
-            bn = relu = None
-            rewritten = DepthToSpaceConv2D.from_transposed(layer)
         if rewritten is None:
             continue
         replacements[layer.name] = rewritten

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from tf_enet.layers.padding import crop_to_even
+
 
 @keras.saving.register_keras_serializable(package="tf_enet")
 class MaxPoolingWithArgmax2D(keras.layers.Layer):
@@ -40,9 +42,7 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
         height, width = shape[1], shape[2]
         channels = inputs.shape[-1]
         pooled_height, pooled_width = height // 2, width // 2
-        static_height, static_width = inputs.shape[1], inputs.shape[2]
-        if static_height is None or static_width is None or static_height % 2 or static_width % 2:
-            inputs = inputs[:, : 2 * pooled_height, : 2 * pooled_width, :]
+        inputs = crop_to_even(inputs)
         # [batch, h, w, 4 * channels], window positions (0,0) (0,1) (1,0) (1,1)
         windows = tf.nn.space_to_depth(inputs, 2)
         top_left, top_right, bottom_left, bottom_right = tf.split(windows, 4, axis=-1)

@@ -19,6 +19,18 @@ def pad_bottom_right(inputs, pad_height, pad_width):
     )
 
 
+def crop_to_even(inputs):
+    """`[batch, h, w, c]` without an odd last row or column, as 2x2 pooling drops them.
+
+    A size known to be even when traced is left as it is, with no slice.
+    """
+    height, width = inputs.shape[1], inputs.shape[2]
+    if height is not None and width is not None and height % 2 == 0 and width % 2 == 0:
+        return inputs
+    shape = tf.shape(inputs)
+    return inputs[:, : shape[1] // 2 * 2, : shape[2] // 2 * 2, :]
+
+
 @keras.saving.register_keras_serializable(package="tf_enet")
 class PadToMultiple(keras.layers.Layer):
     """Zero-pads height and width at the bottom and right to a multiple.
