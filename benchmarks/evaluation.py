@@ -59,12 +59,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _wall_seconds(argv, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
+    def run():
         subprocess.run(argv, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+
+    return common.median_seconds(run, warmup=0, repeats=repeats)
 
 
 def main(argv):
