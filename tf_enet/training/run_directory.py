@@ -82,7 +82,7 @@ def check_checkpoint_dir(config, overwrite):
         for key in set(previous) | set(current)
         if key not in RESUMABLE_CHANGES and previous.get(key, defaults.get(key)) != current.get(key)
     )
-    if "stages" in changed and not overwrite and _continues_encoder_run(config, previous):
+    if "stages" in changed and not overwrite and _same_run_other_stages(config, previous):
         changed.remove("stages")
     if changed and not overwrite:
         details = ", ".join(
@@ -96,7 +96,7 @@ def check_checkpoint_dir(config, overwrite):
     return not changed
 
 
-def _continues_encoder_run(config, previous):
+def _same_run_other_stages(config, previous):
     """Whether `config` runs other stages of the same two-stage run.
 
     The paper's two stages may run as two commands, `--stages encoder` and

@@ -39,13 +39,11 @@ class ClassScores(keras.callbacks.Callback):
             return
         result = metrics_lib.scores(keras.ops.convert_to_numpy(self.metric.total_cm))
         self.last_scores = result
+        absent = []
         for name, iou in zip(self.class_names, result["per_class_iou"]):
             logs[f"val_iou_{name}"] = float(iou)
-        absent = [
-            name
-            for name, iou in zip(self.class_names, result["per_class_iou"])
-            if math.isnan(iou) and name not in self._noted_absent
-        ]
+            if math.isnan(iou) and name not in self._noted_absent:
+                absent.append(name)
         if absent:
             self._noted_absent.update(absent)
             where = (
