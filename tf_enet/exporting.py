@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from tf_enet import artifacts, inference, lite
 from tf_enet import data as data_lib
+from tf_enet.errors import TfEnetError
 from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
 
 FORMATS = artifacts.EXPORT_FORMATS
@@ -42,7 +43,7 @@ INT8_INPUTS = artifacts.INT8_INPUTS
 ONNX_OPSET = 17
 
 
-class ExportError(ValueError):
+class ExportError(TfEnetError, ValueError):
     """An export cannot be made as asked; the message says why."""
 
 

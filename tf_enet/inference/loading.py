@@ -23,6 +23,7 @@ import tf_enet.model  # noqa: F401
 from tf_enet import artifacts, presets
 from tf_enet import data as data_lib
 from tf_enet.data.scan import default_cache_dir
+from tf_enet.errors import TfEnetError
 
 # The shipped CamVid model (a preset inside the package), from any directory.
 DEFAULT_MODEL = presets.DEFAULT_PRESET
@@ -50,7 +51,7 @@ _EXPECTED = (
 )
 
 
-class ModelError(ValueError):
+class ModelError(TfEnetError, ValueError):
     """A model path, file or configuration cannot be used; names the file."""
 
 
