@@ -8,8 +8,9 @@ modules `camvid`, `cityscapes` and `folder` fill these in for each layout,
 and `pipeline` turns any of them into a `tf.data.Dataset`.
 
 `decode_image_file` and `colorize` are the numpy (OpenCV) counterparts of the
-pipeline's decoding, for prediction scripts working on single files; masks
-are read by `masks`.
+pipeline's decoding, for prediction scripts working on single files; both
+turn photos upright by their EXIF orientation (`orientation`). Masks are
+read by `masks`.
 """
 
 import dataclasses
@@ -18,6 +19,7 @@ import os
 import cv2
 import numpy as np
 
+from tf_enet.data import orientation as orientation_lib
 from tf_enet.errors import TfEnetError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -338,11 +340,12 @@ def require_dir(path, what):
 
 
 def read_image_array(path):
-    """Decodes an image file with OpenCV, without conversions.
+    """Decodes an image file with OpenCV, as stored, and reads its orientation.
 
     Returns:
-        np.ndarray as stored: [H, W] or [H, W, C] (BGR order), uint8 or
-        uint16.
+        (array, orientation): np.ndarray as stored in the file, [H, W] or
+        [H, W, C] (BGR order), uint8 or uint16; and its EXIF orientation
+        code 1-8 (`orientation.read_orientation`), which the caller applies.
 
     Raises:
         DatasetError: naming the file if it cannot be read or decoded, or if
@@ -355,8 +358,8 @@ def read_image_array(path):
         raise DatasetError(f"Cannot read {path}: {err.strerror}.") from err
     if data.size == 0:
         raise DatasetError(f"Cannot decode {path}: the file is empty.")
-    # Unchanged keeps channels and bit depth; it also skips the EXIF
-    # rotation, as tf.io.decode_image does, so both decoders agree.
+    # Unchanged keeps channels and bit depth and skips the EXIF rotation, as
+    # tf.io.decode_image does; the orientation is applied by the callers.
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if array is None:
         raise DatasetError(
@@ -373,7 +376,7 @@ def read_image_array(path):
             f"Cannot use {path}: pixel type {array.dtype} is not supported; "
             f"expected 8- or 16-bit integers."
         )
-    return array
+    return array, orientation_lib.read_orientation(data.tobytes())
 
 
 def to_rgb8(array):
@@ -400,19 +403,24 @@ def to_rgb8(array):
 
 
 def decode_image_file(path):
-    """Reads an image file as 8-bit RGB, like the training pipeline does.
+    """Reads an image file as 8-bit RGB, upright, like the training pipeline.
+
+    Photos are turned by their EXIF orientation, as photo viewers show them
+    (see `tf_enet.data.orientation`).
 
     Args:
         path: str. PNG, JPEG or BMP file; grey, RGBA and 16-bit are
             converted.
 
     Returns:
-        np.ndarray uint8 [H, W, 3], RGB.
+        np.ndarray uint8 [H, W, 3], RGB, at the displayed size (height and
+        width swapped from the stored ones for sideways photos).
 
     Raises:
         DatasetError: naming the file if it is unreadable.
     """
-    return to_rgb8(read_image_array(os.fspath(path)))
+    array, orientation = read_image_array(os.fspath(path))
+    return orientation_lib.apply_orientation(to_rgb8(array), orientation)
 
 
 def colorize(labels, palette):

@@ -24,7 +24,7 @@ rescaling change ids.
 
 `mask_format` is the one place deciding how a file is read; both the numpy
 reader (`read_mask`, used by `scan`) and the tf.data decoder
-(`pipeline.decode_mask`) follow its answer, so they see the same ids.
+(`decoding.decode_mask`) follow its answer, so they see the same ids.
 """
 
 import collections
@@ -159,7 +159,7 @@ def _read_palette(contents):
 
 
 def read_mask(path, mapping):
-    """Reads a mask as `pipeline.decode_mask` sees it, before label mapping.
+    """Reads a mask as `decoding.decode_mask` sees it, before label mapping.
 
     Args:
         path: str. A PNG mask.

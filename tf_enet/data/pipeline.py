@@ -1,11 +1,10 @@
 """tf.data input pipelines for training and evaluation.
 
-Files are listed, paired and validated in Python (`scan`), and each mask's
-encoding is read from its header (`masks.mask_format`); then everything
-runs in tf.data: read, decode, map labels to class ids, augment image and
-mask together, batch, prefetch. Palette masks are decoded by Pillow (the
-TensorFlow decoder would expand their indices to colours); every other mask
-by TensorFlow. Elements are
+Files are listed, paired and validated in Python (`scan`, which also reads
+each image's EXIF orientation), and each mask's encoding is read from its
+header (`masks.mask_format`); then everything runs in tf.data: read, decode
+and turn images upright (`decoding`), map labels to class ids, augment
+image and mask together, batch, prefetch. Elements are
 `(images float32 [batch, height, width, 3] RGB in [0, 255],
 masks int32 [batch, label_height, label_width])`; images are not
 normalised (the model does it) and masks hold class ids or the dataset's
@@ -22,88 +21,10 @@ run is reproducible and every epoch still sees new crops.
 import numpy as np
 import tensorflow as tf
 
-from tf_enet.data import base, masks
+from tf_enet.data import base, decoding, masks
 from tf_enet.data.scan import scan_files
 
 AUTOTUNE = tf.data.AUTOTUNE
-
-
-def decode_image(contents):
-    """Decodes PNG/JPEG/BMP bytes to 8-bit RGB.
-
-    Grey is replicated, alpha dropped and 16-bit scaled to 8 bits, as
-    `base.decode_image_file` does with OpenCV.
-
-    Args:
-        contents: scalar string tensor, the file's bytes.
-
-    Returns:
-        uint8 tensor [height, width, 3].
-    """
-    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
-
-
-def decode_mask(contents, mapping, kind, scale):
-    """Decodes PNG mask bytes to class ids.
-
-    Args:
-        contents: scalar string tensor, the PNG's bytes.
-        mapping: LabelMapping. Values it does not know become the ignore
-            id (`scan` has already refused such files).
-        kind: int32 scalar tensor. The file's `masks.MaskFormat.kind`.
-        scale: int32 scalar tensor. The file's `masks.MaskFormat.scale`.
-
-    Returns:
-        int32 tensor [height, width].
-    """
-    ignore = mapping.ignore_index
-    id_table = mapping.id_array()
-    # One more entry, for every value past 8 bits (from 16-bit files).
-    id_table = np.append(np.where(id_table < 0, ignore, id_table), ignore)
-    id_table = tf.constant(id_table, tf.int32)
-
-    def to_ids(values):  # [height, width] int32 stored values
-        return tf.gather(id_table, tf.minimum(values, 256))
-
-    def from_ids():
-        raw = tf.io.decode_png(contents, channels=1)  # [height, width, 1]
-        return to_ids(tf.cast(raw[:, :, 0], tf.int32) // scale)
-
-    def from_ids16():
-        raw = tf.io.decode_png(contents, channels=1, dtype=tf.uint16)
-        return to_ids(tf.cast(raw[:, :, 0], tf.int32))
-
-    def from_palette():
-        # TensorFlow expands palettes to colours; Pillow keeps the indices.
-        indices = tf.numpy_function(masks.palette_indices, [contents], tf.uint8, stateful=False)
-        indices.set_shape([None, None])
-        return to_ids(tf.cast(indices, tf.int32))
-
-    branches = {
-        masks.IDS: from_ids,
-        masks.IDS16: from_ids16,
-        masks.PALETTE: from_palette,
-    }
-    if mapping.color_table:
-        keys, key_ids = mapping.color_arrays()
-
-        def from_colors():
-            rgb = tf.io.decode_png(contents, channels=3)  # [height, width, 3]
-            rgb = tf.cast(rgb, tf.int32)
-            packed = rgb[:, :, 0] * 65536 + rgb[:, :, 1] * 256 + rgb[:, :, 2]
-            flat = tf.reshape(packed, [1, -1])
-            index = tf.searchsorted(tf.constant(keys[None]), flat)[0]
-            index = tf.minimum(index, len(keys) - 1)
-            found = tf.equal(tf.gather(keys, index), flat[0])
-            ids = tf.where(found, tf.gather(key_ids, index), ignore)
-            return tf.reshape(ids, tf.shape(packed))
-
-        branches[masks.COLOR] = from_colors
-    ids = tf.switch_case(kind, branches)
-    ids.set_shape([None, None])
-    return ids
 
 
 def mask_formats(dataset, pairs):
@@ -219,7 +140,8 @@ def _check_positive_int(value, name):
 
 def _labelled_pairs(dataset, split, limit, sample=None, seed=0):
     """The split's pairs (first `limit`, then a seeded `sample` of them, in
-    file order), validated; refuses missing masks."""
+    file order), validated, and their images' EXIF orientations; refuses
+    missing masks."""
     if limit is not None:
         _check_positive_int(limit, "limit")
     if sample is not None:
@@ -235,12 +157,11 @@ def _labelled_pairs(dataset, split, limit, sample=None, seed=0):
     if sample is not None and sample < len(pairs):
         chosen = np.random.default_rng(seed).choice(len(pairs), sample, replace=False)
         pairs = [pairs[i] for i in sorted(chosen)]
-    scan_files(dataset, pairs, split)
-    return pairs
+    return pairs, scan_files(dataset, pairs, split).orientations
 
 
-def _file_dataset(dataset, pairs, input_context):
-    """`((image_path, mask_path, kind, scale))` elements, sharded."""
+def _file_dataset(dataset, pairs, orientations, input_context):
+    """`(image_path, mask_path, kind, scale, orientation)` elements, sharded."""
     images, mask_paths = zip(*pairs)
     kinds, scales = mask_formats(dataset, pairs)
     files = tf.data.Dataset.from_tensor_slices(
@@ -249,6 +170,7 @@ def _file_dataset(dataset, pairs, input_context):
             list(mask_paths),
             tf.constant(kinds, tf.int32),
             tf.constant(scales, tf.int32),
+            tf.constant(orientations, tf.int32),
         )
     )
     if input_context is not None:
@@ -327,10 +249,10 @@ def make_train_dataset(
             f"Need 0 < min_scale <= max_scale; received min_scale="
             f"{min_scale!r}, max_scale={max_scale!r}."
         )
-    pairs = _labelled_pairs(dataset, split, limit)
+    pairs, orientations = _labelled_pairs(dataset, split, limit)
     mapping = dataset.label_mapping
     ignore = dataset.info.ignore_index
-    files = _file_dataset(dataset, pairs, input_context)
+    files = _file_dataset(dataset, pairs, orientations, input_context)
     num_files = len(pairs)
     pipeline_id = 0
     if input_context is not None:
@@ -350,9 +272,9 @@ def make_train_dataset(
     scale_range = (float(min_scale), float(max_scale))
 
     def load(paths, random):
-        image_path, mask_path, kind, scale = paths
-        image = decode_image(tf.io.read_file(image_path))
-        mask = decode_mask(tf.io.read_file(mask_path), mapping, kind, scale)
+        image_path, mask_path, kind, scale, orientation = paths
+        image = decoding.decode_image(tf.io.read_file(image_path), orientation)
+        mask = decoding.decode_mask(tf.io.read_file(mask_path), mapping, kind, scale)
         if augment:
             element_seed = tf.stack([random, tf.constant(seed, tf.int64)])
             image, mask = augment_pair(
@@ -439,20 +361,20 @@ def make_eval_dataset(
     if height is not None:
         _check_positive_int(height, "height")
         _check_positive_int(width, "width")
-    pairs = _labelled_pairs(dataset, split, limit, sample, seed)
+    pairs, orientations = _labelled_pairs(dataset, split, limit, sample, seed)
     mapping = dataset.label_mapping
     ignore = dataset.info.ignore_index
-    files = _file_dataset(dataset, pairs, input_context)
+    files = _file_dataset(dataset, pairs, orientations, input_context)
     if input_context is not None:
         batch_size = input_context.get_per_replica_batch_size(batch_size)
 
-    def load(image_path, mask_path, kind, scale):
-        image = decode_image(tf.io.read_file(image_path))
+    def load(image_path, mask_path, kind, scale, orientation):
+        image = decoding.decode_image(tf.io.read_file(image_path), orientation)
         if height is not None:
             image = tf.image.resize(image, [height, width], method="bilinear")
         else:
             image = tf.cast(image, tf.float32)
-        mask = decode_mask(tf.io.read_file(mask_path), mapping, kind, scale)
+        mask = decoding.decode_mask(tf.io.read_file(mask_path), mapping, kind, scale)
         if resize_masks and height is not None:
             mask = tf.image.resize(mask[:, :, None], [height, width], method="nearest")[:, :, 0]
         return image, downsample_labels(mask, label_stride, ignore)

@@ -5,7 +5,9 @@ training with a decoder stack trace; a stray label value silently trains on
 garbage), so every split is scanned once with OpenCV first. The scan also
 gathers the pixel counts that class weighting needs (`weights.py`), and is
 cached as JSON, keyed by the file list, sizes and modification times, so
-later runs skip it.
+later runs skip it. Images are measured as displayed (turned by their EXIF
+orientation, see `orientation`), and each image's orientation code is kept
+for the pipeline, which applies it in the graph.
 """
 
 import concurrent.futures
@@ -20,10 +22,11 @@ from absl import logging
 
 from tf_enet import artifacts
 from tf_enet.data import base, masks
+from tf_enet.data import orientation as orientation_lib
 
 CACHE_ENV = "TF_ENET_CACHE"
 # Bumped whenever the counting changes, so older cache files are not reused.
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 # How many problems a scan error lists before it summarises the rest.
 _MAX_PROBLEMS = 10
 
@@ -41,8 +44,10 @@ class ScanResult:
             the labelled (non-ignore) pixels of all images containing `c`:
             the denominator of median frequency balancing.
         ignore_pixels: int. Pixels with the ignore id.
-        image_sizes: tuple of (height, width). The distinct image sizes,
-            sorted.
+        image_sizes: tuple of (height, width). The distinct image sizes as
+            displayed (after the EXIF orientation), sorted.
+        orientations: tuple of int. The EXIF orientation code (1-8) of each
+            scanned image, in the order of the pairs scanned.
     """
 
     split: str
@@ -51,6 +56,7 @@ class ScanResult:
     image_pixel_counts: np.ndarray
     ignore_pixels: int
     image_sizes: tuple
+    orientations: tuple = ()
 
     def __post_init__(self):
         for name in ("pixel_counts", "image_pixel_counts"):
@@ -59,6 +65,7 @@ class ScanResult:
             array.flags.writeable = False
             object.__setattr__(self, name, array)
         object.__setattr__(self, "image_sizes", tuple(tuple(s) for s in self.image_sizes))
+        object.__setattr__(self, "orientations", tuple(int(o) for o in self.orientations))
 
     @property
     def num_classes(self):
@@ -72,6 +79,7 @@ class ScanResult:
             "image_pixel_counts": self.image_pixel_counts.tolist(),
             "ignore_pixels": self.ignore_pixels,
             "image_sizes": [list(s) for s in self.image_sizes],
+            "orientations": list(self.orientations),
         }
 
     @classmethod
@@ -129,6 +137,7 @@ def scan_files(dataset, pairs, split, cache_dir=None):
     image_pixel_counts = np.zeros(num_classes, np.int64)
     ignore_pixels = 0
     sizes = set()
+    orientations = []
     problems = []
 
     def scan_pair(pair):
@@ -144,8 +153,9 @@ def scan_files(dataset, pairs, split, cache_dir=None):
             if isinstance(outcome, base.DatasetError):
                 problems.append(str(outcome))
                 continue
-            size, counts = outcome
+            size, orientation, counts = outcome
             sizes.add(size)
+            orientations.append(orientation)
             if counts is None:
                 continue
             labelled = int(counts.sum())
@@ -167,6 +177,7 @@ def scan_files(dataset, pairs, split, cache_dir=None):
         image_pixel_counts=image_pixel_counts,
         ignore_pixels=ignore_pixels,
         image_sizes=tuple(sorted(sizes)),
+        orientations=tuple(orientations),
     )
     logging.info("Scanned %d files in %.1f s.", len(pairs), time.monotonic() - start)
     _write_cache(cache_path, key, result)
@@ -174,21 +185,41 @@ def scan_files(dataset, pairs, split, cache_dir=None):
 
 
 def _scan_pair(image_path, mask_path, mapping, num_classes, ignore):
-    """Returns `((height, width), class pixel counts or None)`."""
-    image = base.read_image_array(image_path)
-    size = image.shape[:2]
+    """Returns `((height, width) displayed, orientation, class counts or None)`."""
+    image, orientation = base.read_image_array(image_path)
+    size = orientation_lib.displayed_size(image.shape[:2], orientation)
     if mask_path is None:
-        return size, None
+        return size, orientation, None
     raw = masks.read_mask(mask_path, mapping)
     if raw.shape[:2] != size:
-        raise base.DatasetError(
-            f"Size mismatch: image {image_path} is {size[1]}x{size[0]} but "
-            f"mask {mask_path} is {raw.shape[1]}x{raw.shape[0]} (width x "
-            f"height)."
-        )
+        raise base.DatasetError(_size_mismatch(image_path, mask_path, size, raw.shape, orientation))
     ids = masks.map_mask(raw, mapping, mask_path)
     labelled = ids[ids != ignore]
-    return size, np.bincount(labelled.ravel(), minlength=num_classes)
+    return size, orientation, np.bincount(labelled.ravel(), minlength=num_classes)
+
+
+def _size_mismatch(image_path, mask_path, size, mask_shape, orientation):
+    """The size-mismatch error, saying when EXIF orientation explains it."""
+    mask_size = tuple(mask_shape[:2])
+    message = (
+        f"Size mismatch: image {image_path} is {size[1]}x{size[0]} but "
+        f"mask {mask_path} is {mask_size[1]}x{mask_size[0]} (width x height)"
+    )
+    if mask_size != size[::-1]:
+        return message + "."
+    if orientation in orientation_lib.TRANSPOSING:
+        return (
+            f"{message}: the photo's stored size, before its EXIF orientation "
+            f"{orientation} turns it sideways as photo viewers show it, so the "
+            f"mask was drawn on the unturned pixels. Turn the mask to match the "
+            f"photo as displayed, or set the photo's orientation tag to 1 "
+            f"(e.g. exiftool -n -Orientation=1 {image_path})."
+        )
+    return (
+        f"{message}: the image turned sideways. The image has no EXIF "
+        f"orientation, so it is used as stored; turn the mask (or the image) "
+        f"so both are upright."
+    )
 
 
 def _cache_key(dataset, pairs):

@@ -1,0 +1,116 @@
+"""Decoding in the tf.data graph: image and mask bytes to pixels and ids.
+
+The graph counterparts of the numpy readers: `decode_image` follows
+`base.decode_image_file` (8-bit RGB, turned upright by the EXIF orientation
+that `scan` read from the file's header), and `decode_mask` follows
+`masks.read_mask` and `masks.map_mask` (class ids through the dataset's
+`LabelMapping`, in the encoding `masks.mask_format` chose).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tf_enet.data import masks
+
+
+def decode_image(contents, orientation):
+    """Decodes PNG/JPEG/BMP bytes to 8-bit RGB, upright.
+
+    Grey is replicated, alpha dropped and 16-bit scaled to 8 bits, as
+    `base.decode_image_file` does with OpenCV.
+
+    Args:
+        contents: scalar string tensor, the file's bytes.
+        orientation: int32 scalar tensor. The file's EXIF orientation code
+            1-8, from `scan` (`tf.io.decode_image` ignores it).
+
+    Returns:
+        uint8 tensor [height, width, 3] at the displayed size.
+    """
+    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return orient_image(image, orientation)
+
+
+def orient_image(image, orientation):
+    """Turns an image as its EXIF orientation code says, in the graph.
+
+    The transforms of `orientation.apply_orientation`: mirrored codes
+    (2, 4, 5, 7) are flipped left-right, then every code is rotated
+    counter-clockwise by a multiple of 90 degrees.
+
+    Args:
+        image: tensor [height, width, channels].
+        orientation: int32 scalar tensor, 1-8.
+
+    Returns:
+        tensor [height, width, channels], or [width, height, channels] for
+        codes 5-8.
+    """
+    orientation = tf.cast(orientation, tf.int32)
+    mirrored = tf.reduce_any(tf.equal(orientation, [2, 4, 5, 7]))
+    image = tf.cond(mirrored, lambda: tf.reverse(image, [1]), lambda: image)
+    # Quarter turns counter-clockwise, indexed by code (0 is unused).
+    turns = tf.gather([0, 0, 0, 2, 2, 1, 3, 3, 1], tf.clip_by_value(orientation, 0, 8))
+    return tf.image.rot90(image, turns)
+
+
+def decode_mask(contents, mapping, kind, scale):
+    """Decodes PNG mask bytes to class ids.
+
+    Args:
+        contents: scalar string tensor, the PNG's bytes.
+        mapping: LabelMapping. Values it does not know become the ignore
+            id (`scan` has already refused such files).
+        kind: int32 scalar tensor. The file's `masks.MaskFormat.kind`.
+        scale: int32 scalar tensor. The file's `masks.MaskFormat.scale`.
+
+    Returns:
+        int32 tensor [height, width].
+    """
+    ignore = mapping.ignore_index
+    id_table = mapping.id_array()
+    # One more entry, for every value past 8 bits (from 16-bit files).
+    id_table = np.append(np.where(id_table < 0, ignore, id_table), ignore)
+    id_table = tf.constant(id_table, tf.int32)
+
+    def to_ids(values):  # [height, width] int32 stored values
+        return tf.gather(id_table, tf.minimum(values, 256))
+
+    def from_ids():
+        raw = tf.io.decode_png(contents, channels=1)  # [height, width, 1]
+        return to_ids(tf.cast(raw[:, :, 0], tf.int32) // scale)
+
+    def from_ids16():
+        raw = tf.io.decode_png(contents, channels=1, dtype=tf.uint16)
+        return to_ids(tf.cast(raw[:, :, 0], tf.int32))
+
+    def from_palette():
+        # TensorFlow expands palettes to colours; Pillow keeps the indices.
+        indices = tf.numpy_function(masks.palette_indices, [contents], tf.uint8, stateful=False)
+        indices.set_shape([None, None])
+        return to_ids(tf.cast(indices, tf.int32))
+
+    branches = {
+        masks.IDS: from_ids,
+        masks.IDS16: from_ids16,
+        masks.PALETTE: from_palette,
+    }
+    if mapping.color_table:
+        keys, key_ids = mapping.color_arrays()
+
+        def from_colors():
+            rgb = tf.io.decode_png(contents, channels=3)  # [height, width, 3]
+            rgb = tf.cast(rgb, tf.int32)
+            packed = rgb[:, :, 0] * 65536 + rgb[:, :, 1] * 256 + rgb[:, :, 2]
+            flat = tf.reshape(packed, [1, -1])
+            index = tf.searchsorted(tf.constant(keys[None]), flat)[0]
+            index = tf.minimum(index, len(keys) - 1)
+            found = tf.equal(tf.gather(keys, index), flat[0])
+            ids = tf.where(found, tf.gather(key_ids, index), ignore)
+            return tf.reshape(ids, tf.shape(packed))
+
+        branches[masks.COLOR] = from_colors
+    ids = tf.switch_case(kind, branches)
+    ids.set_shape([None, None])
+    return ids
