@@ -26,6 +26,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 MASK_EXTENSIONS = (".png",)
 # Ways a dataset's PNG masks can encode classes; see `tf_enet.data.masks`.
 MASK_ENCODINGS = ("auto", "ids", "color")
+# Single-channel masks are at most 16-bit, so no mask value reaches this.
+MAX_MASK_VALUES = 65536
 # How many file names an error message lists before it says "...".
 _MAX_NAMES = 3
 
@@ -125,8 +127,9 @@ class LabelMapping:
 
     Args:
         ignore_index: int. Id given to pixels without a label.
-        id_table: tuple of 256 ints. `id_table[v]` is the id of an 8-bit
-            mask value `v`, or -1 where `v` is not a valid value.
+        id_table: tuple of 256 to 65536 ints. `id_table[v]` is the id of
+            mask value `v`, or -1 where `v` is not a valid value; values
+            past the table's end (from 16-bit masks) are invalid.
         color_table: tuple of `((R, G, B), id)` pairs for colour masks;
             empty when the dataset only has class-id masks.
         valid_values: str. The valid mask values in words, for errors.
@@ -135,6 +138,8 @@ class LabelMapping:
             indices are ids, RGB masks are refused) or "color" (palette and
             RGB masks are colours, single-channel masks are refused). See
             `tf_enet.data.masks`.
+        reduce_zero_label: bool. Whether `id_table` reads masks whose value
+            0 is unlabelled and whose classes start at 1 (see `identity`).
     """
 
     ignore_index: int
@@ -142,12 +147,13 @@ class LabelMapping:
     color_table: tuple = ()
     valid_values: str = ""
     mask_encoding: str = "auto"
+    reduce_zero_label: bool = False
 
     def __post_init__(self):
-        if len(self.id_table) != 256:
+        if not 256 <= len(self.id_table) <= MAX_MASK_VALUES:
             raise ValueError(
-                f"LabelMapping.id_table needs 256 entries (one per 8-bit "
-                f"value); received {len(self.id_table)}."
+                f"LabelMapping.id_table needs 256 to {MAX_MASK_VALUES} entries "
+                f"(one per 8- or 16-bit value); received {len(self.id_table)}."
             )
         if self.mask_encoding not in MASK_ENCODINGS:
             raise ValueError(
@@ -158,22 +164,67 @@ class LabelMapping:
             raise ValueError('LabelMapping.mask_encoding "color" needs a color_table.')
 
     @classmethod
-    def identity(cls, num_classes, ignore_index, color_table=(), mask_encoding="auto"):
-        """Masks hold the class ids themselves, plus the ignore id."""
-        table = [-1] * 256
-        for value in range(min(num_classes, 256)):
-            table[value] = value
-        if 0 <= ignore_index < 256:
+    def identity(
+        cls,
+        num_classes,
+        ignore_index,
+        color_table=(),
+        mask_encoding="auto",
+        reduce_zero_label=False,
+    ):
+        """Masks hold the class ids themselves, plus the ignore id.
+
+        Args:
+            num_classes: int. Classes 0 to `num_classes - 1`; more than 256
+                need 16-bit masks.
+            ignore_index: int. The ignore id, also a valid mask value.
+            color_table: tuple of `((R, G, B), id)` pairs; see the class.
+            mask_encoding: str. See the class.
+            reduce_zero_label: bool. Masks where 0 is unlabelled and class
+                `c` is the value `c + 1` (mmsegmentation's
+                `reduce_zero_label`, ADE20K): 0 maps to the ignore id, `v`
+                to `v - 1`, and the ignore id stays the ignore id.
+
+        Returns:
+            LabelMapping.
+        """
+        shift = 1 if reduce_zero_label else 0
+        if reduce_zero_label and 0 < ignore_index <= num_classes:
+            raise ValueError(
+                f"LabelMapping: with reduce_zero_label, the ignore id "
+                f"{ignore_index} is the mask value of class {ignore_index - 1}."
+            )
+        size = max(256, num_classes + shift)
+        if ignore_index < MAX_MASK_VALUES:
+            size = max(size, ignore_index + 1)
+        table = [-1] * size
+        for class_id in range(num_classes):
+            table[class_id + shift] = class_id
+        if 0 <= ignore_index < size:
             table[ignore_index] = ignore_index
-        valid = f"class ids 0-{num_classes - 1} or the ignore id {ignore_index}"
+        if reduce_zero_label:
+            table[0] = ignore_index
+            valid = (
+                f"0 (unlabelled), class values 1-{num_classes} (class c is "
+                f"saved as c + 1) or the ignore id {ignore_index}"
+            )
+        else:
+            valid = f"class ids 0-{num_classes - 1} or the ignore id {ignore_index}"
         if color_table and mask_encoding == "color":
             valid = "the colours of classes.json"
         elif color_table and mask_encoding == "auto":
             valid += " (or, in colour masks, the colours of classes.json)"
-        return cls(ignore_index, tuple(table), tuple(color_table), valid, mask_encoding)
+        return cls(
+            ignore_index,
+            tuple(table),
+            tuple(color_table),
+            valid,
+            mask_encoding,
+            reduce_zero_label,
+        )
 
     def id_array(self):
-        """`id_table` as int32 [256], -1 marking invalid values."""
+        """`id_table` as int32 [N], -1 marking invalid values."""
         return np.asarray(self.id_table, np.int32)
 
     def color_arrays(self):

@@ -12,6 +12,10 @@ import numpy as np
 
 from tf_enet.data import base
 
+# Class names that usually mean "no label": listed as a class, they are
+# learned and predicted like any other.
+_UNLABELLED_NAMES = ("unlabelled", "unlabeled", "void", "ignore", "ignored", "none")
+
 
 def check_trainable(info, train_stats, val_stats=None):
     """Checks that scanned splits can train and validate a model.
@@ -27,7 +31,9 @@ def check_trainable(info, train_stats, val_stats=None):
 
     Not refused: a class absent from train (or val) in an otherwise sound
     dataset. It is returned as a warning; the model still learns the other
-    classes, and `class_weights` documents the weight such a class gets.
+    classes, and `class_weights` documents the weight such a class gets. A
+    class named like "unlabelled" or "void" with train pixels is warned
+    about too: it is learned as a class, which is rarely what was meant.
 
     Args:
         info: DatasetInfo.
@@ -83,6 +89,15 @@ def check_trainable(info, train_stats, val_stats=None):
             f"the masks hold the class ids 0-{info.num_classes - 1}."
         )
     warnings = []
+    for class_id, name in enumerate(names):
+        if name.strip().lower() in _UNLABELLED_NAMES and counts[class_id] > 0:
+            warnings.append(
+                f"{info.name}: class {class_id} {name!r} is learned and "
+                f"predicted as a class. If it marks unlabelled pixels, give "
+                f"them the ignore id {ignore}, or, for masks where 0 is "
+                f"unlabelled and classes start at 1, drop it from the list and "
+                f'set "reduce_zero_label": true in classes.json.'
+            )
     if absent:
         warnings.append(
             f"{info.name} split {split!r}: {_have_no_pixels(names, absent)}; "

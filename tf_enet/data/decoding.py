@@ -70,12 +70,13 @@ def decode_mask(contents, mapping, kind, scale):
     """
     ignore = mapping.ignore_index
     id_table = mapping.id_array()
-    # One more entry, for every value past 8 bits (from 16-bit files).
+    # One more entry, for every value past the table (from 16-bit files).
     id_table = np.append(np.where(id_table < 0, ignore, id_table), ignore)
+    past_table = len(id_table) - 1
     id_table = tf.constant(id_table, tf.int32)
 
     def to_ids(values):  # [height, width] int32 stored values
-        return tf.gather(id_table, tf.minimum(values, 256))
+        return tf.gather(id_table, tf.minimum(values, past_table))
 
     def from_ids():
         raw = tf.io.decode_png(contents, channels=1)  # [height, width, 1]

@@ -21,13 +21,19 @@ records it. `val_fraction=0` turns this off (then there is no "val").
     {"classes": [{"name": "road", "color": [128, 64, 128]}, ...],
      "ignore_index": 255,
      "ignore_color": [0, 0, 0],
-     "mask_encoding": "auto"}
+     "mask_encoding": "auto",
+     "reduce_zero_label": false}
 
 Class `c` is the `c`-th entry; at least 2 classes are needed (the
 background is a class). Masks are PNGs of class ids and the ignore id
-(single-channel 1 to 16-bit, or palette PNGs read as their indices), or
-colour PNGs using the listed colours; `ignore_color` (optional) marks
-unlabelled pixels in colour masks. `ignore_index` defaults to 255.
+(single-channel 1 to 16-bit, or palette PNGs read as their indices; more
+than 256 classes need 16-bit masks and an `ignore_index` past the class
+ids, e.g. 65535), or colour PNGs using the listed colours; `ignore_color`
+(optional) marks unlabelled pixels in colour masks. `ignore_index` defaults
+to 255. `reduce_zero_label` (optional, default false) reads id masks where
+0 is unlabelled and class `c` is saved as `c + 1` (mmsegmentation's
+setting of that name, ADE20K's convention): 0 becomes the ignore id and
+`v` the class `v - 1`; the classes list starts with the class saved as 1.
 `mask_encoding` (optional, default "auto") says how palette and colour
 PNGs are read; see `tf_enet.data.masks`: "auto" reads palette indices and
 RGB colours, "ids" refuses RGB masks, "color" reads palette PNGs by their
@@ -87,13 +93,32 @@ def load_classes(path):
         names.append(entry["name"])
     if len(set(colors)) != len(colors):
         fail("two classes share a colour, so colour masks would be ambiguous.")
+    reduce_zero_label = config.get("reduce_zero_label", False)
+    if not isinstance(reduce_zero_label, bool):
+        fail(f'"reduce_zero_label" must be true or false; received {reduce_zero_label!r}.')
     ignore_index = config.get("ignore_index", DEFAULT_IGNORE_INDEX)
     if not isinstance(ignore_index, int) or isinstance(ignore_index, bool):
         fail(f'"ignore_index" must be an integer; received {ignore_index!r}.')
+    # With more classes than 255, 255 is a class id; 16-bit masks use 65535.
+    example = 255 if len(names) <= 255 else base.MAX_MASK_VALUES - 1
     if 0 <= ignore_index < len(names):
+        zero_hint = ""
+        if ignore_index == 0:
+            zero_hint = (
+                " If 0 marks unlabelled pixels and the classes are saved as "
+                '1, 2, ..., set "reduce_zero_label": true instead: 0 is then '
+                "ignored and the value v is class v - 1."
+            )
         fail(
             f'"ignore_index" {ignore_index} is a class id (0..{len(names) - 1});'
-            f" choose a value outside them, e.g. 255."
+            f" choose a value outside them, e.g. {example}.{zero_hint}"
+        )
+    if reduce_zero_label and 0 < ignore_index <= len(names):
+        fail(
+            f'"ignore_index" {ignore_index} is the mask value of class '
+            f'{names[ignore_index - 1]!r} under "reduce_zero_label" (class c '
+            f"is saved as c + 1); choose a value past {len(names)}, e.g. "
+            f"{example if example > len(names) else base.MAX_MASK_VALUES - 1}."
         )
     color_table = [(color, i) for i, color in enumerate(colors)]
     if config.get("ignore_color") is not None:
@@ -119,7 +144,11 @@ def load_classes(path):
         )
     info = base.DatasetInfo("folder", tuple(names), tuple(colors), ignore_index)
     mapping = base.LabelMapping.identity(
-        len(names), ignore_index, color_table, mask_encoding=encoding
+        len(names),
+        ignore_index,
+        color_table,
+        mask_encoding=encoding,
+        reduce_zero_label=reduce_zero_label,
     )
     return info, mapping
 

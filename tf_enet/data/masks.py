@@ -17,8 +17,11 @@ So a palette PNG (labelme, CVAT, Pascal VOC) is read as its palette
 always wins over the file. Under "auto", a palette PNG whose used colours
 are all class colours but whose indices name other classes is refused, as
 it could mean either. A 1-bit PNG (`Image.fromarray(bool_array)`) reads as
-0/1, and a 16-bit PNG as its values (values past 255 are never ids, so the
-label mapping refuses them). Alpha channels are dropped. JPEGs, 16-bit
+0/1, and a 16-bit PNG as its values: the ids of datasets with more than 256
+classes (values without a class are refused, never wrapped to 8 bits).
+With `reduce_zero_label` (see `LabelMapping.identity`) the values of
+single-channel and palette masks are shifted: 0 is unlabelled, `v` is class
+`v - 1`; colour masks are read by colour. Alpha channels are dropped. JPEGs, 16-bit
 colour PNGs and other formats are refused: lossy compression and channel
 rescaling change ids.
 
@@ -244,9 +247,9 @@ def map_mask(raw, mapping, path):
         DatasetError: naming the file and the invalid values or colours.
     """
     if raw.ndim == 2:
-        # Values past the 8-bit table (from 16-bit files) are invalid.
+        # Values past the table (from 16-bit files) are invalid.
         table = np.concatenate([mapping.id_array(), [-1]]).astype(np.int32)
-        ids = table[np.minimum(raw.astype(np.int32), 256)]
+        ids = table[np.minimum(raw.astype(np.int32), len(table) - 1)]
         bad = ids < 0
         if bad.any():
             values = np.unique(raw[bad]).tolist()
@@ -254,6 +257,12 @@ def map_mask(raw, mapping, path):
             if values == [255]:
                 hint = (
                     " A binary mask saved as 0/255? Save class c as the value c (e.g. mask // 255)."
+                )
+            elif values == [_num_ids(mapping)] and not mapping.reduce_zero_label:
+                # Values 0..N for N classes: 0 is most likely unlabelled.
+                hint = (
+                    " If 0 marks unlabelled pixels and classes start at 1, set "
+                    '"reduce_zero_label": true in classes.json.'
                 )
             raise base.DatasetError(
                 f"Mask {path} has invalid values {_listed(values)}; expected "
@@ -274,6 +283,14 @@ def map_mask(raw, mapping, path):
             f"{_listed(colors)}; expected {mapping.valid_values}."
         )
     return key_ids[index]
+
+
+def _num_ids(mapping):
+    """How many class ids an identity mapping reads (0 if not an identity)."""
+    table, count = mapping.id_table, 0
+    while count < len(table) and table[count] == count != mapping.ignore_index:
+        count += 1
+    return count
 
 
 def _listed(values, limit=10):

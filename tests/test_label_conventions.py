@@ -1,0 +1,179 @@
+"""Label conventions of users' masks: 0 is void, more than 256 classes.
+
+Tiny synthetic folder datasets; the expected class ids are written by hand
+next to each assertion, and checked on both paths: the numpy scan
+(`data.scan`) and the tf.data decoder (`data.make_eval_dataset`).
+"""
+
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from tf_enet import data
+
+# Three classes, saved in the masks as 1, 2, 3 with 0 for unlabelled.
+CLASSES = [
+    {"name": "cat", "color": [200, 0, 0]},
+    {"name": "dog", "color": [0, 200, 0]},
+    {"name": "bird", "color": [0, 0, 200]},
+]
+ZERO_VOID = np.array([[0, 1, 2, 3], [255, 3, 0, 1]], np.uint8)
+# 0 -> ignore, v -> v - 1, 255 (the ignore id) stays ignored.
+ZERO_VOID_IDS = np.array([[255, 0, 1, 2], [255, 2, 255, 0]])
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+
+
+def make_folder(root, masks, classes=CLASSES, **settings):
+    """A flat folder dataset; `masks` maps a name to a mask writer `f(path)`."""
+    os.makedirs(root / "images", exist_ok=True)
+    os.makedirs(root / "masks", exist_ok=True)
+    (root / "classes.json").write_text(json.dumps({"classes": classes, **settings}))
+    for name, writer in masks.items():
+        path = str(root / "masks" / f"{name}.png")
+        writer(path)
+        height, width = cv2.imread(path, cv2.IMREAD_UNCHANGED).shape[:2]
+        assert cv2.imwrite(str(root / "images" / f"{name}.png"), np.zeros((height, width, 3)))
+    return str(root)
+
+
+def grey(values):
+    return lambda path: cv2.imwrite(path, np.asarray(values))
+
+
+def pipeline_ids(dataset):
+    return [
+        labels.numpy()[0] for _, labels in data.make_eval_dataset(dataset, "train", batch_size=1)
+    ]
+
+
+def test_reduce_zero_label_maps_zero_to_ignore_and_shifts_classes(tmp_path):
+    def palette(path):
+        image = Image.fromarray(ZERO_VOID, "P")
+        image.putpalette([7, 7, 7] * 256)
+        image.save(path)
+
+    root = make_folder(
+        tmp_path, {"grey": grey(ZERO_VOID), "palette": palette}, reduce_zero_label=True
+    )
+    ds = data.get_dataset("folder", root, val_fraction=0)
+    stats = data.scan(ds, "train")
+    # Per copy: cat (value 1) 2 pixels, dog (2) 1, bird (3) 2; 0 and 255: 3.
+    assert stats.pixel_counts.tolist() == [4, 2, 4]
+    assert stats.ignore_pixels == 6
+    for ids in pipeline_ids(ds):
+        np.testing.assert_array_equal(ids, ZERO_VOID_IDS)
+    batches = data.make_train_dataset(ds, height=2, width=4, batch_size=2, augment=False)
+    _, masks = next(iter(batches))
+    np.testing.assert_array_equal(masks, [ZERO_VOID_IDS, ZERO_VOID_IDS])
+    assert data.check_trainable(ds.info, stats) == []
+
+
+def test_reduce_zero_label_leaves_colour_masks_to_their_colours(tmp_path):
+    rgb = np.array([[[200, 0, 0], [0, 0, 200]]], np.uint8)
+    root = make_folder(
+        tmp_path,
+        {"a": lambda p: cv2.imwrite(p, rgb[:, :, ::-1]), "b": grey([[0, 1]])},
+        reduce_zero_label=True,
+    )
+    ds = data.get_dataset("folder", root, val_fraction=0)
+    ids = pipeline_ids(ds)
+    np.testing.assert_array_equal(ids[0], [[0, 2]])  # cat, bird by colour
+    np.testing.assert_array_equal(ids[1], [[255, 0]])  # 0 void, 1 is cat
+
+
+def test_zero_is_void_masks_are_refused_pointing_to_reduce_zero_label(tmp_path):
+    root = make_folder(tmp_path, {"a": grey(ZERO_VOID)})
+    ds = data.get_dataset("folder", root, val_fraction=0)
+    with pytest.raises(data.DatasetError) as e:
+        data.scan(ds, "train")
+    message = str(e.value)
+    assert f"Mask {tmp_path / 'masks' / 'a.png'} has invalid values [3]" in message
+    assert '"reduce_zero_label": true in classes.json' in message
+
+
+def test_other_invalid_values_get_no_reduce_zero_label_hint(tmp_path):
+    root = make_folder(tmp_path, {"a": grey([[0, 1, 7]])})
+    ds = data.get_dataset("folder", root, val_fraction=0)
+    with pytest.raises(data.DatasetError, match=r"invalid values \[7\]") as e:
+        data.scan(ds, "train")
+    assert "reduce_zero_label" not in str(e.value)
+
+
+def test_ignore_index_zero_is_refused_pointing_to_reduce_zero_label(tmp_path):
+    root = make_folder(tmp_path, {"a": grey(ZERO_VOID)}, ignore_index=0)
+    with pytest.raises(data.DatasetError, match='"ignore_index" 0 is a class id') as e:
+        data.get_dataset("folder", root)
+    assert '"reduce_zero_label": true instead' in str(e.value)
+
+
+def test_ignore_index_equal_to_a_shifted_class_value_is_refused(tmp_path):
+    root = make_folder(tmp_path, {"a": grey(ZERO_VOID)}, ignore_index=3, reduce_zero_label=True)
+    with pytest.raises(data.DatasetError, match="is the mask value of class 'bird'"):
+        data.get_dataset("folder", root)
+
+
+def test_reduce_zero_label_must_be_a_boolean(tmp_path):
+    root = make_folder(tmp_path, {"a": grey(ZERO_VOID)}, reduce_zero_label="yes")
+    with pytest.raises(data.DatasetError, match='"reduce_zero_label" must be true or false'):
+        data.get_dataset("folder", root)
+
+
+def test_unlabelled_listed_as_a_class_is_warned_about(tmp_path):
+    # The workaround before reduce_zero_label: list "unlabelled" as class 0.
+    classes = [{"name": "unlabelled", "color": [0, 0, 0]}] + CLASSES
+    root = make_folder(tmp_path, {"a": grey(ZERO_VOID)}, classes=classes)
+    ds = data.get_dataset("folder", root, val_fraction=0)
+    warnings = data.check_trainable(ds.info, data.scan(ds, "train"))
+    assert len(warnings) == 1
+    assert "class 0 'unlabelled' is learned and predicted as a class" in warnings[0]
+    assert "reduce_zero_label" in warnings[0]
+
+
+# --- More than 256 classes ------------------------------------------------------
+
+MANY = [{"name": f"c{i}", "color": [i % 256, i // 256, 7]} for i in range(300)]
+# 16-bit values: classes 0, 255, 256, 280, 299 and the ignore id 65535.
+WIDE = np.array([[0, 255, 256, 280], [299, 280, 65535, 0]], np.uint16)
+
+
+def test_sixteen_bit_masks_of_300_classes_read_as_class_ids(tmp_path):
+    root = make_folder(tmp_path, {"a": grey(WIDE)}, classes=MANY, ignore_index=65535)
+    ds = data.get_dataset("folder", root, val_fraction=0)
+    stats = data.scan(ds, "train")
+    expected = np.zeros(300, int)
+    for value, count in ((0, 2), (255, 1), (256, 1), (280, 2), (299, 1)):
+        expected[value] = count
+    assert stats.pixel_counts.tolist() == expected.tolist()
+    assert stats.ignore_pixels == 1
+    (ids,) = pipeline_ids(ds)
+    np.testing.assert_array_equal(ids, WIDE.astype(int))
+
+
+def test_value_past_the_last_class_is_refused_not_wrapped(tmp_path):
+    # 300 would be 44 if wrapped to 8 bits; 556 would be class 44 too.
+    root = make_folder(
+        tmp_path,
+        {"a": grey(np.array([[0, 300, 556]], np.uint16))},
+        classes=MANY,
+        ignore_index=65535,
+    )
+    ds = data.get_dataset("folder", root, val_fraction=0)
+    with pytest.raises(data.DatasetError) as e:
+        data.scan(ds, "train")
+    assert "has invalid values [300, 556]; expected class ids 0-299 or the ignore id 65535" in str(
+        e.value
+    )
+
+
+def test_default_ignore_index_among_300_classes_suggests_65535(tmp_path):
+    root = make_folder(tmp_path, {"a": grey(WIDE)}, classes=MANY)
+    with pytest.raises(data.DatasetError, match=r"is a class id \(0..299\).*e\.g\. 65535"):
+        data.get_dataset("folder", root)
