@@ -123,14 +123,15 @@ class ENet(keras.Model):
                 directory holding `model.keras` and `config.json` (as
                 `tf_enet.presets.save_preset` writes).
 
-        To fine-tune it, copy its weights into a model from `build_enet`
-        (same options), whose batch norms train with TensorFlow's fused
-        kernel; the shipped presets were saved with Keras's own, which
-        compute the same function but train slower on CPUs:
+        To fine-tune it on other classes (`train.py --init_from`, see the
+        README), copy its weights into a `build_enet` model (same options;
+        its batch norms train faster on CPUs), which keeps a fresh
+        classifier (`fullconv`) for its own number of classes:
 
         ```python
-        model = tf_enet.build_enet(11)
-        tf_enet.transfer_weights(tf_enet.ENet.from_preset("enet_camvid"), model)
+        model = tf_enet.build_enet(3)
+        pretrained = tf_enet.ENet.from_preset("enet_camvid")
+        tf_enet.transfer_weights(pretrained, model, skip_mismatched=True)
         ```
 
         Returns:
@@ -454,19 +455,28 @@ def build_enet_encoder(num_classes, *, name="enet_encoder", **options):
     return ENet(images, logits, name=name)
 
 
-def transfer_weights(source, target):
+def transfer_weights(source, target, *, skip_mismatched=False):
     """Copies weights between models for every layer name they share.
 
+    Keras's `load_weights(skip_mismatch=True)` reads a weights file into a
+    model of the same structure; fine-tuning matches two different models
+    (an encoder and the full network) by layer name.
+
     Args:
-        source: `keras.Model`, e.g. a trained `build_enet_encoder` model.
+        source: `keras.Model`, e.g. a trained `build_enet_encoder` model or
+            a pretrained `ENet.from_preset` model.
         target: `keras.Model`, e.g. a fresh `build_enet` model.
+        skip_mismatched: bool. Leave a shared layer whose weight shapes
+            differ as initialised (a classifier for another number of
+            classes) instead of raising.
 
     Returns:
         list of str. Names of the layers whose weights were copied.
 
     Raises:
         ValueError: A shared layer's weights have different shapes (the
-            models were built with different options).
+            models were built with different options or for other classes)
+            and `skip_mismatched` is False.
     """
     target_layers = {layer.name: layer for layer in target.layers}
     copied = []
@@ -477,10 +487,13 @@ def transfer_weights(source, target):
         shapes = [tuple(w.shape) for w in layer.weights]
         other_shapes = [tuple(w.shape) for w in other.weights]
         if shapes != other_shapes:
+            if skip_mismatched:
+                continue
             raise ValueError(
                 f"Layer '{layer.name}' has weights of shapes {shapes} in "
                 f"'{source.name}' but {other_shapes} in '{target.name}'; "
-                "were the models built with the same options?"
+                "were the models built with the same options and classes? "
+                "To fine-tune on other classes pass skip_mismatched=True."
             )
         other.set_weights(layer.get_weights())
         copied.append(layer.name)

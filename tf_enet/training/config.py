@@ -29,6 +29,12 @@ RESUMABLE_CHANGES = frozenset(
         "logit_adjustment",
     }
 )
+# Defaults of a run that starts from a trained model (`init_from`): its
+# encoder is trained already, so only the full network trains, for fewer
+# epochs than from scratch (README, "Fine-tuning", shows the comparison).
+FINE_TUNING_DEFAULTS = {"stages": "full", "epochs": 100, "learning_rate": 5e-4}
+# Defaults of a run from random weights (the paper's schedule).
+SCRATCH_DEFAULTS = {"stages": "both", "epochs": 300, "learning_rate": 5e-4}
 LOGIT_ADJUSTMENTS = ("auto", "off")
 CLASS_WEIGHTINGS = ("mfb", "enet", "none")
 # The options restricted to a list of values.
@@ -62,12 +68,19 @@ class TrainConfig:
         width: int. Training crop width in pixels.
         batch_size: int. Global batch size (the paper: 10), split evenly
             over the replicas of a distribution strategy.
-        epochs: int. Epochs of the full-network stage.
+        epochs: int or None. Epochs of the full-network stage. Default: 300,
+            or 100 with --init_from.
         encoder_epochs: int. Epochs of the encoder-only stage.
-        stages: str. both: the encoder on 1/8-size labels, then the full
-            network initialised from it (the paper); encoder or full: only
-            that stage.
-        learning_rate: float. Initial Adam learning rate.
+        stages: str or None. both: the encoder on 1/8-size labels, then the
+            full network initialised from it (the paper); encoder or full:
+            only that stage. Default: both, or full with --init_from.
+        learning_rate: float or None. Initial Adam learning rate. Default:
+            5e-4, also with --init_from.
+        init_from: str or None. Fine-tune: start from a trained model (a
+            preset name such as enet_camvid, a run directory or a .keras
+            file) instead of random weights. Every layer whose weight
+            shapes fit is copied; the classifier is trained anew for this
+            dataset's classes.
         weight_decay: float. L2 weight decay on convolution kernels, as
             Torch's weightDecay (adds weight_decay * w to the gradients).
         lr_schedule: str. step: multiply by lr_decay_factor every
@@ -114,10 +127,11 @@ class TrainConfig:
     height: int = 360
     width: int = 480
     batch_size: int = 10
-    epochs: int = 300
+    epochs: int = None
     encoder_epochs: int = 100
-    stages: str = "both"
-    learning_rate: float = 5e-4
+    stages: str = None
+    learning_rate: float = None
+    init_from: str = None
     weight_decay: float = 2e-4
     lr_schedule: str = "step"
     lr_decay_epochs: int = 100
@@ -143,6 +157,10 @@ class TrainConfig:
         def fail(name, expected):
             raise ValueError(f"`{name}` must be {expected}; received {getattr(self, name)!r}.")
 
+        defaults = FINE_TUNING_DEFAULTS if self.init_from else SCRATCH_DEFAULTS
+        for name, default in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, default)
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 fail(name, f"one of {choices}")

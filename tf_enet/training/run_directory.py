@@ -9,11 +9,12 @@ import shutil
 
 from tf_enet import artifacts
 from tf_enet.model import PIXEL_MEAN, PIXEL_STD
+from tf_enet.training import fine_tuning
 from tf_enet.training.config import RESUMABLE_CHANGES, TrainConfig
 from tf_enet.training.errors import TrainingError
 
 
-def run_config(config, dataset, weights):
+def run_config(config, dataset, weights, init_from=None):
     """The JSON written beside the model: all evaluation and prediction need.
 
     Args:
@@ -21,12 +22,16 @@ def run_config(config, dataset, weights):
         dataset: tf_enet.data.SegmentationDataset. Its classes and how its
             splits were formed (a held-out val split lists its images).
         weights: float array-like `[num_classes]`. The class weights.
+        init_from: dict or None. The model the run started from
+            (`fine_tuning.load_source`'s record), kept under "init_from".
 
     Returns:
         dict, JSON-serialisable (`artifacts.FORMAT`).
     """
     info = dataset.info
+    extra = {} if init_from is None else {"init_from": init_from}
     return {
+        **extra,
         "format": artifacts.FORMAT,
         "train": config.to_dict(),
         "model": {"num_classes": info.num_classes, **config.model_options},
@@ -55,6 +60,7 @@ def check_checkpoint_dir(config, overwrite):
         TrainingError: the directory holds a different run (or files
             without a config.json) and `overwrite` is False.
     """
+    _refuse_to_replace_a_trained_model(config)
     path = os.path.join(config.checkpoint_dir, artifacts.CONFIG_FILE)
     if not os.path.exists(path):
         leftovers = [
@@ -94,6 +100,52 @@ def check_checkpoint_dir(config, overwrite):
             "--checkpoint_dir, or pass --overwrite to start over there."
         )
     return not changed
+
+
+# What a training run writes beside its model, and a copied model lacks.
+_HISTORY_FILES = (
+    artifacts.HISTORY_FILE,
+    artifacts.BEST_FILE,
+    artifacts.DONE_FILE,
+    artifacts.BACKUP_DIR,
+    artifacts.ENCODER_DIR,
+)
+
+
+def _refuse_to_replace_a_trained_model(config):
+    """Refuses a --checkpoint_dir whose model this run would replace or delete.
+
+    A run writes its best model over `model.keras` in its directory, and
+    `--overwrite` deletes it: neither may happen to the model being
+    fine-tuned, nor to a model with no training history beside it (a
+    preset or a copied model, which no rerun can bring back).
+
+    Raises:
+        TrainingError: `--init_from` lies inside `--checkpoint_dir`, or the
+            directory holds `model.keras` without a training history.
+    """
+    directory = os.path.abspath(config.checkpoint_dir)
+    if config.init_from:
+        root = os.path.realpath(directory)
+        source = os.path.realpath(fine_tuning.source_path(config.init_from))
+        if os.path.commonpath([root, source]) == root:
+            raise TrainingError(
+                f"--init_from {config.init_from} lies inside --checkpoint_dir "
+                f"{config.checkpoint_dir}, where this run writes its own model; "
+                "choose another --checkpoint_dir for the fine-tuned run."
+            )
+    model = os.path.join(directory, artifacts.MODEL_FILE)
+    history = [n for n in _HISTORY_FILES if os.path.exists(os.path.join(directory, n))]
+    if os.path.exists(model) and not history:
+        has_config = os.path.exists(os.path.join(directory, artifacts.CONFIG_FILE))
+        raise TrainingError(
+            f"{config.checkpoint_dir} holds a trained model ({artifacts.MODEL_FILE}"
+            f"{'' if has_config else ' but no ' + artifacts.CONFIG_FILE}) without "
+            "the training history of a run (no history.csv or backup), e.g. a "
+            "copied preset; training there would replace it. To fine-tune "
+            f"it, pass --init_from {config.checkpoint_dir} and another "
+            "--checkpoint_dir."
+        )
 
 
 def _same_run_other_stages(config, previous):

@@ -18,7 +18,7 @@ from tf_enet import metrics as metrics_lib
 from tf_enet.losses import WeightedSparseCategoricalCrossentropy
 from tf_enet.model import OUTPUT_STRIDE, build_enet, build_enet_encoder, transfer_weights
 from tf_enet.training import callbacks as callbacks_lib
-from tf_enet.training import distribute, run_directory
+from tf_enet.training import distribute, fine_tuning, run_directory
 from tf_enet.training.errors import TrainingError
 from tf_enet.training.logit_adjustment import adjust_logits
 
@@ -184,6 +184,7 @@ def train(config, overwrite=False):
         artifacts.ensure_writable_dir(config.checkpoint_dir, "--checkpoint_dir")
     except OSError as error:
         raise TrainingError(str(error)) from None
+    source = fine_tuning.load_source(config.init_from) if config.init_from else None
     stats = data_lib.scan(dataset, "train")
     val_stats = data_lib.scan(dataset, "val")
     for warning in data_lib.check_trainable(info, stats, val_stats):
@@ -216,7 +217,10 @@ def train(config, overwrite=False):
                 config.val_fraction,
                 config_path,
             )
-        artifacts.write_json(config_path, run_directory.run_config(config, dataset, weights))
+        artifacts.write_json(
+            config_path,
+            run_directory.run_config(config, dataset, weights, init_from=source and source[1]),
+        )
     distribute.barrier(strategy)
     if not chief:
         run_directory.check_shared_directory(config_path, config)
@@ -228,7 +232,7 @@ def train(config, overwrite=False):
         "class_weights": [float(w) for w in weights],
     }
     for stage in stage_plan(config):
-        results[stage] = train_stage(config, stage, dataset, weights, strategy, chief)
+        results[stage] = train_stage(config, stage, dataset, weights, strategy, chief, source)
     if chief and "full" in stage_plan(config):
         results["logit_adjustment"] = adjust_logits(config, dataset, weights)
     return results
@@ -265,6 +269,8 @@ def short_schedule_warnings(config, dataset):
     num_train = len(dataset.files("train")[: config.limit])
     steps = steps_per_epoch(config, dataset)
     lines = []
+    if config.init_from:
+        return lines  # the network starts trained, decoder included
     advice = []
     if config.batch_size > SMALL_DATA_BATCH_SIZE:
         advice.append(f"lower --batch_size (e.g. {SMALL_DATA_BATCH_SIZE})")
@@ -290,7 +296,7 @@ def validation_epochs(config, epochs):
     return [e for e in range(1, epochs + 1) if e % config.validation_freq == 0 or e in (1, epochs)]
 
 
-def train_stage(config, stage, dataset, weights, strategy, chief):
+def train_stage(config, stage, dataset, weights, strategy, chief, source=None):
     info = dataset.info
     epochs = config.encoder_epochs if stage == "encoder" else config.epochs
     stage_dir = (
@@ -314,11 +320,14 @@ def train_stage(config, stage, dataset, weights, strategy, chief):
         encoder_path = os.path.join(
             config.checkpoint_dir, artifacts.ENCODER_DIR, artifacts.MODEL_FILE
         )
+        if source is not None:
+            fine_tuning.initialise(model, *source)
         if stage == "full" and os.path.exists(encoder_path):
+            # The encoder this run trained replaces the source's.
             encoder = keras.saving.load_model(encoder_path, compile=False)
             copied = transfer_weights(encoder, model)
             logging.info("Initialised %d layers from %s", len(copied), encoder_path)
-        elif stage == "full":
+        elif stage == "full" and source is None:
             logging.warning(
                 "No trained encoder in %s: the full network starts from random "
                 "weights. The paper trains the encoder first (--stages both, or "
