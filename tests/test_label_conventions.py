@@ -177,3 +177,73 @@ def test_default_ignore_index_among_300_classes_suggests_65535(tmp_path):
     root = make_folder(tmp_path, {"a": grey(WIDE)}, classes=MANY)
     with pytest.raises(data.DatasetError, match=r"is a class id \(0..299\).*e\.g\. 65535"):
         data.get_dataset("folder", root)
+
+
+# --- Cityscapes trees without labelIds -----------------------------------------
+
+
+def make_cityscapes(root, annotations):
+    """One train and one val image; `annotations` maps a gtFine suffix to
+    a writer `f(path)` of that file for each image."""
+    for split, frame in (("train", "aachen_000000_000019"), ("val", "lindau_000000_000019")):
+        image = root / "leftImg8bit" / split / "city" / f"{frame}_leftImg8bit.png"
+        os.makedirs(image.parent, exist_ok=True)
+        assert cv2.imwrite(str(image), np.zeros((2, 3, 3), np.uint8))
+        gt = root / "gtFine" / split / "city"
+        os.makedirs(gt, exist_ok=True)
+        for suffix, writer in annotations.items():
+            writer(str(gt / f"{frame}_gtFine_{suffix}"))
+    return str(root)
+
+
+# trainIds as csCreateTrainIdLabelImgs writes them: 0-18, 255 ignored.
+TRAIN_IDS = np.array([[0, 13, 18], [255, 11, 0]], np.uint8)
+
+
+def test_cityscapes_label_train_ids_only_tree_reads_train_ids(tmp_path):
+    root = make_cityscapes(tmp_path, {"labelTrainIds.png": grey(TRAIN_IDS)})
+    ds = data.get_dataset("cityscapes", root)
+    assert ds.files("train")[0][1].endswith("aachen_000000_000019_gtFine_labelTrainIds.png")
+    stats = data.scan(ds, "train")
+    # road 2, person 1, car 1, bicycle 1; one ignore pixel.
+    expected = [0] * 19
+    expected[0], expected[11], expected[13], expected[18] = 2, 1, 1, 1
+    assert stats.pixel_counts.tolist() == expected
+    assert stats.ignore_pixels == 1
+    (ids,) = pipeline_ids_of(ds, "val")
+    np.testing.assert_array_equal(ids, TRAIN_IDS)
+
+
+def pipeline_ids_of(dataset, split):
+    return [labels.numpy()[0] for _, labels in data.make_eval_dataset(dataset, split, batch_size=1)]
+
+
+def test_cityscapes_with_label_ids_still_maps_label_ids(tmp_path):
+    # Both kinds present: the official labelIds win (26 is car, 13 in trainIds).
+    root = make_cityscapes(
+        tmp_path,
+        {"labelIds.png": grey([[26, 7, 0], [7, 7, 7]]), "labelTrainIds.png": grey(TRAIN_IDS)},
+    )
+    ds = data.get_dataset("cityscapes", root)
+    (ids,) = pipeline_ids_of(ds, "val")
+    np.testing.assert_array_equal(ids, [[13, 0, 255], [0, 0, 0]])
+
+
+def test_cityscapes_polygons_only_names_the_converter(tmp_path):
+    root = make_cityscapes(tmp_path, {"polygons.json": lambda p: open(p, "w").write("{}")})
+    ds = data.get_dataset("cityscapes", root)
+    with pytest.raises(data.DatasetError) as e:
+        ds.files("train")
+    message = str(e.value)
+    assert "no *_gtFine_labelIds.png or *_gtFine_labelTrainIds.png files" in message
+    assert "*_gtFine_polygons.json" in message
+    assert f"CITYSCAPES_DATASET={root} csCreateTrainIdLabelImgs" in message
+    assert "\n" not in message
+
+
+def test_cityscapes_colour_renderings_only_are_not_labels(tmp_path):
+    root = make_cityscapes(
+        tmp_path, {"color.png": lambda p: cv2.imwrite(p, np.zeros((2, 3, 3), np.uint8))}
+    )
+    with pytest.raises(data.DatasetError, match="colour renderings for viewing, not labels"):
+        data.get_dataset("cityscapes", root).files("val")

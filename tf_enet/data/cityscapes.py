@@ -11,6 +11,9 @@ gtFine_trainvaltest.zip):
 The `labelIds` masks hold the 34 Cityscapes label ids; the official table
 (cityscapesScripts `helpers/labels.py`) maps them to 19 `trainId`s, every
 other label to the ignore id 255, and groups the classes into 7 categories.
+Trees with only `<name>_gtFine_labelTrainIds.png` masks (as cityscapesScripts'
+`csCreateTrainIdLabelImgs` writes them, and as many copies are shared) are
+read as they are: their values are already the trainIds 0-18 and 255.
 The `instanceIds` masks (16-bit) give each object of a class with instances
 its own id `label_id * 1000 + n`; the benchmark's instance-level iIoU reads
 them (`tf_enet.metrics_cityscapes`). The test split's annotations are not
@@ -113,7 +116,19 @@ INSTANCE_ID_OFFSET = 1000
 SPLITS = ("train", "val", "test")
 _IMAGE_SUFFIX = "_leftImg8bit.png"
 _MASK_SUFFIX = "_gtFine_labelIds.png"
+_TRAIN_IDS_SUFFIX = "_gtFine_labelTrainIds.png"
 _INSTANCE_SUFFIX = "_gtFine_instanceIds.png"
+# gtFine files that are not masks, and what to do when a split has only them.
+_NOT_MASKS = {
+    "_gtFine_polygons.json": (
+        "polygon annotations; make the masks with cityscapesScripts: pip install "
+        "cityscapesscripts, then CITYSCAPES_DATASET={data_dir} csCreateTrainIdLabelImgs"
+    ),
+    "_gtFine_color.png": (
+        "colour renderings for viewing, not labels; unpack gtFine_trainvaltest.zip, "
+        "which holds the labelIds masks"
+    ),
+}
 
 
 def _label_mapping():
@@ -127,6 +142,10 @@ def _label_mapping():
         tuple(table),
         valid_values=f"Cityscapes labelIds 0-{NUM_LABEL_IDS - 1} (or 255)",
     )
+
+
+def _train_id_mapping():
+    return base.LabelMapping.identity(len(CLASS_NAMES), IGNORE_INDEX)
 
 
 def read_instance_ids(path):
@@ -173,6 +192,9 @@ def _list(directory, suffix):
 class Cityscapes(base.SegmentationDataset):
     """Cityscapes with fine annotations and the 19 training classes.
 
+    The masks are the `labelIds` files, or, in a tree that has none, the
+    `labelTrainIds` files; `mask_suffix` says which.
+
     Args:
         data_dir: str. Directory holding `leftImg8bit/` and `gtFine/`.
 
@@ -182,6 +204,7 @@ class Cityscapes(base.SegmentationDataset):
 
     info = base.DatasetInfo("cityscapes", CLASS_NAMES, PALETTE, IGNORE_INDEX)
     label_mapping = _label_mapping()
+    mask_suffix = _MASK_SUFFIX
 
     def __init__(self, data_dir):
         super().__init__(data_dir)
@@ -189,6 +212,17 @@ class Cityscapes(base.SegmentationDataset):
             os.path.join(self.data_dir, "leftImg8bit"),
             "Cityscapes images (leftImg8bit/)",
         )
+        if not self._has_files(_MASK_SUFFIX) and self._has_files(_TRAIN_IDS_SUFFIX):
+            self.mask_suffix = _TRAIN_IDS_SUFFIX
+            self.label_mapping = _train_id_mapping()
+
+    def _has_files(self, suffix):
+        """Whether any annotated split under `gtFine/` has a `*suffix` file."""
+        for split in ("train", "val"):
+            for _, _, names in os.walk(os.path.join(self.data_dir, "gtFine", split)):
+                if any(name.endswith(suffix) for name in names):
+                    return True
+        return False
 
     def splits(self):
         """The splits present under `leftImg8bit/`."""
@@ -215,8 +249,28 @@ class Cityscapes(base.SegmentationDataset):
             return [(path, None) for path in sorted(images.values())]
         mask_dir = os.path.join(self.data_dir, "gtFine", split)
         base.require_dir(mask_dir, f"Cityscapes annotations for {split!r}")
-        masks = _list(mask_dir, _MASK_SUFFIX)
+        masks = _list(mask_dir, self.mask_suffix)
+        if not masks:
+            raise base.DatasetError(self._no_masks(split, mask_dir))
         return base.pair_files(images, masks, image_dir, mask_dir)
+
+    def _no_masks(self, split, mask_dir):
+        """The error for a split without masks, saying what it has instead."""
+        message = (
+            f"Cityscapes split {split!r} has no masks: no *{_MASK_SUFFIX} or "
+            f"*{_TRAIN_IDS_SUFFIX} files under {mask_dir}"
+        )
+        if self.mask_suffix == _MASK_SUFFIX and _list(mask_dir, _TRAIN_IDS_SUFFIX):
+            return (
+                f"Cityscapes split {split!r} has only *{_TRAIN_IDS_SUFFIX} masks "
+                f"under {mask_dir}, while the other splits have *{_MASK_SUFFIX}; "
+                f"use one kind of mask in every split."
+            )
+        for suffix, meaning in _NOT_MASKS.items():
+            if _list(mask_dir, suffix):
+                meaning = meaning.format(data_dir=self.data_dir)
+                return f"{message}; its *{suffix} files are {meaning}."
+        return f"{message}; unpack gtFine_trainvaltest.zip into {self.data_dir}."
 
     def files_with_instances(self, split):
         """Lists `(image_path, label_ids_path, instance_ids_path)` triples.
@@ -236,9 +290,8 @@ class Cityscapes(base.SegmentationDataset):
                 f"Cityscapes split {split!r} has no public annotations, so "
                 f"it has no instanceIds files."
             )
-        triples = [
-            (image, mask, mask[: -len(_MASK_SUFFIX)] + _INSTANCE_SUFFIX) for image, mask in pairs
-        ]
+        suffix = self.mask_suffix
+        triples = [(image, mask, mask[: -len(suffix)] + _INSTANCE_SUFFIX) for image, mask in pairs]
         missing = [t[2] for t in triples if not os.path.isfile(t[2])]
         if missing:
             raise base.DatasetError(
