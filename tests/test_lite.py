@@ -4,10 +4,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 import tf_enet
 from tf_enet import lite
 from tf_enet.layers import MaxPoolingWithArgmax2D, MaxUnpooling2D
+from tf_enet.lite import rewrite
 
 
 def tied_values(shape, seed):
@@ -234,7 +236,7 @@ def test_tflite_friendly_transposed_convs_are_depth_to_space_with_the_same_logit
         assert isinstance(rewritten.get_layer(name), lite.DepthToSpaceConv2D), name
     # The decoder's batch norms and ReLUs after them are folded in.
     for name in ("bottleneck5_0_conv_bn", "bottleneck5_0_conv_activation"):
-        assert isinstance(rewritten.get_layer(name), lite._Folded), name
+        assert isinstance(rewritten.get_layer(name), rewrite.Folded), name
     x = np.random.RandomState(1).uniform(0, 255, (*shape, 3)).astype("float32")
     logits = rewritten(x, training=False)
     assert logits.shape == (*shape, 4)
@@ -247,7 +249,7 @@ def converted_ops(function, shape):
     converter = tf.lite.TFLiteConverter.from_concrete_functions(
         [function.get_concrete_function()], function
     )
-    interpreter = tf.lite.Interpreter(model_content=converter.convert())
+    interpreter = Interpreter(model_content=converter.convert())
     return [op["op_name"] for op in interpreter._get_ops_details()]
 
 
@@ -316,8 +318,10 @@ def test_pooling_resolutions_are_a_quarter_of_the_int8_step():
     model = keras.Model(inputs, MaxUnpooling2D()([pooled, argmax]))
     images = [np.full((1, 4, 4, 1), v, np.float32) for v in (0.0, 3.0)]
     # Pooling inputs span [-1, 5]: int8 step 6 / 255.
-    resolutions = lite.pooling_resolutions(model, lambda: ([x] for x in images))
-    assert resolutions == {"pool": pytest.approx(6 / 255 / 4)}
+    rewritten = lite.tflite_friendly(
+        model, int8=True, ranges="minmax", representative=lambda: ([x] for x in images)
+    )
+    assert rewritten.get_layer("pool").resolution == pytest.approx(6 / 255 / 4)
     with pytest.raises(ValueError, match="representative"):
         lite.tflite_friendly(model, int8=True)
 
@@ -327,9 +331,9 @@ def test_channel_affine_matches_normalization():
     layer = keras.layers.Normalization(mean=mean, variance=variance)
     x = np.random.RandomState(0).uniform(0, 255, (2, 5, 7, 3)).astype("float32")
     expected = layer(x)
-    affine = lite._affine_normalization(layer)
+    affine = rewrite.affine_normalization(layer)
     np.testing.assert_allclose(affine(x), expected, rtol=1e-6, atol=1e-3)
-    assert lite._affine_normalization(keras.layers.Normalization(axis=1)) is None
+    assert rewrite.affine_normalization(keras.layers.Normalization(axis=1)) is None
 
 
 def int8_converted(function, shape, input_type):
@@ -362,7 +366,7 @@ def test_uint8_input_computes_what_the_converters_uint8_input_does():
     pixels = np.concatenate([pixels, pixels[:, ::-1], pixels.transpose(0, 2, 1, 3)], axis=-1)
     outputs, details = [], []
     for content in (rewritten, reference):
-        interpreter = tf.lite.Interpreter(model_content=content)
+        interpreter = Interpreter(model_content=content)
         interpreter.allocate_tensors()
         detail = interpreter.get_input_details()[0]
         interpreter.set_tensor(detail["index"], pixels)
@@ -376,8 +380,37 @@ def test_uint8_input_computes_what_the_converters_uint8_input_does():
     # The converter's uint8 input: a QUANTIZE from uint8, which XNNPack
     # does not run; the rewrite's: DEQUANTIZE, then QUANTIZE from float32.
     assert "DEQUANTIZE" not in ops
-    interpreter = tf.lite.Interpreter(model_content=rewritten)
+    interpreter = Interpreter(model_content=rewritten)
     ops = [op["op_name"] for op in interpreter._get_ops_details()]
     assert ops[:2] == ["DEQUANTIZE", "QUANTIZE"], ops
     with pytest.raises(ValueError, match="one float32 input read only by a QUANTIZE"):
         lite.uint8_input(reference)
+
+
+def test_rewritten_model_round_trips_through_its_config():
+    keras.utils.set_random_seed(0)
+    model = tf_enet.build_enet(4, stage_two_repeat=1)
+    trained_looking_batch_norms(model, seed=6)
+    calibration = np.random.RandomState(2).uniform(0, 255, (2, 1, 24, 40, 3)).astype("float32")
+    rewritten = lite.tflite_friendly(
+        model, int8=True, representative=lambda: ([x] for x in calibration)
+    )
+    wrapped = [layer.layer for layer in rewritten.layers if isinstance(layer, lite.Int8Range)]
+    kinds = {type(layer) for layer in rewritten.layers + wrapped}
+    # Every replacement layer is in the int8 copy (PReLUs inside their
+    # ranges), so each one's config is used.
+    assert {
+        lite.WindowMaxPooling2D,
+        lite.WindowUnpooling2D,
+        lite.DepthToSpaceConv2D,
+        lite.DepthwisePReLU,
+        lite.ChannelAffine,
+        lite.PooledChannelAffine,
+        lite.Int8Range,
+        rewrite.Folded,
+    } <= kinds
+    restored = keras.models.model_from_json(rewritten.to_json())
+    restored.set_weights(rewritten.get_weights())
+    assert [type(layer) for layer in restored.layers] == [type(layer) for layer in rewritten.layers]
+    x = np.random.RandomState(1).uniform(0, 255, (1, 24, 40, 3)).astype("float32")
+    np.testing.assert_array_equal(restored(x, training=False), rewritten(x, training=False))
