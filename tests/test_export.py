@@ -571,3 +571,15 @@ def test_uint8_and_int8_inputs_quantize_any_pixel_value_alike():
     # TFLite's own QUANTIZE kernel divides in float32 too.
     expected = np.clip(np.round(pixels / np.float32(scale)), 0, 255)
     np.testing.assert_array_equal(as_uint8, expected)
+
+
+def test_onnx_without_the_extra_names_it_and_creates_nothing(tmp_path, monkeypatch):
+    # None in sys.modules makes `import tf2onnx` fail, as without the extra.
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)
+    output = tmp_path / "exports" / "enet.onnx"
+    with pytest.raises(exporting.ExportError) as caught:
+        exporting.export_model("enet_camvid", str(output), "onnx")
+    assert str(caught.value) == (
+        'ONNX export needs tf2onnx and onnxruntime: pip install "tf_enet[onnx]".'
+    )
+    assert not (tmp_path / "exports").exists()

@@ -81,8 +81,12 @@ def check_output(output, export_format, what="output"):
         what: str. How errors name the output, e.g. "--output".
 
     Raises:
+        ExportError: the format's converter is not installed (ONNX without
+            the `[onnx]` extra); nothing is created then.
         OSError: naming `what` and `output`, if it cannot be written.
     """
+    if export_format == "onnx":
+        _import_tf2onnx()
     if export_format == "saved_model":
         if os.path.isfile(output):
             raise OSError(f"{what} {output} is a file; a SavedModel is a directory.")
@@ -90,6 +94,17 @@ def check_output(output, export_format, what="output"):
     else:
         artifacts.ensure_writable_file(output, what)
         artifacts.ensure_writable_file(output + artifacts.SIDECAR_SUFFIX, f"{what}'s configuration")
+
+
+def _import_tf2onnx():
+    """The tf2onnx module; ExportError naming the extra to install if missing."""
+    try:
+        import tf2onnx  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        raise ExportError(
+            'ONNX export needs tf2onnx and onnxruntime: pip install "tf_enet[onnx]".'
+        ) from None
+    return tf2onnx
 
 
 _IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
@@ -396,12 +411,7 @@ def export_onnx(model, output_path, config=None, *, source=None):
     Raises:
         ExportError: tf2onnx is not installed or the conversion failed.
     """
-    try:
-        import tf2onnx  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        raise ExportError(
-            "ONNX export needs tf2onnx and onnxruntime: pip install tf2onnx onnxruntime."
-        ) from None
+    tf2onnx = _import_tf2onnx()
     mean = PIXEL_MEAN
     if config is not None:
         mean = config.get("input", {}).get("mean", PIXEL_MEAN)
