@@ -392,11 +392,12 @@ class _PaddedForOnnx(keras.Model):
         return logits[:, : shape[1], : shape[2], :]
 
 
-def export_onnx(model, output_path, config=None, *, source=None):
+def export_onnx(model, output_path, config=None, *, source=None, input_size=None):
     """Converts to ONNX with tf2onnx (opset 17), for onnxruntime.
 
     Input `images` float32 `[batch, height, width, 3]` RGB in [0, 255] of
-    any size; output float32 logits `[batch, height, width, K]`.
+    any size (or of `input_size`); output float32 logits
+    `[batch, height, width, K]`.
 
     Args:
         model: keras.Model.
@@ -404,6 +405,9 @@ def export_onnx(model, output_path, config=None, *, source=None):
             `<output_path>.json`.
         config: dict or None. The checkpoint's configuration.
         source: str or None. Where the model came from, recorded.
+        input_size: (height, width) or None. Fix the input to one image
+            of this size: static shapes throughout, which onnxruntime-web
+            runs best (see `tf_enet.web`).
 
     Returns:
         str. `output_path`.
@@ -415,7 +419,9 @@ def export_onnx(model, output_path, config=None, *, source=None):
     mean = PIXEL_MEAN
     if config is not None:
         mean = config.get("input", {}).get("mean", PIXEL_MEAN)
-    spec = (tf.TensorSpec([None, None, None, 3], tf.float32, name="images"),)
+    height, width = (None, None) if input_size is None else _check_input_size(input_size)
+    batch = None if input_size is None else 1
+    spec = (tf.TensorSpec([batch, height, width, 3], tf.float32, name="images"),)
 
     def write(tmp_path):
         try:
@@ -438,6 +444,7 @@ def export_onnx(model, output_path, config=None, *, source=None):
             format="onnx",
             opset=ONNX_OPSET,
             source=source,
+            input_size=None if input_size is None else [height, width],
         ),
     )
     return output_path
