@@ -1,4 +1,4 @@
-"""Exports a trained ENet for serving: SavedModel, TFLite or ONNX.
+"""Exports a trained ENet for serving: SavedModel, TFLite, ONNX or a web page.
 
 --model takes a checkpoint directory or a .keras file. The class names,
 palette and training size travel with the export (see
@@ -11,6 +11,7 @@ Examples:
   tf-enet-export --format tflite --quantize int8 --dataset camvid
       --height 360 --width 480 --output exports/enet_camvid_int8.tflite
   tf-enet-export --format onnx --output exports/enet_camvid.onnx
+  tf-enet-export --format web --output site/   (see tf_enet.web)
 """
 
 import sys
@@ -25,7 +26,9 @@ from tf_enet.data import DEFAULT_DATA_DIRS
 
 # The shipped CamVid preset, as in tf_enet.inference.
 DEFAULT_MODEL = presets.DEFAULT_PRESET
-FORMATS = artifacts.EXPORT_FORMATS
+# "web": a static site that segments in the browser (tf_enet.web).
+WEB_FORMAT = "web"
+FORMATS = artifacts.EXPORT_FORMATS + (WEB_FORMAT,)
 QUANTIZATIONS = artifacts.QUANTIZATIONS
 INT8_RANGES = artifacts.INT8_RANGES
 INT8_INPUTS = artifacts.INT8_INPUTS
@@ -45,7 +48,15 @@ def define_flags():
     flags.DEFINE_string(
         "output",
         None,
-        "SavedModel directory (for TF Serving: <models>/<name>/<version>), .tflite or .onnx file.",
+        "SavedModel directory (for TF Serving: <models>/<name>/<version>), .tflite or .onnx "
+        "file, or the web page's folder.",
+    )
+    flags.DEFINE_string(
+        "web_runtime",
+        None,
+        "web: a local copy of onnxruntime-web (its npm tarball or unpacked package folder) "
+        "for machines without internet. Default: the pinned version, downloaded once from "
+        "the npm registry and cached under $TF_ENET_CACHE.",
     )
     flags.DEFINE_enum(
         "quantize",
@@ -127,6 +138,8 @@ def _main(argv):
         return 2
     from tf_enet import data, exporting, inference  # pylint: disable=import-outside-toplevel
 
+    if FLAGS.format == WEB_FORMAT:
+        return _export_web()
     try:
         exporting.check_output(FLAGS.output, FLAGS.format, what="--output")
         representative = None
@@ -153,6 +166,27 @@ def _main(argv):
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"Exported {FLAGS.model} as {FLAGS.format} to {output}.")
+    return 0
+
+
+def _export_web():
+    from tf_enet import exporting, inference, web  # pylint: disable=import-outside-toplevel
+
+    if FLAGS.quantize or FLAGS.height is not None:
+        print(
+            "error: --quantize, --height and --width apply to TFLite; a web export runs the "
+            "model in float32 at its training size.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        with cli.filtered_stderr():
+            output = web.export_web(FLAGS.model, FLAGS.output, runtime_source=FLAGS.web_runtime)
+    except (inference.ModelError, exporting.ExportError, web.WebRuntimeError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(f"Exported {FLAGS.model} as a web page to {output}; view it with:")
+    print(f"  python -m http.server -d {output}   and open http://localhost:8000/")
     return 0
 
 
