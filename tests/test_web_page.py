@@ -143,8 +143,8 @@ def test_an_exif_rotated_photo_is_segmented_the_right_way_up(page, predictor, tm
     Image.fromarray(np.rot90(upright)).save(path, quality=95, exif=exif)
     page_labels = _segment(page, path)
     assert page_labels.shape == upright.shape[:2]
-    stored = data.decode_image_file(path)
-    python_labels = predictor.predict(np.rot90(stored, k=-1)[None])[0]
+    # tf_enet's decoder turns it upright too.
+    python_labels = predictor.predict(data.decode_image_file(path)[None])[0]
     assert _agreement(page_labels, python_labels) > MIN_AGREEMENT
 
 
