@@ -583,3 +583,31 @@ def test_onnx_without_the_extra_names_it_and_creates_nothing(tmp_path, monkeypat
         'ONNX export needs tf2onnx and onnxruntime: pip install "tf_enet[onnx]".'
     )
     assert not (tmp_path / "exports").exists()
+
+
+@pytest.mark.slow
+def test_int8_export_shows_progress_and_its_calibration_count(tmp_path):
+    path = write_checkpoint(tmp_path / "run", pixel_model(3), run_config())
+    images = np.random.RandomState(0).randint(0, 3, (3, 8, 8, 3)) * 80
+    write_images(tmp_path, images)
+    output = str(tmp_path / "pixel_int8.tflite")
+    result = run(
+        [
+            sys.executable,
+            "export.py",
+            "--model",
+            path,
+            "--format",
+            "tflite",
+            "--quantize",
+            "int8",
+            "--representative_images",
+            str(tmp_path / "*.png"),
+            "--output",
+            output,
+        ]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"as tflite (int8, calibrated on 3 images) to {output}." in result.stdout
+    # Not a terminal: Keras's progress bar writes one summary line per pass.
+    assert "Calibrating int8 ranges:\n3/3" in result.stdout, result.stdout

@@ -129,6 +129,26 @@ def _calibration_paths():
     return []
 
 
+def _with_progress(representative, count):
+    """`representative` showing a progress bar over each pass of its images.
+
+    The int8 export reads the calibration images once for its activation
+    ranges and once in the converter, each pass with its own bar.
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+
+    def generate():
+        print("Calibrating int8 ranges:", flush=True)
+        progress = keras.utils.Progbar(
+            count, verbose=1 if sys.stdout.isatty() else 2, unit_name="image"
+        )
+        for done, images in enumerate(representative(), 1):
+            yield images
+            progress.update(done)
+
+    return generate
+
+
 def _main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
@@ -143,11 +163,13 @@ def _main(argv):
     try:
         exporting.check_output(FLAGS.output, FLAGS.format, what="--output")
         representative = None
+        paths = []
         if FLAGS.quantize == "int8":
             paths = _calibration_paths()[: FLAGS.num_representative]
             if paths:
-                representative = exporting.representative_images(
-                    paths, height=FLAGS.height, width=FLAGS.width
+                representative = _with_progress(
+                    exporting.representative_images(paths, height=FLAGS.height, width=FLAGS.width),
+                    len(paths),
                 )
         # The converters' C++ notices (the int8 quantizer prints one line
         # on every conversion) go to file descriptor 2 directly.
@@ -165,7 +187,8 @@ def _main(argv):
     except (inference.ModelError, exporting.ExportError, data.DatasetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"Exported {FLAGS.model} as {FLAGS.format} to {output}.")
+    calibration = f" (int8, calibrated on {len(paths)} images)" if paths else ""
+    print(f"Exported {FLAGS.model} as {FLAGS.format}{calibration} to {output}.")
     return 0
 
 
