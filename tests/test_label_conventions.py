@@ -247,3 +247,55 @@ def test_cityscapes_colour_renderings_only_are_not_labels(tmp_path):
     )
     with pytest.raises(data.DatasetError, match="colour renderings for viewing, not labels"):
         data.get_dataset("cityscapes", root).files("val")
+
+
+# --- Polygon annotations where masks are expected --------------------------------
+
+LABELME = {
+    "version": "5.5.0",
+    "flags": {},
+    "shapes": [{"label": "cat", "points": [[0, 0], [2, 0], [2, 1]], "shape_type": "polygon"}],
+    "imagePath": "a.png",
+    "imageData": None,
+}
+COCO = {"images": [{"id": 1, "file_name": "a.png"}], "annotations": [], "categories": []}
+
+
+def folder_without_masks(root):
+    os.makedirs(root / "images")
+    (root / "classes.json").write_text(json.dumps({"classes": CLASSES}))
+    assert cv2.imwrite(str(root / "images" / "a.png"), np.zeros((2, 3, 3), np.uint8))
+
+
+def test_labelme_files_in_masks_are_refused_naming_the_converter(tmp_path):
+    folder_without_masks(tmp_path)
+    os.makedirs(tmp_path / "masks")
+    (tmp_path / "masks" / "a.json").write_text(json.dumps(LABELME))
+    ds = data.get_dataset("folder", str(tmp_path), val_fraction=0)
+    with pytest.raises(data.DatasetError) as e:
+        ds.files("train")
+    message = str(e.value)
+    assert message.startswith(f"Folder dataset: {tmp_path / 'masks' / 'a.json'} holds labelme")
+    assert "labelme2voc.py" in message and "\n" not in message
+
+
+def test_labelme_files_beside_images_without_masks_are_refused(tmp_path):
+    folder_without_masks(tmp_path)
+    (tmp_path / "images" / "a.json").write_text(json.dumps(LABELME))
+    with pytest.raises(data.DatasetError, match=r"images/a\.json holds labelme polygons"):
+        data.get_dataset("folder", str(tmp_path))
+
+
+def test_coco_annotations_instead_of_masks_are_refused(tmp_path):
+    folder_without_masks(tmp_path)
+    os.makedirs(tmp_path / "annotations")
+    (tmp_path / "annotations" / "instances_train.json").write_text(json.dumps(COCO))
+    with pytest.raises(data.DatasetError, match="holds COCO annotations.*annToMask"):
+        data.get_dataset("folder", str(tmp_path))
+
+
+def test_other_json_files_leave_the_missing_masks_error(tmp_path):
+    folder_without_masks(tmp_path)
+    (tmp_path / "images" / "notes.json").write_text(json.dumps({"author": "me"}))
+    with pytest.raises(data.DatasetError, match=r"masks \(masks/\) not found"):
+        data.get_dataset("folder", str(tmp_path))

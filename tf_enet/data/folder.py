@@ -38,6 +38,10 @@ setting of that name, ADE20K's convention): 0 becomes the ignore id and
 PNGs are read; see `tf_enet.data.masks`: "auto" reads palette indices and
 RGB colours, "ids" refuses RGB masks, "color" reads palette PNGs by their
 colours and refuses single-channel masks.
+
+Polygon annotations (labelme `*.json` with "shapes", COCO `instances_*.json`)
+where masks are expected are refused, naming the converter that draws them
+into masks (`polygon_annotations`).
 """
 
 import hashlib
@@ -46,6 +50,22 @@ import os
 
 from tf_enet.data import base
 
+# What a polygon annotation file is, and how to turn it into masks.
+_POLYGON_FORMATS = {
+    "labelme": (
+        "labelme polygons, not masks (PNGs of class ids); convert them with labelme's "
+        "examples/semantic_segmentation/labelme2voc.py (labels.txt: __ignore__, then "
+        "the classes in classes.json order) and use its SegmentationClass/*.png as masks/"
+    ),
+    "COCO": (
+        "COCO annotations, not masks (PNGs of class ids); draw one PNG of class ids "
+        "per image into masks/ with pycocotools (COCO(file).annToMask(annotation) for "
+        "each annotation, its class id in classes.json order)"
+    ),
+}
+# Bytes of a JSON file read to tell labelme from COCO (labelme files embed
+# the image, COCO files can be gigabytes; the top-level keys come first).
+_JSON_HEAD = 1 << 16
 DEFAULT_IGNORE_INDEX = 255
 DEFAULT_VAL_FRACTION = 0.1
 CLASSES_FILE = "classes.json"
@@ -153,6 +173,44 @@ def load_classes(path):
     return info, mapping
 
 
+def polygon_annotations(*directories):
+    """Finds polygon annotation files where masks were expected.
+
+    Args:
+        *directories: str. Directories to look in (not their subfolders);
+            missing ones are skipped.
+
+    Returns:
+        (path, format) of the first labelme or COCO JSON file, `format`
+        "labelme" or "COCO"; None if there is none.
+    """
+    for directory in directories:
+        if not os.path.isdir(directory):
+            continue
+        for name in sorted(os.listdir(directory)):
+            if not name.lower().endswith(".json") or name == CLASSES_FILE:
+                continue
+            path = os.path.join(directory, name)
+            try:
+                with open(path, "rb") as f:
+                    head = f.read(_JSON_HEAD)
+            except OSError:
+                continue
+            if name.startswith("instances_") or (b'"images"' in head and b'"annotations"' in head):
+                return path, "COCO"
+            if b'"shapes"' in head:
+                return path, "labelme"
+    return None
+
+
+def _refuse_polygons(*directories):
+    """Raises a DatasetError naming polygon files found in `directories`."""
+    found = polygon_annotations(*directories)
+    if found is not None:
+        path, kind = found
+        raise base.DatasetError(f"Folder dataset: {path} holds {_POLYGON_FORMATS[kind]}.")
+
+
 def held_out(images, fraction, seed):
     """Chooses the images held out for validation.
 
@@ -213,6 +271,10 @@ class Folder(base.SegmentationDataset):
         self.image_root = os.path.join(self.data_dir, "images")
         self.mask_root = os.path.join(self.data_dir, "masks")
         base.require_dir(self.image_root, "Folder dataset images (images/)")
+        if not os.path.isdir(self.mask_root):
+            subfolders = [e.path for e in os.scandir(self.image_root) if e.is_dir()]
+            annotations = os.path.join(self.data_dir, "annotations")
+            _refuse_polygons(self.image_root, *sorted(subfolders), self.data_dir, annotations)
         base.require_dir(self.mask_root, "Folder dataset masks (masks/)")
         self.info, self.label_mapping = load_classes(os.path.join(self.data_dir, CLASSES_FILE))
         self._split_names = tuple(sorted(e.name for e in os.scandir(self.image_root) if e.is_dir()))
@@ -308,4 +370,6 @@ class Folder(base.SegmentationDataset):
                 f"{'/'.join(base.IMAGE_EXTENSIONS)} images in {image_dir}."
             )
         masks = base.list_mask_files(mask_dir)
+        if not masks:
+            _refuse_polygons(mask_dir, image_dir)
         return base.pair_files(images, masks, image_dir, mask_dir)
