@@ -299,3 +299,13 @@ def test_other_json_files_leave_the_missing_masks_error(tmp_path):
     (tmp_path / "images" / "notes.json").write_text(json.dumps({"author": "me"}))
     with pytest.raises(data.DatasetError, match=r"masks \(masks/\) not found"):
         data.get_dataset("folder", str(tmp_path))
+
+
+def test_cityscapes_train_ids_tree_without_instances_says_what_iiou_needs(tmp_path):
+    root = make_cityscapes(tmp_path, {"labelTrainIds.png": grey(TRAIN_IDS)})
+    with pytest.raises(data.DatasetError) as e:
+        data.get_dataset("cityscapes", root).instance_files("val")
+    assert str(e.value).startswith(
+        "1 Cityscapes labelTrainIds masks of split 'val' have no *_gtFine_instanceIds.png"
+    )
+    assert "iIoU" in str(e.value)

@@ -295,7 +295,8 @@ class Cityscapes(base.SegmentationDataset):
         missing = [t[2] for t in triples if not os.path.isfile(t[2])]
         if missing:
             raise base.DatasetError(
-                f"{len(missing)} Cityscapes labelIds masks of split {split!r} "
+                f"{len(missing)} Cityscapes {suffix[len('_gtFine_') : -len('.png')]} "
+                f"masks of split {split!r} "
                 f"have no *{_INSTANCE_SUFFIX} beside them, first: "
                 f"{base.format_names(missing)}; the instance-level scores "
                 f"(iIoU) need gtFine_trainvaltest.zip unpacked in full."
