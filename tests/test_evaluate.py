@@ -85,7 +85,7 @@ def test_evaluate_prints_the_table_and_writes_json(tmp_path, setup):
 
 
 @pytest.mark.slow
-def test_evaluate_missing_split_is_a_one_line_error_naming_the_directory(tmp_path, setup):
+def test_evaluate_missing_split_is_a_one_line_error_naming_the_splits(tmp_path, setup):
     # (Every ModelError and DatasetError takes this path; test_inference
     # checks their texts, e.g. a model with other classes.)
     data_dir, checkpoint = setup
@@ -95,14 +95,30 @@ def test_evaluate_missing_split_is_a_one_line_error_naming_the_directory(tmp_pat
         "folder",
         "--data_dir",
         data_dir,
+        "--split",
+        "test",
         "--model",
         checkpoint,
-    )  # the default split, test, is not there
+    )
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-2000:]
-    assert f"{tmp_path / 'data' / 'images' / 'test'} is not a directory" in errors[0]
+    assert errors[0] == (
+        f"error: {tmp_path / 'data'} has no 'test' split; it has val: pass one of them as --split."
+    )
+
+
+@pytest.mark.slow
+def test_evaluate_without_split_scores_the_split_the_dataset_has(tmp_path, setup):
+    data_dir, checkpoint = setup  # a folder dataset with only images/val
+    result = evaluate(
+        tmp_path, "--dataset", "folder", "--data_dir", data_dir, "--model", checkpoint
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert " on folder val: 2 images" in result.stdout
+    lines = [" ".join(line.split()) for line in result.stdout.splitlines()]
+    assert "mean IoU 49.42" in lines  # the val split's scores, as above
 
 
 @pytest.mark.slow

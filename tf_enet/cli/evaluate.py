@@ -48,7 +48,11 @@ def define_flags():
         + ", ".join(f"{k}: {v}" for k, v in DEFAULT_DATA_DIRS.items())
         + ".",
     )
-    flags.DEFINE_string("split", "test", "Split to score.")
+    flags.DEFINE_string(
+        "split",
+        None,
+        "Split to score. Default: test if the dataset has a labelled one, else val.",
+    )
     flags.DEFINE_string("model", DEFAULT_MODEL, cli.MODEL_HELP)
     flags.DEFINE_string(
         "output_json",
@@ -123,6 +127,33 @@ def format_cityscapes(scores):
     return lines
 
 
+def choose_split(dataset, requested):
+    """The split to score: `requested`, or test, else val, if labelled.
+
+    Raises:
+        tf_enet.data.DatasetError: naming the splits the dataset has, if
+            `requested` is not one of them or (None) neither default is.
+    """
+    from tf_enet import data  # pylint: disable=import-outside-toplevel
+
+    available = dataset.splits()
+    if requested is not None:
+        if requested not in available:
+            raise data.DatasetError(
+                f"{dataset.data_dir} has no {requested!r} split; it has "
+                f"{', '.join(available) or 'none'}: pass one of them as --split."
+            )
+        return requested
+    for split in ("test", "val"):
+        # Some datasets publish their test split without labels.
+        if split in available and all(mask for _, mask in dataset.files(split)):
+            return split
+    raise data.DatasetError(
+        f"{dataset.data_dir} has no labelled test or val split to score; it has "
+        f"{', '.join(available) or 'none'}: pass one of them as --split."
+    )
+
+
 def _main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
@@ -156,7 +187,8 @@ def _main(argv):
         # A folder dataset's held-out val split as the model's training held it out.
         options = inference.dataset_options(inference.read_model_config(FLAGS.model), FLAGS.dataset)
         dataset = data.get_dataset(FLAGS.dataset, data_dir, **options)
-        num_images = len(dataset.files(FLAGS.split)[: FLAGS.limit])
+        split = choose_split(dataset, FLAGS.split)
+        num_images = len(dataset.files(split)[: FLAGS.limit])
         jit = FLAGS.jit_compile
         if jit is None:
             jit = inference.auto_jit_compile(num_images)
@@ -166,7 +198,7 @@ def _main(argv):
         results = inference.evaluate(
             predictor,
             dataset,
-            FLAGS.split,
+            split,
             batch_size=FLAGS.batch_size,
             height=FLAGS.height,
             width=FLAGS.width,
@@ -181,7 +213,7 @@ def _main(argv):
     size = f"model input {size[0]}x{size[1]}" if size else "model at image size"
     title = (
         f"{predictor.path} ({runtime}) on {FLAGS.dataset} "
-        f"{FLAGS.split}: {results['num_images']} images, {size}, scored at "
+        f"{split}: {results['num_images']} images, {size}, scored at "
         f"label resolution"
     )
     print(format_table(results, title))
