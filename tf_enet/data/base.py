@@ -407,24 +407,44 @@ def read_image_array(path):
         data = np.fromfile(path, np.uint8)
     except OSError as err:
         raise DatasetError(f"Cannot read {path}: {err.strerror}.") from err
+    return decode_image_array(data, path)
+
+
+def decode_image_array(data, name):
+    """Decodes an image file's bytes with OpenCV, as stored, and reads its orientation.
+
+    Args:
+        data: bytes or np.ndarray uint8 [num_bytes]. The encoded file, e.g.
+            read through another file system.
+        name: str. The file, named in errors.
+
+    Returns:
+        (array, orientation), as `read_image_array` returns them.
+
+    Raises:
+        DatasetError: naming the file if it cannot be decoded, or if a JPEG
+            is truncated (OpenCV decodes those with a warning, but
+            TensorFlow's decoder rejects them mid-training).
+    """
+    data = np.frombuffer(data, np.uint8) if isinstance(data, bytes) else data
     if data.size == 0:
-        raise DatasetError(f"Cannot decode {path}: the file is empty.")
+        raise DatasetError(f"Cannot decode {name}: the file is empty.")
     # Unchanged keeps channels and bit depth and skips the EXIF rotation, as
     # tf.io.decode_image does; the orientation is applied by the callers.
     array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if array is None:
         raise DatasetError(
-            f"Cannot decode {path}: not a readable image (corrupt, truncated "
+            f"Cannot decode {name}: not a readable image (corrupt, truncated "
             f"or unsupported format)."
         )
     is_jpeg = data[:2].tobytes() == b"\xff\xd8"
     # The end-of-image marker cannot occur inside entropy-coded data, so its
     # absence near the end means the file was cut short.
     if is_jpeg and b"\xff\xd9" not in data[-4096:].tobytes():
-        raise DatasetError(f"Cannot decode {path}: the JPEG is truncated.")
+        raise DatasetError(f"Cannot decode {name}: the JPEG is truncated.")
     if array.dtype not in (np.uint8, np.uint16):
         raise DatasetError(
-            f"Cannot use {path}: pixel type {array.dtype} is not supported; "
+            f"Cannot use {name}: pixel type {array.dtype} is not supported; "
             f"expected 8- or 16-bit integers."
         )
     return array, orientation_lib.read_orientation(data.tobytes())
@@ -471,6 +491,23 @@ def decode_image_file(path):
         DatasetError: naming the file if it is unreadable.
     """
     array, orientation = read_image_array(os.fspath(path))
+    return orientation_lib.apply_orientation(to_rgb8(array), orientation)
+
+
+def decode_image_bytes(data, name):
+    """Decodes an image file's bytes as 8-bit RGB, upright, as `decode_image_file` does.
+
+    Args:
+        data: bytes. The encoded PNG, JPEG or BMP file.
+        name: str. The file, named in errors.
+
+    Returns:
+        np.ndarray uint8 [H, W, 3], RGB, at the displayed size.
+
+    Raises:
+        DatasetError: naming the file if it cannot be decoded.
+    """
+    array, orientation = decode_image_array(data, name)
     return orientation_lib.apply_orientation(to_rgb8(array), orientation)
 
 

@@ -174,10 +174,53 @@ def output_stems(paths):
     return stems
 
 
-def _write_image(path, image):
-    if not cv2.imwrite(path, image):
-        raise OSError(f"Cannot write {path}.")
-    return path
+# Output name -> (file name suffix, OpenCV encoder extension).
+OUTPUT_SUFFIXES = {
+    "labels": ("_labels.png", ".png"),
+    "color": ("_color.png", ".png"),
+    "overlay": ("_overlay.jpg", ".jpg"),
+}
+
+
+def encode_prediction(prediction, palette, *, outputs=OUTPUTS, alpha=0.5):
+    """Encodes the outputs of one prediction as file contents.
+
+    What `write_prediction` writes, for writers that put bytes elsewhere
+    (object stores, Beam's file systems).
+
+    Args:
+        prediction: FilePrediction without error.
+        palette: sequence of (R, G, B), one per class.
+        outputs: sequence of names from `OUTPUTS`.
+        alpha: float in [0, 1]. Weight of the class colours in the overlay.
+
+    Returns:
+        dict file name suffix (e.g. "_labels.png") -> bytes, in `OUTPUTS`
+        order.
+
+    Raises:
+        ValueError: an unknown output name.
+    """
+    unknown = set(outputs) - set(OUTPUTS)
+    if unknown:
+        raise ValueError(f"Unknown outputs {sorted(unknown)}; expected some of {OUTPUTS}.")
+    images = {}
+    if "labels" in outputs:
+        images["labels"] = prediction.classes.astype(np.uint8)
+    if "color" in outputs:
+        colors = data_lib.colorize(prediction.classes, palette)
+        images["color"] = cv2.cvtColor(colors, cv2.COLOR_RGB2BGR)
+    if "overlay" in outputs:
+        blended = overlay(prediction.image, prediction.classes, palette, alpha)
+        images["overlay"] = cv2.cvtColor(blended, cv2.COLOR_RGB2BGR)
+    encoded = {}
+    for name, image in images.items():
+        suffix, extension = OUTPUT_SUFFIXES[name]
+        ok, data = cv2.imencode(extension, image)
+        if not ok:
+            raise ValueError(f"OpenCV cannot encode the {name} output as {extension}.")
+        encoded[suffix] = data.tobytes()
+    return encoded
 
 
 def write_prediction(prediction, output_dir, stem, palette, *, outputs=OUTPUTS, alpha=0.5):
@@ -198,21 +241,16 @@ def write_prediction(prediction, output_dir, stem, palette, *, outputs=OUTPUTS, 
         ValueError: an unknown output name.
         OSError: a file cannot be written.
     """
-    unknown = set(outputs) - set(OUTPUTS)
-    if unknown:
-        raise ValueError(f"Unknown outputs {sorted(unknown)}; expected some of {OUTPUTS}.")
-    base = os.path.join(output_dir, stem)
+    encoded = encode_prediction(prediction, palette, outputs=outputs, alpha=alpha)
     written = []
-    if "labels" in outputs:
-        written.append(_write_image(base + "_labels.png", prediction.classes.astype(np.uint8)))
-    if "color" in outputs:
-        colors = data_lib.colorize(prediction.classes, palette)
-        written.append(_write_image(base + "_color.png", cv2.cvtColor(colors, cv2.COLOR_RGB2BGR)))
-    if "overlay" in outputs:
-        blended = overlay(prediction.image, prediction.classes, palette, alpha)
-        written.append(
-            _write_image(base + "_overlay.jpg", cv2.cvtColor(blended, cv2.COLOR_RGB2BGR))
-        )
+    for suffix, content in encoded.items():
+        path = os.path.join(output_dir, stem + suffix)
+        try:
+            with open(path, "wb") as file:
+                file.write(content)
+        except OSError as err:
+            raise OSError(f"Cannot write {path}: {err.strerror}.") from None
+        written.append(path)
     return written
 
 
