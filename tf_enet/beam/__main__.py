@@ -133,7 +133,7 @@ def main(argv=None):
     )
 
     from tf_enet import beam as tf_enet_beam  # pylint: disable=import-outside-toplevel
-    from tf_enet import inference  # pylint: disable=import-outside-toplevel
+    from tf_enet import errors  # pylint: disable=import-outside-toplevel
 
     input_size = (args.height, args.width) if args.height else None
     try:
@@ -151,7 +151,7 @@ def main(argv=None):
             large_model=args.large_model,
         )
         removed = tf_enet_beam.remove_temporary_files(args.output_dir)
-    except (inference.ModelError, OSError, ValueError) as error:
+    except (errors.TfEnetError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if removed:

@@ -106,7 +106,9 @@ def check_output_dir(output_dir):
         write_file(probe, b"")
         FileSystems.delete([probe])
     except Exception as err:  # BeamIOError, OSError, a file system's own errors.
-        raise OSError(f"--output_dir {output_dir}: cannot write there ({_first_line(err)}).") from None
+        raise OSError(
+            f"--output_dir {output_dir}: cannot write there ({_first_line(err)})."
+        ) from None
 
 
 def remove_temporary_files(output_dir):

@@ -41,10 +41,10 @@ from tf_enet.artifacts import (
 )
 from tf_enet.inference.evaluation import confusion_matrices, evaluate
 from tf_enet.inference.files import (
+    OUTPUT_SUFFIXES,
     OUTPUTS,
     FilePrediction,
     ImageList,
-    OUTPUT_SUFFIXES,
     VideoInfo,
     encode_prediction,
     find_images,
