@@ -5,6 +5,7 @@ the full network initialised from it (Paszke et al. 2016, Sec. 5.1), with
 Adam, L2 weight decay and a class-weighted cross-entropy.
 """
 
+import contextlib
 import os
 
 import keras
@@ -18,9 +19,10 @@ from tf_enet import metrics as metrics_lib
 from tf_enet.losses import WeightedSparseCategoricalCrossentropy
 from tf_enet.model import OUTPUT_STRIDE, build_enet, build_enet_encoder, transfer_weights
 from tf_enet.training import callbacks as callbacks_lib
-from tf_enet.training import distribute, fine_tuning, run_directory
+from tf_enet.training import disk_space, distribute, failures, fine_tuning, run_directory
 from tf_enet.training.errors import TrainingError
 from tf_enet.training.logit_adjustment import adjust_logits
+from tf_enet.training.run_lock import RunLock
 
 
 def learning_rate_schedule(config, steps_per_epoch, epochs):
@@ -178,12 +180,36 @@ def train(config, overwrite=False):
     chief = distribute.is_chief(strategy)
     keras.utils.set_random_seed(config.seed)
     dataset = data_lib.get_dataset(config.dataset, config.data_dir, **config.dataset_options)
-    info = dataset.info
     same_run = run_directory.check_checkpoint_dir(config, overwrite)
     try:
         artifacts.ensure_writable_dir(config.checkpoint_dir, "--checkpoint_dir")
     except OSError as error:
         raise TrainingError(str(error)) from None
+    # Only the chief writes the directory; the other workers share it.
+    with RunLock(config.checkpoint_dir) if chief else contextlib.nullcontext():
+        try:
+            return _train(config, overwrite, strategy, chief, dataset, same_run)
+        except OSError as error:  # outside the stages: config.json, the adjustment
+            where = error.filename or config.checkpoint_dir
+            raise TrainingError(
+                f"Cannot write {where}: {error.strerror or error}. Fix the cause and "
+                "run the same command: it resumes from the last completed epoch."
+            ) from None
+
+
+def _train(config, overwrite, strategy, chief, dataset, same_run):
+    info = dataset.info
+    if chief:
+        num_weights = build_enet(info.num_classes, **config.model_options).count_params()
+        disk_space.check_free_space(
+            config,
+            disk_space.estimate(
+                config,
+                stage_plan(config),
+                num_weights,
+                lambda stage, epochs: validation_epochs(config, epochs),
+            ),
+        )
     source = fine_tuning.load_source(config.init_from) if config.init_from else None
     stats = data_lib.scan(dataset, "train")
     val_stats = data_lib.scan(dataset, "val")
@@ -296,6 +322,19 @@ def validation_epochs(config, epochs):
     return [e for e in range(1, epochs + 1) if e % config.validation_freq == 0 or e in (1, epochs)]
 
 
+def _load_encoder(path):
+    """The encoder stage's model, or a TrainingError saying how to redo it."""
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # Keras raises many types for a damaged file.
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise TrainingError(
+            f"The encoder stage's model {path} cannot be read ({reason[:200]}). "
+            f"Move {os.path.dirname(path)} away and run the same command to train "
+            "the encoder stage again."
+        ) from None
+
+
 def train_stage(config, stage, dataset, weights, strategy, chief, source=None):
     info = dataset.info
     epochs = config.encoder_epochs if stage == "encoder" else config.epochs
@@ -313,6 +352,11 @@ def train_stage(config, stage, dataset, weights, strategy, chief, source=None):
 
     train_ds, val_ds = make_datasets(config, dataset, stage, strategy)
     steps = steps_per_epoch(config, dataset)
+    done = failures.completed_epochs(stage_dir)
+    if 0 < done < epochs:
+        logging.info(
+            "Resuming the %s stage from epoch %d of %d in %s", stage, done + 1, epochs, stage_dir
+        )
 
     with strategy.scope():
         builder = build_enet_encoder if stage == "encoder" else build_enet
@@ -320,14 +364,15 @@ def train_stage(config, stage, dataset, weights, strategy, chief, source=None):
         encoder_path = os.path.join(
             config.checkpoint_dir, artifacts.ENCODER_DIR, artifacts.MODEL_FILE
         )
-        if source is not None:
+        # A resumed stage goes on from its backup's weights instead.
+        if not done and source is not None:
             fine_tuning.initialise(model, *source)
-        if stage == "full" and os.path.exists(encoder_path):
+        if not done and stage == "full" and os.path.exists(encoder_path):
             # The encoder this run trained replaces the source's.
-            encoder = keras.saving.load_model(encoder_path, compile=False)
+            encoder = _load_encoder(encoder_path)
             copied = transfer_weights(encoder, model)
             logging.info("Initialised %d layers from %s", len(copied), encoder_path)
-        elif stage == "full" and source is None:
+        elif not done and stage == "full" and source is None:
             logging.warning(
                 "No trained encoder in %s: the full network starts from random "
                 "weights. The paper trains the encoder first (--stages both, or "
@@ -363,9 +408,7 @@ def train_stage(config, stage, dataset, weights, strategy, chief, source=None):
                 info.palette,
                 info.ignore_index,
             ),
-            keras.callbacks.BackupAndRestore(
-                backup_dir, double_checkpoint=True, delete_checkpoint=False
-            ),
+            callbacks_lib.Backup(backup_dir, double_checkpoint=True, delete_checkpoint=False),
         ]
     else:
         callbacks.append(callbacks_lib.RestoreOnly(backup_dir, double_checkpoint=True))
@@ -376,16 +419,19 @@ def train_stage(config, stage, dataset, weights, strategy, chief, source=None):
         epochs,
         steps,
     )
-    model.fit(
-        train_ds,
-        epochs=epochs,
-        steps_per_epoch=steps,
-        validation_data=val_ds,
-        validation_freq=validation_epochs(config, epochs),
-        shuffle=False,  # the pipeline shuffles
-        callbacks=callbacks,
-        verbose=config.verbose if chief else 0,
-    )
+    try:
+        model.fit(
+            train_ds,
+            epochs=epochs,
+            steps_per_epoch=steps,
+            validation_data=val_ds,
+            validation_freq=validation_epochs(config, epochs),
+            shuffle=False,  # the pipeline shuffles
+            callbacks=callbacks,
+            verbose=config.verbose if chief else 0,
+        )
+    except (failures.WriteError, OSError, tf.errors.OpError) as error:
+        raise failures.explain(error, dataset, stage, stage_dir, epochs) from None
     summary = {"stage": stage, "epochs": epochs, "best_" + artifacts.VAL_MEAN_IOU: best.best}
     if chief:
         if os.path.exists(best.record_path):

@@ -1,5 +1,6 @@
 """The callbacks of a training run, one per module."""
 
+from tf_enet.training.callbacks.backup import Backup
 from tf_enet.training.callbacks.best_model_checkpoint import BestModelCheckpoint
 from tf_enet.training.callbacks.class_scores import ClassScores
 from tf_enet.training.callbacks.history_logger import HistoryLogger
@@ -9,6 +10,7 @@ from tf_enet.training.callbacks.restore_only import RestoreOnly
 from tf_enet.training.callbacks.sync_moving_statistics import SyncMovingStatistics
 
 __all__ = [
+    "Backup",
     "BestModelCheckpoint",
     "ClassScores",
     "HistoryLogger",

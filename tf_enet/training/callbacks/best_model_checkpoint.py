@@ -6,6 +6,7 @@ import os
 import keras
 
 from tf_enet import artifacts
+from tf_enet.training.failures import writing
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
@@ -47,7 +48,9 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self.best = float(value)
         if not self.write:
             return
-        artifacts.write_atomically(self.path, self.model.save)
+        with writing(self.path):
+            artifacts.write_atomically(self.path, self.model.save)
         record = {k: float(v) for k, v in logs.items() if k.startswith("val_")}
         record.update({"epoch": epoch + 1, self.monitor: self.best})
-        artifacts.write_json(self.record_path, record)
+        with writing(self.record_path):
+            artifacts.write_json(self.record_path, record)

@@ -5,6 +5,7 @@ import csv
 import keras
 
 from tf_enet import artifacts
+from tf_enet.training.failures import writing
 from tf_enet.training.run_directory import csv_rows
 
 
@@ -32,6 +33,10 @@ class HistoryLogger(keras.callbacks.CSVLogger):
             self.keys = [artifacts.renamed_metric(k) for k in header[0][1:]]
             if self.keys != header[0][1:]:
                 self._rename_columns()
+
+    def on_epoch_end(self, epoch, logs=None):
+        with writing(self.filename):
+            super().on_epoch_end(epoch, logs)
 
     def _rename_columns(self):
         self.csv_file.close()
