@@ -219,3 +219,32 @@ def test_the_pixel_functions_follow_tensorflow_on_odd_sizes(page):
         labels = np.asarray(got[1]).reshape(height, width)
         resized = tf.image.resize(logits[None], (height, width), "bilinear")
         np.testing.assert_array_equal(labels, tf.argmax(resized, -1)[0].numpy())
+
+
+def test_letterbox_sizes_follow_pythons_rounding(page):
+    # fitSize keeps the aspect ratio inside the input as Python's round()
+    # does (halves to even): 20 * 5/8 = 12.5 -> 12. By hand:
+    # 3000x4000 -> 360x480 (same ratio); 300x1000 -> scale 0.48 -> 144x480;
+    # 1000x100 -> scale 0.36 -> 360x36; 359x480 is within a pixel: 360x480.
+    cases = {
+        (3000, 4000, 360, 480): [360, 480],
+        (300, 1000, 360, 480): [144, 480],
+        (1000, 100, 360, 480): [360, 36],
+        (8, 20, 5, 100): [5, 12],
+        (359, 480, 360, 480): [360, 480],
+    }
+    got = page.evaluate(f"""(async () => {{
+      const px = await import("./pixels.js");
+      return {json.dumps([list(c) for c in cases])}.map((c) => px.fitSize(...c));
+    }})()""")
+    assert got == list(cases.values())
+    # A 2x2 image padded into 3x3 with 7, and 3x3 logits of 1 class cropped to 2x2.
+    padded, cropped = page.evaluate("""(async () => {
+      const px = await import("./pixels.js");
+      const image = Float32Array.from([1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]);
+      const logits = Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      return [Array.from(px.padImage(image, 2, 2, 3, 3, 7)),
+              Array.from(px.cropLogits(logits, 3, 1, 2, 2))];
+    })()""")
+    assert padded == [1, 1, 1, 2, 2, 2, 7, 7, 7, 3, 3, 3, 4, 4, 4] + [7] * 12
+    assert cropped == [1, 2, 4, 5]

@@ -15,7 +15,7 @@ MODEL_INFO_FORMAT = "tf_enet/web/1"
 STATIC_FILES = ("index.html", "page.js", "pixels.js", "style.css")
 
 
-def model_info(config, info, input_size):
+def model_info(config, info, input_size, fit="stretch"):
     """The description of a model that the page reads (`model_info.json`).
 
     Args:
@@ -23,6 +23,9 @@ def model_info(config, info, input_size):
         info: DatasetInfo. Class names, palette and ignore id.
         input_size: (height, width) or None. The size the model runs at;
             None runs it at each image's own size.
+        fit: str. How an image of another aspect ratio goes into
+            `input_size`: "stretch" (resized to it) or "letterbox" (its
+            aspect ratio kept, at the top left, the rest `pad_value`).
 
     Returns:
         dict, JSON-serialisable: "format", "model" (the ONNX file),
@@ -42,6 +45,8 @@ def model_info(config, info, input_size):
         "input": {
             "height": height,
             "width": width,
+            "fit": fit,
+            "pad_value": 0,
             "resize": "bilinear",
             "antialias": True,
             "layout": "NHWC",

@@ -9,7 +9,8 @@
 // choosing it does and resolves when done.
 
 import {
-  classShares, encodeLabelPng, overlayPixels, resizeArgmax, resizeImage,
+  classShares, cropLogits, encodeLabelPng, fitSize, overlayPixels, padImage, resizeArgmax,
+  resizeImage,
 } from "./pixels.js";
 
 const MODEL_INFO = "model_info.json";
@@ -166,14 +167,20 @@ function readPixels(source, width, height) {
 }
 
 // Segments one frame as tf_enet.inference.Predictor.predict does: the
-// model at its input size (the training size), the logits resized back to
-// the frame's size, then the argmax.
+// model at its input size (the training size; with "fit": "letterbox" the
+// image keeps its aspect ratio inside it and the padding's logits are
+// cropped off), the logits resized back to the frame's size, the argmax.
 async function segment(source, width, height, name) {
   const start = performance.now();
   const rgba = readPixels(source, width, height);
   const modelHeight = info.input.height ?? height;
   const modelWidth = info.input.width ?? width;
-  const input = resizeImage(rgba, height, width, modelHeight, modelWidth);
+  const [contentHeight, contentWidth] = info.input.fit === "letterbox"
+    ? fitSize(height, width, modelHeight, modelWidth)
+    : [modelHeight, modelWidth];
+  const resized = resizeImage(rgba, height, width, contentHeight, contentWidth);
+  const input = padImage(
+    resized, contentHeight, contentWidth, modelHeight, modelWidth, info.input.pad_value ?? 0);
   const tensor = new ort.Tensor("float32", input, [1, modelHeight, modelWidth, 3]);
   const modelStart = performance.now();
   const outputs = await session.run({ [session.inputNames[0]]: tensor });
@@ -181,7 +188,8 @@ async function segment(source, width, height, name) {
   const data = await logits.getData();
   const modelMs = performance.now() - modelStart;
   const numClasses = logits.dims[3];
-  const labels = resizeArgmax(data, modelHeight, modelWidth, numClasses, height, width);
+  const content = cropLogits(data, modelWidth, numClasses, contentHeight, contentWidth);
+  const labels = resizeArgmax(content, contentHeight, contentWidth, numClasses, height, width);
   tensor.dispose?.();
   logits.dispose?.();
   current = { name, rgba, width, height, labels };

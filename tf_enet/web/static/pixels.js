@@ -93,6 +93,51 @@ export function resizeImage(rgba, height, width, outHeight, outWidth) {
   return out;
 }
 
+// Python's round(): halves to the even neighbour.
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+// The size an image of [height, width] takes inside the model input
+// [inHeight, inWidth] with its aspect ratio kept, as
+// tf_enet.inference.processing.fit_size computes it: the whole input when
+// the ratios agree to within a pixel.
+export function fitSize(height, width, inHeight, inWidth) {
+  const scale = Math.min(inHeight / height, inWidth / width);
+  let content = [
+    Math.min(inHeight, Math.max(1, roundHalfEven(height * scale))),
+    Math.min(inWidth, Math.max(1, roundHalfEven(width * scale))),
+  ];
+  if (Math.abs(content[0] - inHeight) <= 1 && Math.abs(content[1] - inWidth) <= 1) {
+    content = [inHeight, inWidth];
+  }
+  return content;
+}
+
+// An image [height, width, 3] placed at the top-left of a [inHeight,
+// inWidth, 3] input filled with `padValue`, as processing.letterbox does.
+export function padImage(image, height, width, inHeight, inWidth, padValue) {
+  if (height === inHeight && width === inWidth) return image;
+  const out = new Float32Array(inHeight * inWidth * 3).fill(padValue);
+  for (let y = 0; y < height; y++) {
+    out.set(image.subarray(y * width * 3, (y + 1) * width * 3), y * inWidth * 3);
+  }
+  return out;
+}
+
+// The top-left [height, width] of logits [inHeight, inWidth, numClasses].
+export function cropLogits(logits, inWidth, numClasses, height, width) {
+  if (width === inWidth && logits.length === height * width * numClasses) return logits;
+  const row = width * numClasses;
+  const out = new Float32Array(height * row);
+  for (let y = 0; y < height; y++) {
+    const start = y * inWidth * numClasses;
+    out.set(logits.subarray(start, start + row), y * row);
+  }
+  return out;
+}
+
 // Source indices and weights of TensorFlow's ResizeBilinear with half-pixel
 // centres along one axis, in float32 as its kernel computes them.
 function bilinearAxis(inSize, outSize) {
