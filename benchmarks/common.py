@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 from tf_enet import exporting, presets, training
 from tf_enet.model import OUTPUT_STRIDE, build_enet, build_enet_encoder
@@ -62,7 +63,7 @@ def tflite_interpreter(model, path, quantize, size, *, fixed, threads, int8_inpu
         input_size=size if fixed else None,
         **({"int8_input": int8_input} if int8 else {}),
     )
-    return tf.lite.Interpreter(model_path=path, num_threads=threads)
+    return Interpreter(model_path=path, num_threads=threads)
 
 
 def tflite_runner(interpreter):

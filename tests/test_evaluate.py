@@ -13,6 +13,8 @@ import sys
 import numpy as np
 import pytest
 
+from tf_enet import conversions
+
 from inference_helpers import (
     CLASS_ACCURACY,
     CLASSES,
@@ -191,6 +193,7 @@ def test_evaluate_names_the_runtime_at_the_size_it_runs(tmp_path):
     height, width = np.shape(PREDICTED_A)
     config = {**run_config(), "train": {"height": height, "width": width}}
     checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3), config)
+    conversions.write_runtime_model(checkpoint)  # as train.py does at its end
     common = ["--dataset", "folder", "--data_dir", data_dir, "--split", "val"]
     # At its training size a Keras model runs as its TFLite conversion;
     # at any other size, in Keras.

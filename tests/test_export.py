@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 import tf_enet
 from tf_enet import exporting, inference, lite
@@ -217,7 +218,7 @@ def test_saved_model_runs_through_the_predictor_with_its_config(tmp_path):
 
 
 def tflite_ops(path):
-    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter = Interpreter(model_path=path)
     return {op["op_name"] for op in interpreter._get_ops_details()}
 
 
@@ -321,7 +322,7 @@ def test_int8_tflite_is_integer_only_and_agrees_with_float(checkpoint, tmp_path)
         "LOGICAL_NOT",
         "CAST",
     }, ops
-    interpreter = tf.lite.Interpreter(model_path=path)
+    interpreter = Interpreter(model_path=path)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
     # The normalised image keeps its own int8 step: int8 concatenation and
@@ -371,13 +372,13 @@ def test_int8_input_export_computes_what_the_uint8_input_export_does(checkpoint,
         )
         with open(paths[int8_input] + ".json") as f:
             assert json.load(f)["export"]["int8_input"] == int8_input
-    detail = tf.lite.Interpreter(model_path=paths["int8"]).get_input_details()[0]
+    detail = Interpreter(model_path=paths["int8"]).get_input_details()[0]
     assert detail["dtype"] == np.int8
     # Pixels 0..255 as -128..127: the same values the uint8 model's own
     # input conversion produces, so the two compute the same logits.
     scale, zero_point = detail["quantization"]
     assert zero_point == -128 and scale == pytest.approx(1.0, abs=1e-4)
-    detail = tf.lite.Interpreter(model_path=paths["uint8"]).get_input_details()[0]
+    detail = Interpreter(model_path=paths["uint8"]).get_input_details()[0]
     assert detail["dtype"] == np.uint8
     scale, zero_point = detail["quantization"]
     assert zero_point == 0 and scale == pytest.approx(1.0, abs=1e-4)
@@ -415,7 +416,7 @@ def test_int8_ranges_set_tensor_steps_without_adding_ops(checkpoint, tmp_path):
         )
         for ranges in ("mean", "minmax")
     }
-    interpreters = {k: tf.lite.Interpreter(model_path=p) for k, p in paths.items()}
+    interpreters = {k: Interpreter(model_path=p) for k, p in paths.items()}
     # The ranges become quantization parameters, not extra ops (nor
     # unfolded batch norms).
     ops = {

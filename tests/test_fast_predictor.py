@@ -1,9 +1,10 @@
 """The default predictor's runtime: a Keras model run as fixed-size TFLite.
 
-A Keras model with a training size runs at that size as its float32 TFLite
-conversion (shipped in a preset, or converted once and cached), with the
-Keras model's labels; other sizes run in Keras; `runtime="keras"` and a
-failed conversion run Keras throughout.
+A Keras model with a training size runs at that size as the float32 TFLite
+conversion written beside it (shipped in a preset, written by train.py,
+export.py and `save_preset` through `conversions.write_runtime_model`),
+with the Keras model's labels; other sizes run in Keras; `runtime="keras"`,
+a missing or stale conversion run Keras throughout. Loading never converts.
 """
 
 import json
@@ -15,8 +16,8 @@ import keras
 import numpy as np
 import pytest
 
-from tf_enet import exporting, inference
-from tf_enet.inference import loading, runtimes
+from tf_enet import conversions, exporting, inference
+from tf_enet.inference import loading, tf_runtimes
 
 from inference_helpers import pixel_model, red_image, run_config, write_checkpoint
 
@@ -43,23 +44,18 @@ def _trained_at(directory, size, model=None):
     return write_checkpoint(directory, model or pixel_model(3), config)
 
 
-def _cached(cache_dir):
-    folder = os.path.join(cache_dir, loading.TFLITE_CACHE_SUBDIR)
-    return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
-
-
 @pytest.fixture
 def no_conversion(monkeypatch):
     """Makes any conversion fail the test."""
 
     def convert(*args, **kwargs):
-        raise AssertionError("converted, but a conversion was expected to be found")
+        raise AssertionError("converted while loading")
 
-    monkeypatch.setattr(runtimes, "write_fixed_size_tflite", convert)
+    monkeypatch.setattr(exporting, "export_tflite", convert)
 
 
-def test_default_predictor_runs_the_shipped_tflite_with_the_keras_labels(tmp_path, no_conversion):
-    predictor = inference.load_predictor(cache_dir=str(tmp_path))
+def test_default_predictor_runs_the_shipped_tflite_with_the_keras_labels(no_conversion):
+    predictor = inference.load_predictor()
     keras_predictor = inference.load_predictor(runtime="keras")
     assert predictor.runtime == "tflite" and keras_predictor.runtime == "keras"
     assert predictor.runner.size == predictor.training_size == (360, 480)
@@ -70,8 +66,6 @@ def test_default_predictor_runs_the_shipped_tflite_with_the_keras_labels(tmp_pat
         labels = predictor.predict(image)
         # Equal on every pixel of every sample (no ties broken differently).
         np.testing.assert_array_equal(labels, keras_predictor.predict(image))
-    # The preset's conversion ran: nothing converted, nothing cached.
-    assert _cached(str(tmp_path)) == []
 
 
 @pytest.mark.slow
@@ -79,8 +73,8 @@ def test_default_predictor_runs_the_shipped_tflite_with_the_keras_labels(tmp_pat
     not os.path.isdir(os.path.join(CAMVID, "val")),
     reason="needs CamVid's val split (data/CamVid or TF_ENET_CAMVID)",
 )
-def test_labels_differ_from_keras_only_at_float_ties_over_camvid_val(tmp_path):
-    predictor = inference.load_predictor(cache_dir=str(tmp_path))
+def test_labels_differ_from_keras_only_at_float_ties_over_camvid_val():
+    predictor = inference.load_predictor()
     keras_predictor = inference.load_predictor(runtime="keras")
     names = sorted(os.listdir(os.path.join(CAMVID, "val")))
     assert len(names) == 101
@@ -100,51 +94,59 @@ def test_labels_differ_from_keras_only_at_float_ties_over_camvid_val(tmp_path):
     assert differing <= 10
 
 
-def test_a_checkpoint_of_the_preset_model_runs_the_shipped_conversion(tmp_path, no_conversion):
-    run = tmp_path / "run"
-    run.mkdir()
-    preset = inference.resolve_model_path("enet_camvid")[1]
-    for name in ("model.keras", "config.json"):
-        (run / name).write_bytes(open(os.path.join(os.path.dirname(preset), name), "rb").read())
-    predictor = inference.load_predictor(str(run), cache_dir=str(tmp_path / "cache"))
-    assert predictor.runtime == "tflite"
-    assert predictor.runner.fixed.path == os.path.join(
-        os.path.dirname(preset), "model_360x480.tflite"
-    )
-
-
-def test_a_checkpoint_is_converted_once_then_found_in_the_cache(tmp_path, monkeypatch):
+def test_a_checkpoint_without_its_conversion_runs_keras_and_says_how(tmp_path, caplog):
     checkpoint = _trained_at(tmp_path / "run", (8, 8))
-    cache = str(tmp_path / "cache")
-    predictor = inference.load_predictor(checkpoint, cache_dir=cache)
-    assert predictor.runtime == "tflite"
-    digest = loading.file_sha256(os.path.join(checkpoint, "model.keras"))
-    assert _cached(cache) == [
-        f"{digest[:32]}_v2_model_8x8.tflite",
-        f"{digest[:32]}_v2_model_8x8.tflite.json",
-    ]
-    with open(os.path.join(cache, "tflite", _cached(cache)[1])) as f:
-        assert json.load(f)["export"]["source_sha256"] == digest
-    np.testing.assert_array_equal(predictor.predict(red_image(RED)[None])[0], RED)
+    caplog.set_level("INFO", logger="absl")  # other tests may raise absl's level
+    predictor = inference.load_predictor(checkpoint)
+    assert predictor.runtime == "keras"
+    model_file = os.path.join(checkpoint, "model.keras")
+    assert (
+        f"tf-enet-export --model {model_file} --format tflite --height 8 --width 8 "
+        f"--output {os.path.join(checkpoint, 'model_8x8.tflite')}"
+    ) in caplog.text
+    assert not os.path.exists(os.path.join(checkpoint, "model_8x8.tflite"))
+    with pytest.raises(inference.ModelError, match=r"has no TFLite conversion beside it"):
+        inference.load_predictor(checkpoint, runtime="tflite")
 
-    # A second process finds the conversion and never loads the Keras model.
+
+def test_the_written_conversion_runs_without_loading_keras(tmp_path, monkeypatch):
+    checkpoint = _trained_at(tmp_path / "run", (8, 8))
+    written = conversions.write_runtime_model(checkpoint)
+    assert written == os.path.join(checkpoint, "model_8x8.tflite")
+    digest = loading.file_sha256(os.path.join(checkpoint, "model.keras"))
+    with open(written + ".json") as f:
+        export = json.load(f)["export"]
+    assert export["source_sha256"] == digest and export["input_size"] == [8, 8]
+
     def fail(*args, **kwargs):
         raise AssertionError("loaded or converted the Keras model")
 
-    monkeypatch.setattr(runtimes, "write_fixed_size_tflite", fail)
+    monkeypatch.setattr(exporting, "export_tflite", fail)
     monkeypatch.setattr(loading, "load_keras_model", fail)
-    again = inference.load_predictor(checkpoint, cache_dir=cache)
-    assert again.runtime == "tflite"
-    assert again.runner.fixed.path == os.path.join(cache, "tflite", _cached(cache)[0])
-    assert again.info.class_names == predictor.info.class_names
-    np.testing.assert_array_equal(again.predict(red_image(RED)[None])[0], RED)
+    predictor = inference.load_predictor(checkpoint)
+    assert predictor.runtime == "tflite"
+    assert predictor.runner.fixed.path == written
+    np.testing.assert_array_equal(predictor.predict(red_image(RED)[None])[0], RED)
+
+
+def test_export_of_the_training_size_writes_the_same_conversion(tmp_path):
+    checkpoint = _trained_at(tmp_path / "run", (8, 8))
+    output = os.path.join(checkpoint, "model_8x8.tflite")
+    exporting.export_model(checkpoint, output, "tflite", input_size=(8, 8))
+    predictor = inference.load_predictor(checkpoint)
+    assert predictor.runtime == "tflite" and predictor.runner.fixed.path == output
+
+
+def test_a_model_without_training_size_writes_no_conversion(tmp_path):
+    checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3), run_config())
+    assert conversions.write_runtime_model(checkpoint) is None
+    assert sorted(os.listdir(checkpoint)) == ["config.json", "model.keras"]
 
 
 def test_other_sizes_run_in_keras_loaded_when_first_needed(tmp_path):
     checkpoint = _trained_at(tmp_path / "run", (8, 8))
-    cache = str(tmp_path / "cache")
-    inference.load_predictor(checkpoint, cache_dir=cache)  # converts
-    predictor = inference.load_predictor(checkpoint, cache_dir=cache)
+    conversions.write_runtime_model(checkpoint)
+    predictor = inference.load_predictor(checkpoint)
     assert predictor.runtime_at((16, 16)) == "tflite"  # resized to 8x8
     assert predictor.runner._other is None  # Keras not loaded yet
     assert predictor.runtime_at((16, 16), input_size=(12, 12)) == "keras"
@@ -153,13 +155,9 @@ def test_other_sizes_run_in_keras_loaded_when_first_needed(tmp_path):
     np.testing.assert_array_equal(labels[0], red)
 
 
-def test_a_changed_model_file_is_converted_again(tmp_path):
-    cache = str(tmp_path / "cache")
+def test_a_conversion_of_an_earlier_model_file_is_not_run(tmp_path, caplog):
     checkpoint = _trained_at(tmp_path / "run", (8, 8))
-    np.testing.assert_array_equal(
-        inference.load_predictor(checkpoint, cache_dir=cache).predict(red_image(RED)[None])[0],
-        RED,
-    )
+    conversions.write_runtime_model(checkpoint)
     # Retrained in place: class j now scores what class (j + 1) % 3 did, so
     # a red value r is now class (r - 1) % 3.
     model = pixel_model(3)
@@ -167,55 +165,19 @@ def test_a_changed_model_file_is_converted_again(tmp_path):
     kernel, bias = conv.get_weights()
     conv.set_weights([kernel[..., [1, 2, 0]], bias[[1, 2, 0]]])
     _trained_at(tmp_path / "run", (8, 8), model)
-    predictor = inference.load_predictor(checkpoint, cache_dir=cache)
-    assert predictor.runtime == "tflite"
-    assert len(_cached(cache)) == 4  # two conversions, each with its .json
-    np.testing.assert_array_equal(predictor.predict(red_image(RED)[None])[0], (RED - 1) % 3)
-
-
-def test_a_stale_conversion_beside_the_model_is_ignored(tmp_path):
-    checkpoint = _trained_at(tmp_path / "run", (8, 8))
-    beside = os.path.join(checkpoint, "model_8x8.tflite")
-    runtimes.write_fixed_size_tflite(pixel_model(3), beside, (8, 8), None, "0" * 64, "model.keras")
-    predictor = inference.load_predictor(checkpoint, cache_dir=str(tmp_path / "cache"))
-    assert predictor.runner.fixed.path != beside
-    assert len(_cached(str(tmp_path / "cache"))) == 2
-
-
-def test_a_failed_conversion_runs_keras_and_says_so(tmp_path, monkeypatch, caplog):
-    checkpoint = _trained_at(tmp_path / "run", (8, 8))
-
-    def fail(*args, **kwargs):
-        raise exporting.ExportError("TFLite conversion failed: unsupported op")
-
-    monkeypatch.setattr(runtimes, "write_fixed_size_tflite", fail)
     with caplog.at_level(logging.WARNING):
-        predictor = inference.load_predictor(checkpoint, cache_dir=str(tmp_path / "cache"))
+        predictor = inference.load_predictor(checkpoint)
     assert predictor.runtime == "keras"
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "model.keras in Keras" in warnings[0]
-    assert "unsupported op" in warnings[0]
-    np.testing.assert_array_equal(predictor.predict(red_image(RED)[None])[0], RED)
-    with pytest.raises(
-        inference.ModelError, match=r"model\.keras cannot run as TFLite.*unsupported op"
-    ):
-        inference.load_predictor(checkpoint, runtime="tflite", cache_dir=str(tmp_path / "cache"))
-
-
-def test_an_unwritable_cache_runs_the_conversion_from_memory(tmp_path):
-    checkpoint = _trained_at(tmp_path / "run", (8, 8))
-    blocked = tmp_path / "blocked"
-    blocked.write_text("a file where the cache directory would go")
-    predictor = inference.load_predictor(checkpoint, cache_dir=str(blocked))
-    assert predictor.runtime == "tflite"
-    np.testing.assert_array_equal(predictor.predict(red_image(RED)[None])[0], RED)
+    assert "converted from an earlier model.keras" in caplog.text
+    assert "tf-enet-export --model" in caplog.text
+    np.testing.assert_array_equal(predictor.predict(red_image(RED)[None])[0], (RED - 1) % 3)
 
 
 def test_runtime_keras_never_converts(tmp_path, no_conversion):
     checkpoint = _trained_at(tmp_path / "run", (8, 8))
     predictor = inference.load_predictor(checkpoint, runtime="keras")
     assert predictor.runtime == "keras"
-    assert isinstance(predictor.runner, runtimes.KerasRunner)
+    assert isinstance(predictor.runner, tf_runtimes.KerasRunner)
     assert inference.load_predictor(checkpoint, runtime="keras", jit_compile=True).runtime == (
         "keras_xla"
     )
@@ -270,15 +232,12 @@ def test_a_damaged_tflite_file_is_one_error_not_a_crash(tmp_path, how):
         inference.load_predictor(path)
 
 
-def test_a_damaged_cached_conversion_is_converted_again(tmp_path, caplog):
+def test_a_damaged_conversion_beside_the_model_is_not_run(tmp_path, caplog):
     checkpoint = _trained_at(tmp_path / "run", (8, 8))
-    cache = str(tmp_path / "cache")
-    inference.load_predictor(checkpoint, cache_dir=cache)
-    converted = os.path.join(cache, "tflite", _cached(cache)[0])
+    converted = conversions.write_runtime_model(checkpoint)
     _damage(converted, "truncated")
     with caplog.at_level(logging.WARNING):
-        again = inference.load_predictor(checkpoint, cache_dir=cache)
+        again = inference.load_predictor(checkpoint)
     assert "flatbuffer cannot be read" in caplog.text
-    assert again.runtime == "tflite"
-    assert loading.tflite_structure_error(converted) is None  # written anew
+    assert again.runtime == "keras"
     np.testing.assert_array_equal(again.predict(red_image(RED)[None])[0], RED)

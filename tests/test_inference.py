@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tf_enet
-from tf_enet import data, inference
+from tf_enet import data, inference, logit_adjustment
 
 from inference_helpers import (
     CLASS_ACCURACY,
@@ -383,16 +383,15 @@ def test_evaluate_refuses_a_model_with_other_classes(tmp_path, monkeypatch):
         inference.evaluate(inference.load_predictor(path), dataset, "val")
 
 
-def test_confusion_matrices_counts_one_matrix_per_transform(tmp_path, monkeypatch):
+def test_offset_confusion_matrices_count_one_matrix_per_offset(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
     dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
-    favour_sky = lambda logits: logits + np.float32([0, 0, 10])  # noqa: E731
     progress = []
-    matrices = inference.confusion_matrices(
+    matrices = logit_adjustment.offset_confusion_matrices(
         pixel_model(3),
         dataset,
         "val",
-        transforms=[None, favour_sky],
+        [np.zeros(3), np.float32([0, 0, 10])],
         on_batch=lambda *a: progress.append(a),
     )
     assert matrices.shape == (2, 3, 3) and matrices.dtype == np.int64
@@ -400,13 +399,8 @@ def test_confusion_matrices_counts_one_matrix_per_transform(tmp_path, monkeypatc
     # Everything predicted sky: each row's labelled pixels (40, 24, 56) in column 2.
     np.testing.assert_array_equal(matrices[1], [[0, 0, 40], [0, 0, 24], [0, 0, 56]])
     assert progress == [(1, 2), (2, 2)]
-    # Per-class offsets count the same as the callable that adds them.
-    (offset,) = inference.confusion_matrices(
-        pixel_model(3), dataset, "val", transforms=[np.float32([0, 0, 10])]
-    )
-    np.testing.assert_array_equal(offset, matrices[1])
-    with pytest.raises(ValueError, match=r"transforms\[0\]. must be None, a callable or 3"):
-        inference.confusion_matrices(pixel_model(3), dataset, "val", transforms=[[0.0, 1.0]])
+    with pytest.raises(ValueError, match=r"offsets\[0\]. must hold 3 per-class offsets"):
+        logit_adjustment.offset_confusion_matrices(pixel_model(3), dataset, "val", [[0.0, 1.0]])
 
 
 @pytest.mark.parametrize("integer_logits", [False, True])
@@ -418,34 +412,34 @@ def test_offset_argmax_is_the_argmax_of_every_shifted_logit(integer_logits):
     offsets = [np.zeros(6, "float32")] + [
         (-alpha * np.log(rng.uniform(0.2, 8.0, 6))).astype("float32") for alpha in (0.1, 0.5, 1.0)
     ]
-    results = inference.evaluation.offset_argmax(logits, offsets)
+    results = logit_adjustment.offset_argmax(logits, offsets)
     for classes, offset in zip(results, offsets):
         np.testing.assert_array_equal(classes, np.argmax(logits + offset, axis=-1))
     # Large logits: pixels far from a tie are not ranked again, yet exact.
     wide = logits * 100
-    for classes, offset in zip(inference.evaluation.offset_argmax(wide, offsets), offsets):
+    for classes, offset in zip(logit_adjustment.offset_argmax(wide, offsets), offsets):
         np.testing.assert_array_equal(classes, np.argmax(wide + offset, axis=-1))
 
 
-def test_confusion_matrices_can_score_at_the_model_size(tmp_path, monkeypatch):
+def test_confusion_matrix_of_split_can_score_at_the_model_size(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
     dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
     # Labels resized (nearest) 8x8 -> 4x4 keep rows/columns 1, 3, 5, 7:
     # a: labels rows (0, 0, 1, ignore), predictions columns (0, 0, 1, 1);
     # b: labels all 2 (column 0 dropped), predictions all 2.
-    (matrix,) = inference.confusion_matrices(
+    matrix = inference.confusion_matrix_of_split(
         pixel_model(3), dataset, "val", input_size=(4, 4), resize_labels=True
     )
     np.testing.assert_array_equal(matrix, [[4, 4, 0], [2, 2, 0], [0, 0, 16]])
     with pytest.raises(ValueError, match="records no training size"):
-        inference.confusion_matrices(pixel_model(3), dataset, "val", resize_labels=True)
+        inference.confusion_matrix_of_split(pixel_model(3), dataset, "val", resize_labels=True)
 
 
-def test_confusion_matrices_counts_a_seeded_sample(tmp_path, monkeypatch):
+def test_confusion_matrix_of_split_counts_a_seeded_sample(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
     dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))
     progress = []
-    (matrix,) = inference.confusion_matrices(
+    matrix = inference.confusion_matrix_of_split(
         pixel_model(3),
         dataset,
         "val",
@@ -461,7 +455,7 @@ def test_confusion_matrices_counts_a_seeded_sample(tmp_path, monkeypatch):
     assert progress == [(1, 1)]
 
 
-def test_confusion_matrices_batches_a_split_of_mixed_sizes(tmp_path, monkeypatch):
+def test_confusion_matrix_of_split_batches_a_split_of_mixed_sizes(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
     root = write_folder_dataset(tmp_path / "data")
     # A third image of another size, labelled with what the model predicts.
@@ -471,7 +465,7 @@ def test_confusion_matrices_batches_a_split_of_mixed_sizes(tmp_path, monkeypatch
     dataset = data.get_dataset("folder", root)
     extra = np.diag(np.bincount(red.ravel(), minlength=3))
     batches = []
-    (matrix,) = inference.confusion_matrices(
+    matrix = inference.confusion_matrix_of_split(
         pixel_model(3),
         dataset,
         "val",

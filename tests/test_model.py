@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 import tf_enet
 
@@ -231,7 +232,7 @@ def test_tflite_builtin_ops_only_matches_keras(enet, tmp_path):
     converter = tf.lite.TFLiteConverter.from_keras_model(enet)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     flatbuffer = converter.convert()
-    interpreter = tf.lite.Interpreter(model_content=flatbuffer)
+    interpreter = Interpreter(model_content=flatbuffer)
     ops = {op["op_name"] for op in interpreter._get_ops_details()}
     assert not any(op.startswith("Flex") or op == "CUSTOM" for op in ops), ops
     detail = interpreter.get_input_details()[0]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import tf_enet
-from tf_enet import artifacts, inference, presets
+from tf_enet import artifacts, exporting, inference, presets
 
 from inference_helpers import pixel_model, red_image, run_config
 
@@ -103,8 +103,9 @@ def test_shipped_tflite_is_the_preset_model_converted_at_its_training_size():
     preset = presets.preset_path("enet_camvid")
     tflite = os.path.join(preset, "model_360x480.tflite")
     # Its configuration names the very model.keras it was converted from.
-    assert inference.loading.is_fixed_size_tflite_of(
-        tflite, inference.loading.file_sha256(presets.model_file("enet_camvid")), (360, 480)
+    assert (
+        inference.loading.find_runtime_model(presets.model_file("enet_camvid"), (360, 480))
+        == tflite
     ), "rewrite the preset's conversion with tf_enet.presets.save_preset"
     with open(tflite + ".json") as f:
         described = json.load(f)
@@ -118,8 +119,8 @@ def test_shipped_tflite_is_the_preset_model_converted_at_its_training_size():
 @pytest.mark.slow
 def test_shipped_tflite_equals_a_fresh_conversion(tmp_path):
     model, config, _ = inference.load_keras_model("enet_camvid")
-    fresh = inference.runtimes.write_fixed_size_tflite(
-        model, str(tmp_path / "fresh.tflite"), (360, 480), config, "-", "model.keras"
+    fresh = exporting.export_tflite(
+        model, str(tmp_path / "fresh.tflite"), config, input_size=(360, 480)
     )
     shipped = inference.runtimes.TFLiteRunner(
         os.path.join(presets.preset_path("enet_camvid"), "model_360x480.tflite")
@@ -211,13 +212,10 @@ def test_save_preset_writes_the_conversion_predictors_run(tmp_path):
         "model_8x8.tflite",
         "model_8x8.tflite.json",
     ]
-    predictor = inference.load_predictor(
-        str(tmp_path / "preset"), cache_dir=str(tmp_path / "cache")
-    )
-    # The preset's own conversion runs: nothing was converted into the cache.
+    predictor = inference.load_predictor(str(tmp_path / "preset"))
+    # The preset's own conversion runs.
     assert predictor.runtime == "tflite"
     assert predictor.runner.fixed.path == str(tmp_path / "preset" / "model_8x8.tflite")
-    assert not (tmp_path / "cache").exists()
     red = np.tile([0, 1, 2, 1], (8, 2))
     np.testing.assert_array_equal(predictor.predict(red_image(red)[None])[0], red)
 

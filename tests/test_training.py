@@ -335,7 +335,7 @@ def test_training_learns_the_synthetic_task(trained):
 
 
 def val_scores(model, dataset):
-    (confusion,) = inference.confusion_matrices(model, dataset, "val")
+    confusion = inference.confusion_matrix_of_split(model, dataset, "val")
     return metrics_lib.scores(confusion)
 
 

@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 _MODEL_NAMES = ("ENet", "ENetConfig", "build_enet", "build_enet_encoder", "transfer_weights")
 _LAZY_NAMES = {
     **{name: "tf_enet.model" for name in _MODEL_NAMES},
-    "list_presets": "tf_enet.presets",
+    "list_presets": "tf_enet.artifacts",
 }
 _SUBMODULES = ("layers", "losses", "presets")
 

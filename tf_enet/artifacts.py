@@ -50,6 +50,20 @@ RUN_FILES = (
     ENCODER_DIR,
     LOGS_DIR,
 )
+
+
+def runtime_model_name(size):
+    """File name of a Keras model's fixed-size TFLite conversion: `model_HxW.tflite`.
+
+    Written beside `MODEL_FILE` by train.py, export.py and `save_preset`,
+    at the training size; what `tf_enet.inference.load_predictor` runs.
+
+    Args:
+        size: (height, width).
+    """
+    return f"model_{int(size[0])}x{int(size[1])}.tflite"
+
+
 # Where an exported SavedModel keeps the configuration.
 SAVED_MODEL_CONFIG = "tf_enet_config.json"
 # The configuration of a single-file model: "<model path>.json".
@@ -60,6 +74,17 @@ EXPORT_FORMATS = ("saved_model", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
 INT8_RANGES = ("mean", "minmax")
 INT8_INPUTS = ("uint8", "int8")
+
+# The pretrained models shipped in the package (`tf_enet.presets`): name ->
+# description. Each name is a directory of this module's presets/ folder.
+PRESETS = {
+    "enet_camvid": (
+        "ENet trained on CamVid (11 classes, 360x480 images): 67.9 mean IoU on the val split."
+    ),
+}
+PRESET_FILES = (MODEL_FILE, CONFIG_FILE)
+# What prediction, evaluation and export use when no model is named.
+DEFAULT_PRESET = "enet_camvid"
 
 # The one name of the mean intersection over union, in logs, JSON and
 # tables; the validation value carries Keras's "val_" prefix.
@@ -83,6 +108,48 @@ def renamed_metric(name):
         str. `name` with "miou" spelled as `MEAN_IOU`; other names unchanged.
     """
     return _OLD_MEAN_IOU_NAMES.get(name, name)
+
+
+def list_presets():
+    """The names of the shipped presets.
+
+    Returns:
+        tuple of str, sorted.
+    """
+    return tuple(sorted(PRESETS))
+
+
+def preset_path(preset):
+    """The directory of a preset.
+
+    Args:
+        preset: str or path-like. A shipped preset's name (see
+            `list_presets`) or a directory holding `model.keras` and
+            `config.json`.
+
+    Returns:
+        str. The preset's directory.
+
+    Raises:
+        ValueError: `preset` is neither a shipped name nor such a directory;
+            the message lists the shipped names.
+    """
+    preset = os.fspath(preset)
+    if preset in PRESETS:
+        return os.path.join(os.path.dirname(os.path.abspath(__file__)), "presets", preset)
+    if os.path.isdir(preset):
+        missing = [name for name in PRESET_FILES if not os.path.isfile(os.path.join(preset, name))]
+        if not missing:
+            return preset
+        raise ValueError(
+            f"Preset directory {preset} has no {' or '.join(missing)}; a "
+            f"preset holds {' and '.join(PRESET_FILES)}."
+        )
+    raise ValueError(
+        f"Unknown preset {preset!r}; the shipped presets are: "
+        f"{', '.join(list_presets())} (or pass a directory holding "
+        f"{' and '.join(PRESET_FILES)})."
+    )
 
 
 def write_atomically(path, write):

@@ -218,6 +218,7 @@ def export_tflite(
     representative=None,
     input_size=None,
     source=None,
+    source_sha256=None,
     int8_ranges="mean",
     int8_input="uint8",
 ):
@@ -257,6 +258,7 @@ def export_tflite(
         input_size: (height, width) or None. Fix the input to
             `[1, height, width, 3]`.
         source: str or None. Where the model came from, recorded.
+        source_sha256: str or None. The model file's digest (`tf_enet.conversions`).
         int8_ranges: "mean" or "minmax" (int8). How the activations' int8
             ranges come from the calibration images: the mean of each
             image's minimum and maximum for the PReLU, add and batch norm
@@ -321,6 +323,7 @@ def export_tflite(
             quantize=quantize or "none",
             input_size=None if input_size is None else list(input_size),
             source=source,
+            **({} if source_sha256 is None else {"source_sha256": source_sha256}),
             **(
                 {"int8_ranges": int8_ranges, "int8_input": int8_input} if quantize == "int8" else {}
             ),
@@ -495,6 +498,7 @@ def export_model(
     check_output(output, export_format)
     model, config, _ = inference.load_keras_model(model_path)
     source = os.fspath(model_path)
+    model_file = inference.resolve_model_path(model_path)[1]
     if export_format == "saved_model":
         return export_saved_model(model, output, config, source=source)
     if export_format == "tflite":
@@ -506,6 +510,7 @@ def export_model(
             representative=representative,
             input_size=input_size,
             source=source,
+            source_sha256=inference.loading.file_sha256(model_file),
             int8_ranges=int8_ranges,
             int8_input=int8_input,
         )

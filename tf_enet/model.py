@@ -9,12 +9,13 @@ the paper's first stage loads into the full network by layer name.
 """
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_enet import presets
+from tf_enet import artifacts
 from tf_enet.layers import (
     BatchNormalization,
     ChannelPadding,
@@ -142,7 +143,7 @@ class ENet(keras.Model):
                 lists them) nor a preset directory, or its `model.keras` is
                 not a valid ENet model.
         """
-        path = presets.model_file(preset)
+        path = os.path.join(artifacts.preset_path(preset), artifacts.MODEL_FILE)
         try:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as err:  # Keras raises many types for a bad file.

@@ -97,7 +97,7 @@ def check_input_size(predictor, height, width):
     )
 
 
-def run(main, argv=None):
+def run(main, argv=None, *, load_tensorflow=True):
     """Runs a command: help from the flags alone, then `main` quietly.
 
     Args:
@@ -106,6 +106,9 @@ def run(main, argv=None):
             status. Its module's docstring opens `--help`.
         argv: list of str or None. The command line, program name first;
             None reads `sys.argv`.
+        load_tensorflow: bool. Import TensorFlow (start-up lines filtered)
+            before `main`. False for commands that run without it, which
+            wrap whatever may load it in `filtered_stderr`.
 
     Raises:
         SystemExit: always, with `main`'s exit status (0 after `--help`).
@@ -116,7 +119,7 @@ def run(main, argv=None):
         module = sys.modules[main.__module__]
         sys.stdout.write(help_text(module, full=FULL_HELP_ARG in words, program=argv[0]))
         sys.exit(0)
-    app.run(lambda args: _run_quietly(main, args), argv=argv)
+    app.run(lambda args: _run_quietly(main, args, load_tensorflow), argv=argv)
 
 
 def help_text(module, *, full=False, program=None):
@@ -156,7 +159,7 @@ def show_tensorflow_output():
     return FLAGS["verbosity"].present and FLAGS.verbosity >= SHOW_TENSORFLOW_VERBOSITY
 
 
-def quiet_tensorflow():
+def quiet_tensorflow(load_tensorflow=True):
     """Hides TensorFlow's messages a command-line user cannot act on.
 
     Sets `TF_CPP_MIN_LOG_LEVEL` (unless already set) to errors only, ignores
@@ -164,6 +167,10 @@ def quiet_tensorflow():
     raises TensorFlow's Python logger to ERROR, and imports TensorFlow with
     its start-up lines filtered out (any other line it prints still shows).
     Call it after parsing flags and before anything imports TensorFlow.
+
+    Args:
+        load_tensorflow: bool. Import TensorFlow now (False: only set the
+            switches, for commands that may run without it).
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_CPP_LOG_LEVEL)
     warnings.filterwarnings("ignore", module=_WARNING_MODULES)
@@ -177,7 +184,7 @@ def quiet_tensorflow():
     absl_logger = absl_logging.get_absl_logger()
     if not any(isinstance(f, LibraryLogFilter) for f in absl_logger.filters):
         absl_logger.addFilter(LibraryLogFilter(_QUIET_LOGGERS))
-    if "tensorflow" not in sys.modules:
+    if load_tensorflow and "tensorflow" not in sys.modules:
         _import_tensorflow_filtered()
 
 
@@ -220,9 +227,9 @@ def _flag_words(args):
         yield arg
 
 
-def _run_quietly(main, args):
+def _run_quietly(main, args, load_tensorflow=True):
     if not show_tensorflow_output():
-        quiet_tensorflow()
+        quiet_tensorflow(load_tensorflow)
     return main(args)
 
 

@@ -23,6 +23,7 @@ import sys
 from absl import flags
 
 from tf_enet import cli, presets
+from tf_enet.cli.progress import Progress
 
 # Leaf module without TensorFlow; the data defaults may move beside
 # tf_enet.data.DATASETS.
@@ -170,8 +171,6 @@ def _main(argv):
         except OSError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-    import keras  # pylint: disable=import-outside-toplevel
-
     from tf_enet import data, inference  # pylint: disable=import-outside-toplevel
 
     data_dir = FLAGS.data_dir or DEFAULT_DATA_DIRS[FLAGS.dataset]
@@ -179,8 +178,7 @@ def _main(argv):
 
     def on_batch(done, total):
         if not progress:
-            verbose = 1 if sys.stdout.isatty() else 2
-            progress.append(keras.utils.Progbar(total, verbose=verbose, unit_name="image"))
+            progress.append(Progress(total, "image"))
         progress[0].update(done)
 
     try:
@@ -255,4 +253,4 @@ def _runtime_description(predictor, size):
 def main():
     """The `tf-enet-evaluate` command."""
     define_flags()
-    cli.run(_main)
+    cli.run(_main, load_tensorflow=False)

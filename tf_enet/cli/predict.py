@@ -1,7 +1,7 @@
 """Segments images or a video with a trained ENet.
 
 For every input `<stem>.<ext>` writes into --output_dir:
-    <stem>_labels.png    class ids (uint8), the input's size
+    <stem>_labels.png    class ids, the input's size (16-bit PNG past 256 classes)
     <stem>_color.png     the classes painted with the model's palette
     <stem>_overlay.jpg   the colours blended over the image (--alpha)
 
@@ -28,6 +28,7 @@ import time
 from absl import flags
 
 from tf_enet import cli, presets
+from tf_enet.cli.progress import Progress
 
 # The names of tf_enet.inference.OUTPUTS, without importing TensorFlow.
 OUTPUTS = ("labels", "color", "overlay")
@@ -86,14 +87,6 @@ def define_flags():
     )
 
 
-def _progress_bar(total, unit):
-    """A live bar on a terminal; one summary line when output is a file."""
-    import keras  # pylint: disable=import-outside-toplevel
-
-    verbose = 1 if sys.stdout.isatty() else 2
-    return keras.utils.Progbar(total, verbose=verbose, unit_name=unit)
-
-
 def _note(message):
     """An error or note on its own line, also while a bar is shown."""
     sys.stdout.flush()
@@ -106,7 +99,7 @@ def predict_images(predictor, paths, output_dir, *, outputs, alpha, batch_size, 
     from tf_enet import inference  # pylint: disable=import-outside-toplevel
 
     stems = inference.output_stems(paths)
-    progress = _progress_bar(len(paths), "image")
+    progress = Progress(len(paths), "image")
     start = time.monotonic()
     done = failed = 0
     for result in inference.predict_files(
@@ -145,7 +138,7 @@ def predict_video(predictor, path, output_dir, *, total, alpha, batch_size, inpu
 
     stem = os.path.splitext(os.path.basename(path))[0]
     output = os.path.join(output_dir, f"{stem}_overlay.mp4")
-    progress = _progress_bar(total or None, "frame")
+    progress = Progress(total or None, "frame")
     start = time.monotonic()
     done = inference.predict_video(
         predictor,
@@ -235,4 +228,4 @@ def _main(argv):
 def main():
     """The `tf-enet-predict` command."""
     define_flags()
-    cli.run(_main)
+    cli.run(_main, load_tensorflow=False)

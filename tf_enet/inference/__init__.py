@@ -19,18 +19,25 @@
 Without a configuration the classes are named `class_0`, `class_1`, ... and
 painted with a generic palette. Keras files load in safe mode, so a model
 file can never run code. A model runs at the size it was trained at (the
-configuration records it) and its logits are resized to each image's size.
-A Keras model with a training size runs at that size as its fixed-size
-TFLite conversion (shipped with presets, else converted once and cached
-under $TF_ENET_CACHE); `Predictor.runtime` says what runs, and
-`load_predictor(path, runtime="keras")` keeps Keras.
+configuration records it; images keep their aspect ratio, padded to it)
+and its logits are resized to each image's size. A Keras model with a
+training size runs at that size as the fixed-size TFLite conversion written
+beside it (presets ship it; train.py and export.py write it);
+`Predictor.runtime` says what runs, and `load_predictor(path,
+runtime="keras")` keeps Keras.
+
+Running .tflite and .onnx files, presets and checkpoint directories with
+their conversion needs no TensorFlow: this package imports it only to load
+a Keras model or a SavedModel.
 
 Modules:
     loading      resolving model paths, reading configurations, Keras files
-    runtimes     the Keras, SavedModel, TFLite and ONNX runners
+    processing   resizing images and logits, aspect-ratio letterboxing
+    runtimes     the TFLite (LiteRT) and ONNX runners
+    tf_runtimes  the Keras and SavedModel runners (TensorFlow)
     predictor    `Predictor` and `load_predictor`
     files        image files and videos: finding, predicting, writing
-    evaluation   `confusion_matrices` over a split, and `evaluate`
+    evaluation   the evaluation loop over a split, and `evaluate`
 """
 
 from tf_enet.artifacts import (
@@ -39,7 +46,7 @@ from tf_enet.artifacts import (
     SAVED_MODEL_CONFIG,
     SIDECAR_SUFFIX,
 )
-from tf_enet.inference.evaluation import confusion_matrices, evaluate
+from tf_enet.inference.evaluation import confusion_matrix_of_split, evaluate, split_logits
 from tf_enet.inference.files import (
     OUTPUT_SUFFIXES,
     OUTPUTS,
@@ -74,9 +81,8 @@ from tf_enet.inference.predictor import (
     Predictor,
     auto_jit_compile,
     load_predictor,
-    resize_images,
-    resize_logits,
 )
+from tf_enet.inference.processing import resize_images, resize_logits
 
 __all__ = [
     "RUNTIMES",
@@ -95,7 +101,7 @@ __all__ = [
     "VideoInfo",
     "XLA_BREAK_EVEN_IMAGES",
     "auto_jit_compile",
-    "confusion_matrices",
+    "confusion_matrix_of_split",
     "dataset_options",
     "default_palette",
     "encode_prediction",
@@ -113,6 +119,7 @@ __all__ = [
     "resize_images",
     "resize_logits",
     "resolve_model_path",
+    "split_logits",
     "training_size",
     "video_info",
     "write_prediction",

@@ -4,7 +4,8 @@ Every option is an argument; `predict.py` maps its flags onto them.
 
 For an input `<stem>.<ext>`, `write_prediction` writes:
 
-    <stem>_labels.png    class ids (uint8), the input's size
+    <stem>_labels.png    class ids, the input's size: 8-bit for models of at
+                         most 256 classes, 16-bit beyond (never wrapped)
     <stem>_color.png     the classes painted with the model's palette
     <stem>_overlay.jpg   the colours blended over the image (`alpha`)
 
@@ -116,9 +117,11 @@ def predict_files(predictor, paths, *, batch_size=1, input_size=None):
     """Predicts image files, batching images of equal size.
 
     Images are decoded one at a time and gathered per size; a batch runs
-    when `batch_size` images of one size are waiting, and the remaining
-    partial batches at the end. Results therefore come in batches, not in
-    the order of `paths`.
+    when `batch_size` images of one size are waiting. At most `batch_size`
+    images wait in all: when one more would, the oldest partial batch
+    runs, so a folder of many sizes holds no more images in memory than
+    one batch. Results therefore come in batches, not in the order of
+    `paths`.
 
     Args:
         predictor: Predictor.
@@ -152,6 +155,8 @@ def predict_files(predictor, paths, *, batch_size=1, input_size=None):
         if len(batch) == batch_size:
             del waiting[image.shape[:2]]
             yield from run(batch)
+        elif sum(map(len, waiting.values())) > batch_size:
+            yield from run(waiting.popitem(last=False)[1])
     for batch in waiting.values():
         yield from run(batch)
 
@@ -206,7 +211,7 @@ def encode_prediction(prediction, palette, *, outputs=OUTPUTS, alpha=0.5):
         raise ValueError(f"Unknown outputs {sorted(unknown)}; expected some of {OUTPUTS}.")
     images = {}
     if "labels" in outputs:
-        images["labels"] = prediction.classes.astype(np.uint8)
+        images["labels"] = label_image(prediction.classes, len(palette))
     if "color" in outputs:
         colors = data_lib.colorize(prediction.classes, palette)
         images["color"] = cv2.cvtColor(colors, cv2.COLOR_RGB2BGR)
@@ -221,6 +226,24 @@ def encode_prediction(prediction, palette, *, outputs=OUTPUTS, alpha=0.5):
             raise ValueError(f"OpenCV cannot encode the {name} output as {extension}.")
         encoded[suffix] = data.tobytes()
     return encoded
+
+
+def label_image(classes, num_classes):
+    """Class ids as the pixels of a label PNG: uint8, or uint16 past 256 classes.
+
+    Args:
+        classes: int np.ndarray `[height, width]` of ids in `[0, num_classes)`.
+        num_classes: int. The model's classes (at most 65536).
+
+    Returns:
+        np.ndarray uint8 (`num_classes <= 256`) or uint16 `[height, width]`.
+
+    Raises:
+        ValueError: more than 65536 classes, which no PNG holds.
+    """
+    if num_classes > 1 << 16:
+        raise ValueError(f"A label PNG holds at most 65536 classes; the model has {num_classes}.")
+    return classes.astype(np.uint8 if num_classes <= 1 << 8 else np.uint16)
 
 
 def write_prediction(prediction, output_dir, stem, palette, *, outputs=OUTPUTS, alpha=0.5):

@@ -4,38 +4,31 @@
 configuration saved with a model (`tf_enet.artifacts` names the files);
 `load_keras_model` loads a Keras ENet in safe mode, so a model file can
 never run code. Corrupt files are reported as such, per kind.
-`find_fixed_size_tflite` finds the fixed-size TFLite conversion of a Keras
-model file made earlier (shipped in a preset or cached), so a Predictor can
-run it without converting again.
+`find_runtime_model` finds the fixed-size TFLite conversion written beside
+a Keras model file (by train.py, export.py or `save_preset`), so a
+Predictor runs it without TensorFlow.
+
+Nothing here imports TensorFlow, except `load_keras_model`, which loads
+Keras when it is called.
 """
 
 import hashlib
 import os
 import zipfile
 
-import keras
 from absl import logging
+from ai_edge_litert import schema_py_generated as schema
 
-# Imported for their Keras registrations: .keras files name tf_enet's
-# layers, model class and loss.
-import tf_enet.losses  # noqa: F401
-import tf_enet.model  # noqa: F401
-from tf_enet import artifacts, presets
+from tf_enet import artifacts
 from tf_enet import data as data_lib
-from tf_enet.data.scan import default_cache_dir
 from tf_enet.errors import TfEnetError
 
 # The shipped CamVid model (a preset inside the package), from any directory.
-DEFAULT_MODEL = presets.DEFAULT_PRESET
+DEFAULT_MODEL = artifacts.DEFAULT_PRESET
 # Ignore id of models without a configuration (class ids stay below it).
 GENERIC_IGNORE_INDEX = 255
 # The file identifier every TFLite flatbuffer carries at bytes 4-8.
 TFLITE_IDENTIFIER = b"TFL3"
-
-# Where cached conversions go, under `tf_enet.data.scan.default_cache_dir()`.
-TFLITE_CACHE_SUBDIR = "tflite"
-# Bumped whenever the conversion changes, so older cached files are not used.
-TFLITE_CACHE_VERSION = 2
 
 KIND_NAMES = {
     "keras": "Keras model (.keras)",
@@ -46,7 +39,7 @@ KIND_NAMES = {
 _EXPECTED = (
     "a checkpoint directory (model.keras + config.json), a .keras file, "
     "a SavedModel directory, a .tflite/.onnx file or a preset name ("
-    + ", ".join(presets.list_presets())
+    + ", ".join(artifacts.list_presets())
     + ")"
 )
 
@@ -212,8 +205,8 @@ def resolve_model_path(path):
         ModelError: the path is missing or of no known kind.
     """
     path = os.fspath(path)
-    if not os.path.exists(path) and path in presets.PRESETS:
-        path = presets.preset_path(path)
+    if not os.path.exists(path) and path in artifacts.PRESETS:
+        path = artifacts.preset_path(path)
     if not os.path.exists(path):
         raise ModelError(f"Model {path} not found; expected {_EXPECTED}.")
     if os.path.isdir(path):
@@ -278,9 +271,8 @@ def tflite_structure_error(path):
 
     TFLite's interpreter does not verify a file before reading it: a
     truncated or damaged model crashes the process (or exhausts memory)
-    instead of raising. Reading the whole flatbuffer with TensorFlow's
-    Python schema (`tensorflow.lite.tools.flatbuffer_utils`) first turns
-    such damage into an exception.
+    instead of raising. Reading the whole flatbuffer with LiteRT's Python
+    schema first turns such damage into an exception.
 
     Args:
         path: str. A file that starts with the TFLite identifier.
@@ -288,10 +280,9 @@ def tflite_structure_error(path):
     Returns:
         str or None.
     """
-    from tensorflow.lite.tools import flatbuffer_utils
-
     try:
-        flatbuffer_utils.read_model(path)
+        with open(path, "rb") as f:
+            schema.ModelT.InitFromPackedBuf(bytearray(f.read()), 0)
     except Exception as err:  # struct.error, TypeError, IndexError, ...
         return f"its flatbuffer cannot be read (a truncated or damaged file): {first_line(err)}"
     return None
@@ -311,6 +302,14 @@ def load_keras_model(path):
         ModelError: naming the file if it is not a valid Keras file, not a
             segmentation model or disagrees with its configuration.
     """
+    # Keras is imported here, not at the top: the rest of tf_enet.inference
+    # runs without TensorFlow. tf_enet's model and loss register the
+    # layers, model class and loss that .keras files name.
+    import keras
+
+    import tf_enet.losses  # noqa: F401
+    import tf_enet.model  # noqa: F401
+
     kind, model_file, config_file = resolve_model_path(path)
     if kind != "keras":
         raise ModelError(
@@ -416,98 +415,75 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def fixed_size_tflite_name(size):
-    """File name of a model's fixed-size TFLite conversion: `model_HxW.tflite`."""
-    return f"model_{int(size[0])}x{int(size[1])}.tflite"
-
-
-def tflite_cache_path(model_sha256, size, cache_dir=None):
-    """Where the fixed-size conversion of a model file is cached.
-
-    Args:
-        model_sha256: str. `file_sha256` of the Keras model file.
-        size: (height, width) of the conversion's input.
-        cache_dir: str or None. Defaults to `default_cache_dir()`
-            (`$TF_ENET_CACHE`, else `~/.cache/tf_enet`).
-
-    Returns:
-        str. `<cache_dir>/tflite/<digest>_v<version>_model_HxW.tflite`.
-    """
-    return os.path.join(
-        cache_dir or default_cache_dir(),
-        TFLITE_CACHE_SUBDIR,
-        f"{model_sha256[:32]}_v{TFLITE_CACHE_VERSION}_{fixed_size_tflite_name(size)}",
-    )
-
-
-def is_fixed_size_tflite_of(path, model_sha256, size):
-    """Whether `path` is the fixed-size conversion of a model file.
-
-    True when the file exists with the TFLite identifier, its flatbuffer
-    reads (`tflite_structure_error`), and its configuration (`<path>.json`,
-    as export.py writes it) records the model file's digest
-    (`["export"]["source_sha256"]`) and `size` (`["export"]["input_size"]`)
-    as a float32 conversion. A missing, damaged, unreadable or stale file is
-    no match (a damaged one is logged), so it is converted again.
-
-    Args:
-        path: str. A .tflite file.
-        model_sha256: str. `file_sha256` of the Keras model file.
-        size: (height, width).
-
-    Returns:
-        bool.
-    """
-    try:
-        with open(path, "rb") as f:
-            if f.read(8)[4:8] != TFLITE_IDENTIFIER:
-                return False
-        export = artifacts.read_json(path + artifacts.SIDECAR_SUFFIX).get("export")
-    except (OSError, ValueError, AttributeError):
-        return False
-    if not (
-        isinstance(export, dict)
-        and export.get("source_sha256") == model_sha256
-        and export.get("input_size") == [int(size[0]), int(size[1])]
-        and export.get("quantize") == "none"
-    ):
-        return False
-    damage = tflite_structure_error(path)
-    if damage is not None:
-        logging.warning("Ignoring the conversion %s: %s", path, damage)
-        return False
-    return True
-
-
-def find_fixed_size_tflite(model_file, size, model_sha256=None, cache_dir=None):
-    """Finds a fixed-size float32 TFLite conversion of a Keras model file.
-
-    Looks, in order, beside the model file and in every shipped preset
-    (`model_HxW.tflite`, so a preset's prebuilt conversion also serves a
-    checkpoint holding the same model file), then in the cache
-    (`tflite_cache_path`). Only a conversion recording the model file's
-    digest counts (see `is_fixed_size_tflite_of`).
+def runtime_model_path(model_file, size):
+    """Where the fixed-size TFLite conversion of a Keras model file goes.
 
     Args:
         model_file: str. The `.keras` file.
-        size: (height, width) of the conversion's input.
-        model_sha256: str or None. The file's digest, if already computed.
-        cache_dir: str or None. See `tflite_cache_path`.
+        size: (height, width). The model's training size.
+
+    Returns:
+        str. `artifacts.runtime_model_name(size)` beside `model_file`.
+    """
+    return os.path.join(os.path.dirname(model_file), artifacts.runtime_model_name(size))
+
+
+def runtime_model_hint(model_file, size):
+    """The command that writes a Keras model's fixed-size TFLite conversion.
+
+    Args:
+        model_file: str. The `.keras` file.
+        size: (height, width). The model's training size.
+
+    Returns:
+        str. One sentence naming the tf-enet-export command.
+    """
+    return (
+        f"write {artifacts.runtime_model_name(size)} beside it with tf-enet-export "
+        f"--model {model_file} --format tflite --height {size[0]} --width {size[1]} "
+        f"--output {runtime_model_path(model_file, size)}"
+    )
+
+
+def find_runtime_model(model_file, size):
+    """The fixed-size float32 TFLite conversion written beside a Keras model.
+
+    train.py (at the end of a run), export.py and `save_preset` write it
+    as `artifacts.runtime_model_name(size)` with its configuration, which
+    records the digest of the model file it was converted from. A
+    conversion of another model file (the run went on, or the model was
+    replaced) or a damaged one is logged and not used.
+
+    Args:
+        model_file: str. The `.keras` file.
+        size: (height, width). The model's training size.
 
     Returns:
         str (the .tflite file) or None.
-
-    Raises:
-        ModelError: the model file cannot be read.
     """
-    model_sha256 = model_sha256 or file_sha256(model_file)
-    name = fixed_size_tflite_name(size)
-    candidates = [os.path.join(os.path.dirname(os.path.abspath(model_file)), name)]
-    candidates += [
-        os.path.join(presets.preset_path(preset), name) for preset in presets.list_presets()
-    ]
-    candidates.append(tflite_cache_path(model_sha256, size, cache_dir))
-    for path in candidates:
-        if is_fixed_size_tflite_of(path, model_sha256, size):
-            return path
-    return None
+    path = runtime_model_path(model_file, size)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            identified = f.read(8)[4:8] == TFLITE_IDENTIFIER
+        export = artifacts.read_json(path + artifacts.SIDECAR_SUFFIX).get("export")
+    except (OSError, ValueError, AttributeError):
+        identified, export = False, None
+    source = export.get("source_sha256") if isinstance(export, dict) else None
+    if not identified or source is None:
+        logging.warning("Ignoring %s: not a conversion written by tf_enet.", path)
+        return None
+    if source != file_sha256(model_file):
+        logging.warning(
+            "Ignoring %s: it was converted from an earlier %s. %s",
+            path,
+            os.path.basename(model_file),
+            runtime_model_hint(model_file, size),
+        )
+        return None
+    damage = tflite_structure_error(path)
+    if damage is not None:
+        logging.warning("Ignoring %s: %s", path, damage)
+        return None
+    return path

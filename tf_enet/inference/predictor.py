@@ -1,30 +1,34 @@
 """`Predictor`: one interface to a model of any kind, at the right scale.
 
-A Predictor runs its model at the scale the model was trained at: images
-are resized (bilinear, antialiased when shrinking) to the training size
-recorded in the model's configuration, and the logits are resized
-(bilinear) back to each image's size before the argmax, so a 4000x3000
-photo is segmented with objects at the size the model learned them. A
-model without a recorded training size runs at each image's own size.
+A Predictor runs its model at the scale the model was trained at: each
+image is scaled to fit inside the training size recorded in the model's
+configuration, keeping its aspect ratio, and padded to it (a portrait
+photo is not stretched to a landscape training size); the logits of the
+padding are cropped off and the rest resized (bilinear) back to the image's
+size before the argmax, so a 4000x3000 photo is segmented with objects at
+the size the model learned them. Images of the training size's aspect
+ratio are resized without padding. An explicit `input_size` resizes the
+images to it as they are. A model without a recorded training size runs
+at each image's own size.
 
-A Keras model with a recorded training size runs, at that size, as a
-fixed-size float32 TFLite model (XNNPack), the fastest CPU runtime, with
-the Keras model's labels: converted once per model file and size, and
-cached (a preset ships its conversion). `Predictor.runtime` says what
-runs; `load_predictor(path, runtime="keras")` runs Keras throughout.
+A Keras model with a recorded training size runs, at that size, as its
+fixed-size float32 TFLite conversion (LiteRT with XNNPack, no TensorFlow),
+written beside it by train.py, export.py or `save_preset`.
+`Predictor.runtime` says what runs; `load_predictor(path,
+runtime="keras")` runs Keras throughout. Pre- and post-processing are
+NumPy and OpenCV (`tf_enet.inference.processing`).
 """
 
 import os
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
-from tf_enet.inference import loading, runtimes
+from tf_enet.inference import loading, processing, runtimes
 
-# How `load_predictor` runs a Keras model: "auto" (a fixed-size TFLite
-# conversion at the training size, Keras otherwise or if the conversion
-# fails), "keras", or "tflite" (as "auto", but a failed conversion raises).
+# How `load_predictor` runs a Keras model: "auto" (its fixed-size TFLite
+# conversion at the training size when one is beside it, Keras otherwise),
+# "keras", or "tflite" (as "auto", but a missing conversion raises).
 RUNTIMES = ("auto", "keras", "tflite")
 
 # XLA runs ENet faster per image but compiles once per input shape, which
@@ -34,53 +38,12 @@ XLA_BREAK_EVEN_IMAGES = 60
 
 
 def auto_jit_compile(num_images):
-    """Whether XLA is worth its compile time for `num_images` of one size."""
+    """Whether XLA is worth its compile time for `num_images` of one size.
+
+    XLA compiles one input shape only (`tf_runtimes.KerasRunner`): the
+    size the model runs at; other shapes run without it.
+    """
     return num_images >= XLA_BREAK_EVEN_IMAGES
-
-
-@tf.function(
-    input_signature=[
-        tf.TensorSpec([None, None, None, None], tf.float32),
-        tf.TensorSpec([2], tf.int32),
-    ]
-)
-def _resize_argmax(logits, size):
-    """Class ids of `logits` resized (bilinear) to `size`."""
-    resized = tf.image.resize(logits, size, method="bilinear")
-    return tf.argmax(resized, axis=-1, output_type=tf.int32)  # [batch, h, w]
-
-
-def resize_images(images, size):
-    """Resizes images (bilinear; antialiased when shrinking) for the model.
-
-    Args:
-        images: float32 array-like `[batch, height, width, 3]`.
-        size: (height, width).
-
-    Returns:
-        np.ndarray float32 `[batch, size[0], size[1], 3]`; `images` itself
-        when it has that size already.
-    """
-    images = np.asarray(images, np.float32)
-    if tuple(images.shape[1:3]) == tuple(size):
-        return images
-    return tf.image.resize(images, size, method="bilinear", antialias=True).numpy()
-
-
-def resize_logits(logits, size):
-    """Resizes logits (bilinear) to `size`, e.g. an image's or a label's size.
-
-    Args:
-        logits: float32 array-like `[batch, height, width, num_classes]`.
-        size: (height, width).
-
-    Returns:
-        np.ndarray float32 `[batch, size[0], size[1], num_classes]`.
-    """
-    logits = np.asarray(logits, np.float32)
-    if tuple(logits.shape[1:3]) == tuple(size):
-        return logits
-    return tf.image.resize(logits, size, method="bilinear").numpy()
 
 
 class Predictor:
@@ -88,7 +51,7 @@ class Predictor:
 
     Built by `load_predictor` (or `Predictor.from_model` for a Keras model
     in memory). Images are RGB, float or uint8, in [0, 255]; all
-    preprocessing happens inside the models.
+    normalisation happens inside the models.
 
     Args:
         runner: callable mapping float32 images `[batch, height, width, 3]`
@@ -112,18 +75,21 @@ class Predictor:
 
     @classmethod
     def from_model(cls, model, info=None, config=None, *, jit_compile=False):
-        """A Predictor of a Keras model in memory.
+        """A Predictor of a Keras model in memory (needs TensorFlow).
 
         Args:
             model: keras.Model mapping images to logits.
             info: DatasetInfo or None (generic class names).
             config: dict or None. A configuration as train.py writes it.
-            jit_compile: bool. XLA-compile the model call.
+            jit_compile: bool. XLA-compile the model call at the first
+                input shape it sees.
 
         Returns:
             Predictor.
         """
-        runner = runtimes.KerasRunner(model, jit_compile)
+        from tf_enet.inference import tf_runtimes
+
+        runner = tf_runtimes.KerasRunner(model, jit_compile)
         if info is None:
             info = loading.generic_info(runner.num_classes)
         return cls(runner, info, config, path=model.name, kind="keras")
@@ -192,30 +158,52 @@ class Predictor:
         """
         return self.runner(_check_images(images))
 
+    def content_logits(self, images, *, input_size=None):
+        """Logits of the images' content, run at `model_size`.
+
+        With an explicit `input_size` the images are resized to it. Else, at
+        the training or exported size, each image is fitted into it with
+        its aspect ratio kept and padded (`processing.letterbox`), and the
+        padding's logits cropped off.
+
+        Args:
+            images: array-like `[batch, height, width, 3]`, RGB in [0, 255].
+            input_size: (height, width) or None. See `model_size`.
+
+        Returns:
+            np.ndarray float32 `[batch, content_height, content_width,
+            num_classes]`, of the images' aspect ratio.
+        """
+        images = _check_images(images)
+        size = tuple(images.shape[1:3])
+        model_size = self.model_size(size, input_size)
+        if input_size is not None:
+            return self.runner(processing.resize_images(images, model_size))
+        box = processing.fit_size(size, model_size)
+        return processing.unletterbox(self.runner(processing.letterbox(images, box)), box)
+
     def resized_logits(self, images, *, input_size=None, output_size=None):
         """Logits of the model run at `model_size`, resized to `output_size`.
 
         Args:
             images: array-like `[batch, height, width, 3]`, RGB in [0, 255].
-            input_size: (height, width) or None. See `model_size`.
+            input_size: (height, width) or None. See `content_logits`.
             output_size: (height, width) or None (the images' size).
 
         Returns:
             np.ndarray float32 `[batch, out_height, out_width, num_classes]`.
         """
         images = _check_images(images)
-        size = tuple(images.shape[1:3])
-        model_size = self.model_size(size, input_size)
-        logits = self.runner(resize_images(images, model_size))
-        return resize_logits(logits, output_size or size)
+        logits = self.content_logits(images, input_size=input_size)
+        return processing.resize_logits(logits, output_size or images.shape[1:3])
 
     def predict(self, images, *, input_size=None, output_size=None):
         """Predicts class ids: the model at `model_size`, logits resized back.
 
-        Images are resized (bilinear, antialiased when shrinking) to the
-        model's size, which by default is the training size (see
-        `model_size`); the logits are resized (bilinear) to `output_size`
-        one image at a time, then the argmax is taken.
+        See `content_logits` for how images reach the model's size (bilinear,
+        antialiased when shrinking, aspect ratio kept); the logits are
+        resized (bilinear) to `output_size` one image at a time, then the
+        argmax is taken.
 
         Args:
             images: array-like `[batch, height, width, 3]`, RGB in [0, 255].
@@ -228,16 +216,8 @@ class Predictor:
             np.ndarray int32 `[batch, out_height, out_width]`.
         """
         images = _check_images(images)
-        size = tuple(images.shape[1:3])
-        output_size = tuple(output_size or size)
-        logits = self.runner(resize_images(images, self.model_size(size, input_size)))
-        if tuple(logits.shape[1:3]) == output_size:
-            return np.argmax(logits, axis=-1).astype(np.int32)
-        target = tf.constant(output_size, tf.int32)
-        # One image at a time bounds the memory of full-size logits.
-        return np.concatenate(
-            [_resize_argmax(logits[i : i + 1], target).numpy() for i in range(len(logits))]
-        )
+        logits = self.content_logits(images, input_size=input_size)
+        return processing.classes_at(logits, tuple(output_size or images.shape[1:3]))
 
 
 def _check_images(images):
@@ -249,19 +229,17 @@ def _check_images(images):
     return images
 
 
-def load_predictor(
-    path=loading.DEFAULT_MODEL, *, jit_compile=False, runtime="auto", cache_dir=None
-):
+def load_predictor(path=loading.DEFAULT_MODEL, *, jit_compile=False, runtime="auto"):
     """Loads a model of any kind for prediction.
 
     A Keras model (checkpoint directory, .keras file or preset) whose
-    configuration records its training size runs, at that size, as a
-    fixed-size float32 TFLite model: the same labels, several times
-    faster on CPUs. The conversion is found beside the model file or in a
-    preset (which ship it), or in the cache; otherwise it is made (several
-    seconds, once per model file) and cached under `cache_dir`. The Keras
-    model itself is then loaded only if images run at another size. If
-    the conversion fails, a warning is logged and Keras runs.
+    configuration records its training size runs, at that size, as the
+    fixed-size float32 TFLite model written beside it (`model_HxW.tflite`,
+    by train.py at the end of a run, by export.py and by `save_preset`):
+    the same labels, several times faster on CPUs, without TensorFlow.
+    The Keras model itself is then loaded only if images run at another
+    size. Without that file, Keras runs (TensorFlow needed) and the log
+    says how to write it. Nothing is converted here.
 
     Args:
         path: str. A checkpoint directory (model.keras + config.json), a
@@ -269,14 +247,12 @@ def load_predictor(
             preset name (see `tf_enet.inference`); by default the shipped
             CamVid preset.
         jit_compile: bool. XLA-compile Keras and SavedModel models where
-            they run; exact and faster per image, but compiles once per
-            input shape (see `auto_jit_compile`).
+            they run, for the first input shape only (see
+            `auto_jit_compile`).
         runtime: str, one of `RUNTIMES`. For Keras models: "auto" (as
             above), "keras" (Keras at every size) or "tflite" (as "auto",
-            but a model without a training size or a failed conversion
-            raises). Other kinds run as they are and take "auto" only.
-        cache_dir: str or None. Where conversions are cached; defaults to
-            `$TF_ENET_CACHE`, else `~/.cache/tf_enet`.
+            but a model without its conversion raises). Other kinds run
+            as they are and take "auto" only.
 
     Returns:
         Predictor. Its `runtime` says what runs the model.
@@ -284,7 +260,7 @@ def load_predictor(
     Raises:
         ModelError: naming the file if the path is missing, not a valid
             model of its kind, or disagrees with its configuration; with
-            `runtime="tflite"`, if the model cannot run as TFLite.
+            `runtime="tflite"`, if the model has no conversion beside it.
         ValueError: unknown `runtime`, or "keras"/"tflite" for a model that
             is not a Keras model.
     """
@@ -294,18 +270,15 @@ def load_predictor(
     kind, model_file, config_file = loading.resolve_model_path(path)
     if kind == "keras":
         if runtime != "keras":
-            predictor = _fixed_size_predictor(
-                path,
-                model_file,
-                config_file,
-                jit_compile=jit_compile,
-                strict=runtime == "tflite",
-                cache_dir=cache_dir,
+            predictor = _runtime_model_predictor(
+                path, model_file, config_file, jit_compile=jit_compile, strict=runtime == "tflite"
             )
             if predictor is not None:
                 return predictor
+        from tf_enet.inference import tf_runtimes
+
         model, config, info = loading.load_keras_model(path)
-        runner = runtimes.KerasRunner(model, jit_compile)
+        runner = tf_runtimes.KerasRunner(model, jit_compile)
         return Predictor(runner, info, config, model_file, kind)
     if runtime != "auto":
         raise ValueError(
@@ -313,7 +286,9 @@ def load_predictor(
             f"{loading.KIND_NAMES[kind]} and runs as one (runtime='auto')."
         )
     if kind == "saved_model":
-        runner = runtimes.SavedModelRunner(model_file, jit_compile)
+        from tf_enet.inference import tf_runtimes
+
+        runner = tf_runtimes.SavedModelRunner(model_file, jit_compile)
     elif kind == "tflite":
         runner = runtimes.TFLiteRunner(model_file)
     else:
@@ -322,13 +297,13 @@ def load_predictor(
     return Predictor(runner, info, config, model_file, kind)
 
 
-def _fixed_size_predictor(path, model_file, config_file, *, jit_compile, strict, cache_dir):
-    """A Predictor running a Keras model's fixed-size TFLite conversion.
+def _runtime_model_predictor(path, model_file, config_file, *, jit_compile, strict):
+    """A Predictor running the fixed-size TFLite conversion beside a Keras model.
 
     Returns:
         Predictor, or None when the configuration records no training size
-        (`strict` raises instead). A failed conversion gives a Predictor
-        running Keras (`strict` raises instead).
+        or no conversion is beside the model (`strict` raises instead; else
+        the log says how to write it).
     """
     config = None if config_file is None else loading.read_config(config_file)
     size = loading.training_size(config)
@@ -340,54 +315,19 @@ def _fixed_size_predictor(path, model_file, config_file, *, jit_compile, strict,
                 f"run it at as TFLite; use runtime='auto' or 'keras'."
             )
         return None
-    model_sha256 = loading.file_sha256(model_file)
-    found = loading.find_fixed_size_tflite(model_file, size, model_sha256, cache_dir)
-    if found is not None:
-        fixed = runtimes.TFLiteRunner(found)
+    found = loading.find_runtime_model(model_file, size)
+    if found is None:
+        hint = loading.runtime_model_hint(model_file, size)
+        if strict:
+            raise loading.ModelError(f"{model_file} has no TFLite conversion beside it: {hint}")
+        logging.info("Running %s in Keras (TensorFlow). For the fast path: %s", model_file, hint)
+        return None
 
-        def load_keras():
-            model = loading.load_keras_model(path)[0]
-            return runtimes.KerasRunner(model, jit_compile)
+    def load_keras():
+        from tf_enet.inference import tf_runtimes
 
-    else:
-        model, config, info = loading.load_keras_model(path)
-        keras_runner = runtimes.KerasRunner(model, jit_compile)
-        cache_path = loading.tflite_cache_path(model_sha256, size, cache_dir)
-        logging.info(
-            "Converting %s to TFLite at %dx%d (once; cached as %s).",
-            model_file,
-            size[0],
-            size[1],
-            cache_path,
-        )
-        try:
-            fixed = runtimes.cached_fixed_size_tflite(
-                model,
-                cache_path,
-                size,
-                config,
-                model_sha256,
-                os.path.basename(model_file),
-            )
-        except Exception as err:  # The converter raises many error types.
-            reason = loading.first_line(err)
-            if strict:
-                raise loading.ModelError(
-                    f"{model_file} cannot run as TFLite: its conversion at "
-                    f"{size[0]}x{size[1]} failed: {reason}"
-                ) from None
-            logging.warning(
-                "Running %s in Keras: its TFLite conversion at %dx%d failed: %s",
-                model_file,
-                size[0],
-                size[1],
-                reason,
-            )
-            return Predictor(keras_runner, info, config, model_file, "keras")
+        return tf_runtimes.KerasRunner(loading.load_keras_model(path)[0], jit_compile)
 
-        def load_keras():
-            return keras_runner
-
-    runner = runtimes.FixedSizeRunner(fixed, load_keras)
+    runner = runtimes.FixedSizeRunner(runtimes.TFLiteRunner(found), load_keras)
     config, info = loading.config_and_info(config_file, runner.num_classes, model_file)
     return Predictor(runner, info, config, model_file, "keras")

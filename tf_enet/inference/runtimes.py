@@ -1,25 +1,22 @@
-"""The runtimes a Predictor runs: Keras, SavedModel, TFLite and ONNX.
+"""The runtimes a Predictor runs without TensorFlow: LiteRT and onnxruntime.
 
 Each runner is a callable mapping float32 images `[batch, height, width, 3]`
 (RGB in [0, 255]) to float32 logits `[batch, height, width, num_classes]`,
 with a `num_classes` attribute, a `runtime` attribute naming what runs the
 model (one of `RUNTIME_NAMES`) and, when the model only takes one size, an
-`input_size` attribute.
+`input_size` attribute. Keras models and SavedModels run in
+`tf_enet.inference.tf_runtimes`, which needs TensorFlow.
 
 `FixedSizeRunner` runs a Keras model's fixed-size TFLite conversion (see
-`write_fixed_size_tflite`) for images of that size and the Keras model,
-loaded when first needed, for other sizes.
+`tf_enet.exporting.write_runtime_model`) for images of that size and the
+Keras model, loaded when first needed, for other sizes.
 """
 
 import os
-import tempfile
-import warnings
 
 import numpy as np
-import tensorflow as tf
-from absl import logging
+from ai_edge_litert.interpreter import Interpreter
 
-from tf_enet import artifacts
 from tf_enet.inference.loading import (
     ModelError,
     check_tflite_file,
@@ -28,78 +25,6 @@ from tf_enet.inference.loading import (
 )
 
 RUNTIME_NAMES = ("keras", "keras_xla", "saved_model", "saved_model_xla", "tflite", "onnx")
-
-_IMAGES = tf.TensorSpec([None, None, None, 3], tf.float32)
-
-
-class KerasRunner:
-    """Runs a `keras.Model` in inference mode, traced once for any size.
-
-    Args:
-        model: keras.Model mapping images to logits.
-        jit_compile: bool. XLA-compile the call (compiles once per shape).
-    """
-
-    input_size = None
-
-    def __init__(self, model, jit_compile=False):
-        self.model = model
-        self.num_classes = int(model.outputs[0].shape[-1])
-        self.runtime = "keras_xla" if jit_compile else "keras"
-        self._call = tf.function(
-            lambda images: model(images, training=False),
-            input_signature=[_IMAGES],
-            jit_compile=jit_compile,
-        )
-
-    def __call__(self, images):
-        return self._call(images).numpy()
-
-
-class SavedModelRunner:
-    """Runs the `logits` function of a SavedModel written by export.py.
-
-    Args:
-        path: str. The SavedModel directory.
-        jit_compile: bool. XLA-compile the call.
-
-    Raises:
-        ModelError: the directory is not a valid SavedModel, or not one
-            export.py wrote.
-    """
-
-    input_size = None
-
-    def __init__(self, path, jit_compile=False):
-        try:
-            loaded = tf.saved_model.load(path)
-        except Exception as err:  # TensorFlow raises many types here.
-            raise invalid_model(path, "saved_model", _saved_model_reason(err)) from None
-        function = getattr(loaded, "logits", None)
-        if function is None:
-            raise ModelError(
-                f"SavedModel {path} has no `logits` function, so export.py did "
-                f"not write it; export the Keras model with export.py."
-            )
-        concrete = function.get_concrete_function(_IMAGES)
-        self.num_classes = int(concrete.structured_outputs["logits"].shape[-1])
-        self.runtime = "saved_model_xla" if jit_compile else "saved_model"
-        self._loaded = loaded  # Keeps the variables alive.
-        self._call = tf.function(
-            lambda images: function(images)["logits"],
-            input_signature=[_IMAGES],
-            jit_compile=jit_compile,
-        )
-
-    def __call__(self, images):
-        return self._call(tf.constant(images)).numpy()
-
-
-def _saved_model_reason(error):
-    line = first_line(error)
-    if "saved_model.pb" in line and ("parse" in line or "corrupt" in line):
-        return "its saved_model.pb does not parse (a corrupt or truncated file)."
-    return line
 
 
 def _quantize(values, detail):
@@ -148,13 +73,10 @@ class TFLiteRunner:
             source = {"model_path": path}
         else:
             source = {"model_content": content}
-        with warnings.catch_warnings():
-            # tf.lite.Interpreter warns that it moves to ai_edge_litert.
-            warnings.simplefilter("ignore")
-            try:
-                self._interpreter = tf.lite.Interpreter(**source, num_threads=os.cpu_count())
-            except Exception as err:  # ValueError, RuntimeError, codec errors.
-                raise invalid_model(path, "tflite", first_line(err)) from None
+        try:
+            self._interpreter = Interpreter(**source, num_threads=os.cpu_count())
+        except Exception as err:  # ValueError, RuntimeError, codec errors.
+            raise invalid_model(path, "tflite", first_line(err)) from None
         inputs = self._interpreter.get_input_details()
         outputs = self._interpreter.get_output_details()
         if (
@@ -254,95 +176,6 @@ class FixedSizeRunner:
         return self.other(images)
 
 
-def write_fixed_size_tflite(model, output_path, size, config, model_sha256, source):
-    """Converts a Keras model to a fixed-size float32 TFLite model.
-
-    `tf_enet.exporting.export_tflite` with `input_size=size` (what
-    `export.py --height --width` writes), whose configuration
-    (`<output_path>.json`) also records the digest of the Keras model file
-    as `["export"]["source_sha256"]`, so `loading.find_fixed_size_tflite`
-    finds it for that file only.
-
-    Args:
-        model: keras.Model. Loaded from the model file.
-        output_path: str. The .tflite file to write.
-        size: (height, width). The model's input size.
-        config: dict or None. The model's configuration.
-        model_sha256: str. `loading.file_sha256` of the model file.
-        source: str. The model file's name, recorded.
-
-    Returns:
-        str. `output_path`.
-
-    Raises:
-        ExportError: the conversion failed.
-        OSError: `output_path` cannot be written.
-    """
-    # tf_enet.exporting imports tf_enet.inference.
-    from tf_enet import exporting  # pylint: disable=import-outside-toplevel
-
-    exporting.export_tflite(model, output_path, config, input_size=size, source=source)
-    sidecar = output_path + artifacts.SIDECAR_SUFFIX
-    description = artifacts.read_json(sidecar)
-    description["export"]["source_sha256"] = model_sha256
-    artifacts.write_json(sidecar, description)
-    return output_path
-
-
-def cached_fixed_size_tflite(model, cache_path, size, config, model_sha256, source):
-    """A `TFLiteRunner` of a fresh fixed-size conversion, cached at `cache_path`.
-
-    The conversion is written to a temporary directory and copied into
-    the cache: the model first, then its configuration, so a reader never
-    takes a half-written model for a conversion. When the cache cannot be
-    written (logged as a warning) the runner runs the conversion from
-    memory, and the next process converts again.
-
-    Args:
-        model, size, config, model_sha256, source: see
-            `write_fixed_size_tflite`.
-        cache_path: str. Where the conversion is cached
-            (`loading.tflite_cache_path`).
-
-    Returns:
-        TFLiteRunner.
-
-    Raises:
-        ExportError: the conversion failed.
-    """
-    with tempfile.TemporaryDirectory() as tmp:
-        converted = os.path.join(tmp, os.path.basename(cache_path))
-        write_fixed_size_tflite(model, converted, size, config, model_sha256, source)
-        with open(converted, "rb") as f:
-            content = f.read()
-        with open(converted + artifacts.SIDECAR_SUFFIX, "rb") as f:
-            description = f.read()
-    try:
-        for path, data in (
-            (cache_path, content),
-            (cache_path + artifacts.SIDECAR_SUFFIX, description),
-        ):
-            artifacts.write_atomically(
-                path, lambda tmp_path, data=data: _write_bytes(tmp_path, data)
-            )
-    except OSError as err:
-        logging.warning(
-            "Cannot cache the TFLite conversion of %s in %s (%s); the next "
-            "process converts again. Set TF_ENET_CACHE to a writable "
-            "directory to cache it.",
-            source,
-            os.path.dirname(cache_path),
-            err,
-        )
-        return TFLiteRunner(cache_path, content=content)
-    return TFLiteRunner(cache_path)
-
-
-def _write_bytes(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
 class OnnxRunner:
     """Runs an .onnx model exported by export.py with onnxruntime.
 
@@ -359,7 +192,7 @@ class OnnxRunner:
 
     def __init__(self, path):
         try:
-            import onnxruntime  # pylint: disable=import-outside-toplevel
+            import onnxruntime
         except ImportError:
             raise ModelError(
                 f"Running {path} needs onnxruntime: pip install 'tf_enet[onnx]' (or onnxruntime)."

@@ -19,7 +19,7 @@ only what the trained model needs to run:
                    the model converted to float32 TFLite at the training
                    size (H x W), with its configuration, which records the
                    digest of model.keras: what `load_predictor` runs at
-                   that size, so it never converts a preset
+                   that size, without TensorFlow
 
 so `tf_enet.inference.load_predictor(preset_path(name))` reads it like a
 training run's directory. Wherever a preset is asked for by name, a path to
@@ -32,57 +32,13 @@ import zipfile
 
 from tf_enet import artifacts
 
-# Name -> description. Each name is a directory beside this file.
-PRESETS = {
-    "enet_camvid": (
-        "ENet trained on CamVid (11 classes, 360x480 images): 67.9 mean IoU on the val split."
-    ),
-}
-PRESET_FILES = (artifacts.MODEL_FILE, artifacts.CONFIG_FILE)
-# What prediction, evaluation and export use when no model is named.
-DEFAULT_PRESET = "enet_camvid"
-
-
-def list_presets():
-    """The names of the shipped presets.
-
-    Returns:
-        tuple of str, sorted.
-    """
-    return tuple(sorted(PRESETS))
-
-
-def preset_path(preset):
-    """The directory of a preset.
-
-    Args:
-        preset: str or path-like. A shipped preset's name (see
-            `list_presets`) or a directory holding `model.keras` and
-            `config.json`.
-
-    Returns:
-        str. The preset's directory.
-
-    Raises:
-        ValueError: `preset` is neither a shipped name nor such a directory;
-            the message lists the shipped names.
-    """
-    preset = os.fspath(preset)
-    if preset in PRESETS:
-        return os.path.join(os.path.dirname(os.path.abspath(__file__)), preset)
-    if os.path.isdir(preset):
-        missing = [name for name in PRESET_FILES if not os.path.isfile(os.path.join(preset, name))]
-        if not missing:
-            return preset
-        raise ValueError(
-            f"Preset directory {preset} has no {' or '.join(missing)}; a "
-            f"preset holds {' and '.join(PRESET_FILES)}."
-        )
-    raise ValueError(
-        f"Unknown preset {preset!r}; the shipped presets are: "
-        f"{', '.join(list_presets())} (or pass a directory holding "
-        f"{' and '.join(PRESET_FILES)})."
-    )
+# The registry and the directories live with the rest of the format in
+# `tf_enet.artifacts`, which model loading imports without this package.
+PRESETS = artifacts.PRESETS
+PRESET_FILES = artifacts.PRESET_FILES
+DEFAULT_PRESET = artifacts.DEFAULT_PRESET
+list_presets = artifacts.list_presets
+preset_path = artifacts.preset_path
 
 
 def model_file(preset):
@@ -115,8 +71,7 @@ def save_preset(model, config, preset_dir):
     (Keras stores it uncompressed); it loads with `keras.saving.load_model`
     as any `.keras` file. When the configuration records the training size,
     the model's fixed-size float32 TFLite conversion at that size is
-    written beside it (`model_HxW.tflite` and its `.json`; see
-    `tf_enet.inference.load_predictor`).
+    written beside it (`tf_enet.conversions.write_runtime_model`).
 
     Args:
         model: keras.Model. The trained model.
@@ -147,20 +102,10 @@ def save_preset(model, config, preset_dir):
             lambda path: _recompress(uncompiled, path),
         )
     artifacts.write_json(os.path.join(preset_dir, artifacts.CONFIG_FILE), config)
-    # tf_enet.inference imports this module.
-    from tf_enet.inference import loading, runtimes  # pylint: disable=import-outside-toplevel
+    # TensorFlow is loaded here only: presets are read without it.
+    from tf_enet import conversions
 
-    size = loading.training_size(config)
-    if size is not None:
-        model_file = os.path.join(preset_dir, artifacts.MODEL_FILE)
-        runtimes.write_fixed_size_tflite(
-            model,
-            os.path.join(preset_dir, loading.fixed_size_tflite_name(size)),
-            size,
-            config,
-            loading.file_sha256(model_file),
-            artifacts.MODEL_FILE,
-        )
+    conversions.write_runtime_model(preset_dir, model)
 
 
 def _recompress(source, target):

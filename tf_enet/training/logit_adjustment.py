@@ -73,7 +73,7 @@ def adjustment_scores(
 ):
     """Scores `argmax(logits - alpha * log(class_weights))` for each alpha.
 
-    One pass over the split (`tf_enet.inference.confusion_matrices`), every
+    One pass over the split (`tf_enet.logit_adjustment.offset_confusion_matrices`), every
     alpha counted from the same logits.
 
     Args:
@@ -84,7 +84,7 @@ def adjustment_scores(
             left as trained.
         split: str. Split to score.
         alphas: sequence of float. Adjustment strengths to score.
-        **options: for `confusion_matrices`: `limit`, `sample`, `seed`,
+        **options: for `tf_enet.inference.split_logits`: `limit`, `sample`, `seed`,
             `input_size`, `resize_labels`, `on_batch`.
 
     Returns:
@@ -96,8 +96,8 @@ def adjustment_scores(
     """
     log_weights = logit_adjustment.log_weights(class_weights, dataset.info.num_classes)
     offsets = [-np.float32(alpha) * log_weights for alpha in alphas]
-    matrices = inference.confusion_matrices(
-        predictor, dataset, split, transforms=offsets, **options
+    matrices = logit_adjustment.offset_confusion_matrices(
+        predictor, dataset, split, offsets, **options
     )
     return {float(a): metrics_lib.scores(m) for a, m in zip(alphas, matrices)}
 

@@ -16,6 +16,7 @@ from tf_enet import artifacts
 from tf_enet import data as data_lib
 from tf_enet import logit_adjustment as adjustment_math
 from tf_enet import metrics as metrics_lib
+from tf_enet.conversions import write_runtime_model
 from tf_enet.losses import WeightedSparseCategoricalCrossentropy
 from tf_enet.model import OUTPUT_STRIDE, build_enet, build_enet_encoder, transfer_weights
 from tf_enet.training import callbacks as callbacks_lib
@@ -261,6 +262,7 @@ def _train(config, overwrite, strategy, chief, dataset, same_run):
         results[stage] = train_stage(config, stage, dataset, weights, strategy, chief, source)
     if chief and "full" in stage_plan(config):
         results["logit_adjustment"] = adjust_logits(config, dataset, weights)
+        results["runtime_model"] = write_runtime_model(config.checkpoint_dir)
     return results
 
 
