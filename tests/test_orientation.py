@@ -222,3 +222,12 @@ def test_predict_video_writes_rotated_phone_videos_upright(tmp_path):
     rgb = cv2.cvtColor(out, cv2.COLOR_BGR2RGB).astype(np.float32)
     np.testing.assert_allclose(rgb[2:14].mean((0, 1)), expected[2:14].mean((0, 1)), atol=12)
     np.testing.assert_allclose(rgb[18:30].mean((0, 1)), expected[18:30].mean((0, 1)), atol=12)
+
+
+@pytest.mark.parametrize("code", [0, 9, 65535])
+def test_invalid_orientation_codes_leave_the_image_as_stored(tmp_path, code):
+    exif = Image.Exif()
+    exif[orientation.ORIENTATION_TAG] = code
+    Image.fromarray(COLOURS[STORED_IDS]).save(tmp_path / "a.jpg", quality=100, exif=exif)
+    assert orientation.read_orientation((tmp_path / "a.jpg").read_bytes()) == 1
+    assert data.decode_image_file(tmp_path / "a.jpg").shape == (16, 32, 3)
