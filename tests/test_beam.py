@@ -151,6 +151,17 @@ def test_input_checks_name_the_input(tmp_path):
         tf_enet_beam.check_output_dir(str(tmp_path / "a.jpg" / "out"))
 
 
+def test_command_help_loads_neither_beam_nor_a_model():
+    code = (
+        "import sys, tf_enet.beam.__main__ as m\n"
+        "try:\n    m.main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted({'apache_beam', 'tensorflow', 'tf_enet.inference'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "--output_dir" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
 def test_command_refuses_bad_input_before_running(tmp_path, capsys):
     from tf_enet.beam.__main__ import main
 
