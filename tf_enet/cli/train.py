@@ -11,12 +11,14 @@ Examples:
 """
 
 import dataclasses
-import json
+import logging as std_logging
+import os
 import sys
 
 from absl import flags
+from absl import logging as absl_logging
 
-from tf_enet import cli
+from tf_enet import artifacts, cli
 from tf_enet.training.config import CHOICES, TrainConfig, option_help
 
 FLAGS = flags.FLAGS
@@ -62,13 +64,29 @@ def define_flags(flag_values=FLAGS):
     )
 
 
+class MessageFormatter(std_logging.Formatter):
+    """Log records as plain messages; warnings and errors say what they are.
+
+    Set on absl's handler (`absl.logging.get_absl_handler().setFormatter`)
+    in place of its `I1205 08:41:45.36 trainer.py:305]` prefix, which says
+    nothing to a user of the command.
+    """
+
+    def format(self, record):
+        message = super().format(record)
+        if record.levelno >= std_logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        return message
+
+
 def _main(argv):
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         return 2
-    from tf_enet import artifacts, data
+    from tf_enet import data
     from tf_enet.training import TrainingError, train
 
+    absl_logging.get_absl_handler().setFormatter(MessageFormatter())
     options = {f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     if options["verbose"] is None:
         options["verbose"] = 1 if sys.stdout.isatty() else 2
@@ -78,8 +96,51 @@ def _main(argv):
     except (ValueError, TrainingError, data.DatasetError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(artifacts.to_strict_json(results), indent=2))
+    print("\n".join(summary_lines(results)))
     return 0
+
+
+def _score(value):
+    return "n/a" if value is None or value != value else f"{value:.4f}"
+
+
+def summary_lines(results):
+    """The lines `tf-enet-train` ends with: best epoch, scores, where the model is.
+
+    Args:
+        results: dict, as `tf_enet.training.train` returns it.
+
+    Returns:
+        list of str.
+    """
+    directory = results["checkpoint_dir"]
+    lines = []
+    for stage in ("encoder", "full"):
+        record = results.get(stage)
+        if not record:
+            continue
+        best = record.get(artifacts.VAL_MEAN_IOU, record.get("best_" + artifacts.VAL_MEAN_IOU))
+        lines.append(
+            f"{stage.capitalize()} stage: best epoch {record.get('epoch', 'n/a')} of "
+            f"{record.get('epochs')}, val mean IoU {_score(best)}"
+        )
+    adjusted = results.get("logit_adjustment")
+    if adjusted:
+        lines.append(
+            f"Logit adjustment (alpha {adjusted['alpha']:g}): val mean IoU "
+            f"{_score(adjusted.get('val_mean_iou_before'))} -> "
+            f"{_score(adjusted.get('val_mean_iou'))}"
+        )
+    if "full" in results:
+        model = os.path.join(directory, artifacts.MODEL_FILE)
+        lines.append(f"Model: {model} (scores in best.json, every epoch in history.csv)")
+    else:
+        model = os.path.join(directory, artifacts.ENCODER_DIR, artifacts.MODEL_FILE)
+        lines.append(
+            f"Encoder: {model}; run the same command with --stages full to train "
+            "the full network from it."
+        )
+    return lines
 
 
 def main():
