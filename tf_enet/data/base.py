@@ -1,11 +1,12 @@
-"""What every dataset shares: its description, label mapping, file pairing.
+"""What every dataset shares: its description, label mapping, image reading.
 
 A dataset is a directory layout plus a rule turning mask pixels into class
 ids. `DatasetInfo` describes the classes (names, colours, ignore id) and is
 what gets saved beside a model; `LabelMapping` says how raw mask values map
-to ids; `SegmentationDataset` lists `(image, mask)` pairs per split. The
-modules `camvid`, `cityscapes` and `folder` fill these in for each layout,
-and `pipeline` turns any of them into a `tf.data.Dataset`.
+to ids; `SegmentationDataset` lists `(image, mask)` pairs per split, found
+and paired by name with `pairing`. The modules `camvid`, `cityscapes`,
+`folder` and `sunrgbd` fill these in for each layout, and `pipeline` turns
+any of them into a `tf.data.Dataset`.
 
 `decode_image_file` and `colorize` are the numpy (OpenCV) counterparts of the
 pipeline's decoding, for prediction scripts working on single files; both
@@ -28,8 +29,6 @@ MASK_EXTENSIONS = (".png",)
 MASK_ENCODINGS = ("auto", "ids", "color")
 # Single-channel masks are at most 16-bit, so no mask value reaches this.
 MAX_MASK_VALUES = 65536
-# How many file names an error message lists before it says "...".
-_MAX_NAMES = 3
 
 
 class DatasetError(TfEnetError, ValueError):
@@ -291,103 +290,6 @@ class SegmentationDataset:
 
     def __repr__(self):
         return f"{type(self).__name__}({self.data_dir!r})"
-
-
-def list_files(directory, extensions):
-    """Maps file stems to paths for the files of a directory.
-
-    Args:
-        directory: str. Directory to list (not its subdirectories).
-        extensions: tuple of str. Lower-case extensions with the dot.
-
-    Returns:
-        dict `stem -> path`.
-
-    Raises:
-        DatasetError: if two files share a stem, since pairing by name would
-            be ambiguous.
-    """
-    found = {}
-    for entry in os.scandir(directory):
-        if not entry.is_file():
-            continue
-        name = entry.name
-        stem, ext = os.path.splitext(name)
-        if ext.lower() not in extensions or name.startswith("."):
-            continue
-        path = os.path.join(directory, name)
-        if stem in found:
-            raise DatasetError(
-                f"Two files named {stem!r} in {directory}: {found[stem]} and "
-                f"{path}; pairing images with masks by name needs unique "
-                f"names."
-            )
-        found[stem] = path
-    return found
-
-
-def list_mask_files(directory):
-    """`list_files` for PNG masks, refusing JPEG masks by name.
-
-    Raises:
-        DatasetError: if the directory holds JPEG masks (lossy compression
-            changes class ids and colours) or two masks share a stem.
-    """
-    lossy = list_files(directory, (".jpg", ".jpeg"))
-    if lossy:
-        raise DatasetError(
-            f"{len(lossy)} JPEG masks in {directory}, first: "
-            f"{format_names(lossy.values())}; JPEG compression alters class "
-            f"ids and colours, so masks must be PNGs."
-        )
-    return list_files(directory, MASK_EXTENSIONS)
-
-
-def format_names(paths):
-    """The first sorted base names of `paths`, for error messages."""
-    names = sorted(os.path.basename(p) for p in paths)
-    shown = ", ".join(names[:_MAX_NAMES])
-    return shown + (", ..." if len(names) > _MAX_NAMES else "")
-
-
-def pair_files(images, masks, image_dir, mask_dir):
-    """Pairs images with masks of the same key, refusing leftovers.
-
-    Args:
-        images: dict `key -> image path`.
-        masks: dict `key -> mask path`, using the same keys.
-        image_dir: str. Named in the error for masks without an image.
-        mask_dir: str. Named in the error for images without a mask.
-
-    Returns:
-        list of `(image_path, mask_path)` sorted by image path.
-
-    Raises:
-        DatasetError: naming the count and the first files of each side
-            that has no partner.
-    """
-    lonely_images = [images[k] for k in images if k not in masks]
-    lonely_masks = [masks[k] for k in masks if k not in images]
-    problems = []
-    if lonely_images:
-        problems.append(
-            f"{len(lonely_images)} images without a mask in {mask_dir}, "
-            f"first: {format_names(lonely_images)}"
-        )
-    if lonely_masks:
-        problems.append(
-            f"{len(lonely_masks)} masks without an image in {image_dir}, "
-            f"first: {format_names(lonely_masks)}"
-        )
-    if problems:
-        raise DatasetError("; ".join(problems) + ".")
-    return sorted((images[k], masks[k]) for k in images)
-
-
-def require_dir(path, what):
-    """Raises a DatasetError naming `what` unless `path` is a directory."""
-    if not os.path.isdir(path):
-        raise DatasetError(f"{what} not found: {path} is not a directory.")
 
 
 def read_image_array(path):

@@ -18,7 +18,7 @@ split and class set of Badrinarayanan et al., SegNet (arXiv:1511.00561).
 
 import os
 
-from tf_enet.data import base
+from tf_enet.data import base, pairing
 
 CLASS_NAMES = (
     "Sky",
@@ -100,8 +100,8 @@ class CamVid(base.SegmentationDataset):
                     f"directory (available splits: "
                     f"{', '.join(self.splits())})."
                 )
-        images = base.list_files(image_dir, base.IMAGE_EXTENSIONS)
-        masks = base.list_mask_files(mask_dir)
+        images = pairing.list_files(image_dir, base.IMAGE_EXTENSIONS)
+        masks = pairing.list_mask_files(mask_dir)
         if not images and not masks:
             raise base.DatasetError(f"CamVid split {split!r} is empty: no images in {image_dir}.")
-        return base.pair_files(images, masks, image_dir, mask_dir)
+        return pairing.pair_files(images, masks, image_dir, mask_dir)

@@ -28,7 +28,7 @@ import os
 import cv2
 import numpy as np
 
-from tf_enet.data import base
+from tf_enet.data import base, pairing
 
 CLASS_NAMES = (
     "road",
@@ -208,7 +208,7 @@ class Cityscapes(base.SegmentationDataset):
 
     def __init__(self, data_dir):
         super().__init__(data_dir)
-        base.require_dir(
+        pairing.require_dir(
             os.path.join(self.data_dir, "leftImg8bit"),
             "Cityscapes images (leftImg8bit/)",
         )
@@ -248,11 +248,11 @@ class Cityscapes(base.SegmentationDataset):
         if split == "test":
             return [(path, None) for path in sorted(images.values())]
         mask_dir = os.path.join(self.data_dir, "gtFine", split)
-        base.require_dir(mask_dir, f"Cityscapes annotations for {split!r}")
+        pairing.require_dir(mask_dir, f"Cityscapes annotations for {split!r}")
         masks = _list(mask_dir, self.mask_suffix)
         if not masks:
             raise base.DatasetError(self._no_masks(split, mask_dir))
-        return base.pair_files(images, masks, image_dir, mask_dir)
+        return pairing.pair_files(images, masks, image_dir, mask_dir)
 
     def _no_masks(self, split, mask_dir):
         """The error for a split without masks, saying what it has instead."""
@@ -298,7 +298,7 @@ class Cityscapes(base.SegmentationDataset):
                 f"{len(missing)} Cityscapes {suffix[len('_gtFine_') : -len('.png')]} "
                 f"masks of split {split!r} "
                 f"have no *{_INSTANCE_SUFFIX} beside them, first: "
-                f"{base.format_names(missing)}; the instance-level scores "
+                f"{pairing.format_names(missing)}; the instance-level scores "
                 f"(iIoU) need gtFine_trainvaltest.zip unpacked in full."
             )
         return triples

@@ -48,7 +48,7 @@ import hashlib
 import json
 import os
 
-from tf_enet.data import base
+from tf_enet.data import base, pairing
 
 # What a polygon annotation file is, and how to turn it into masks.
 _POLYGON_FORMATS = {
@@ -270,15 +270,15 @@ class Folder(base.SegmentationDataset):
         self.val_seed = val_seed
         self.image_root = os.path.join(self.data_dir, "images")
         self.mask_root = os.path.join(self.data_dir, "masks")
-        base.require_dir(self.image_root, "Folder dataset images (images/)")
+        pairing.require_dir(self.image_root, "Folder dataset images (images/)")
         if not os.path.isdir(self.mask_root):
             subfolders = [e.path for e in os.scandir(self.image_root) if e.is_dir()]
             annotations = os.path.join(self.data_dir, "annotations")
             _refuse_polygons(self.image_root, *sorted(subfolders), self.data_dir, annotations)
-        base.require_dir(self.mask_root, "Folder dataset masks (masks/)")
+        pairing.require_dir(self.mask_root, "Folder dataset masks (masks/)")
         self.info, self.label_mapping = load_classes(os.path.join(self.data_dir, CLASSES_FILE))
         self._split_names = tuple(sorted(e.name for e in os.scandir(self.image_root) if e.is_dir()))
-        if self._split_names and base.list_files(self.image_root, base.IMAGE_EXTENSIONS):
+        if self._split_names and pairing.list_files(self.image_root, base.IMAGE_EXTENSIONS):
             raise base.DatasetError(
                 f"Folder dataset: {self.image_root} holds both images and "
                 f"split subfolders ({', '.join(self._split_names)}); put every "
@@ -362,14 +362,14 @@ class Folder(base.SegmentationDataset):
                     f"is not a directory (available splits: "
                     f"{', '.join(self._split_names)})."
                 )
-            base.require_dir(mask_dir, f"Folder dataset masks for {split!r}")
-        images = base.list_files(image_dir, base.IMAGE_EXTENSIONS)
+            pairing.require_dir(mask_dir, f"Folder dataset masks for {split!r}")
+        images = pairing.list_files(image_dir, base.IMAGE_EXTENSIONS)
         if not images:
             raise base.DatasetError(
                 f"Folder dataset split {split!r} is empty: no "
                 f"{'/'.join(base.IMAGE_EXTENSIONS)} images in {image_dir}."
             )
-        masks = base.list_mask_files(mask_dir)
+        masks = pairing.list_mask_files(mask_dir)
         if not masks:
             _refuse_polygons(mask_dir, image_dir)
-        return base.pair_files(images, masks, image_dir, mask_dir)
+        return pairing.pair_files(images, masks, image_dir, mask_dir)

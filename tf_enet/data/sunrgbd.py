@@ -38,7 +38,7 @@ Sec. 5.3.
 import os
 import re
 
-from tf_enet.data import base
+from tf_enet.data import base, pairing
 
 CLASS_NAMES = (
     "wall",
@@ -182,7 +182,7 @@ class SUNRGBD(base.SegmentationDataset):
             os.path.join(self.data_dir, SPLIT_IMAGE_DIR)
         ) and os.path.isdir(os.path.join(self.data_dir, SPLIT_LABEL_DIR))
         if not self.per_split:
-            base.require_dir(
+            pairing.require_dir(
                 os.path.join(self.data_dir, LABEL_DIR),
                 f"SUN RGB-D labels ({LABEL_DIR}/ from "
                 f"sunrgbd_train_test_labels.tar.gz, or {SPLIT_IMAGE_DIR}/ and "
@@ -259,4 +259,4 @@ class SUNRGBD(base.SegmentationDataset):
             for number, path in list_numbered(label_dir, (".png",)).items()
             if count is None or offset < number <= offset + count
         }
-        return base.pair_files(images, labels, image_dir, label_dir)
+        return pairing.pair_files(images, labels, image_dir, label_dir)
