@@ -168,6 +168,10 @@ def test_command_refuses_bad_input_before_running(tmp_path, capsys):
     assert main(["--images", str(tmp_path / "*.jpg"), "--output_dir", str(tmp_path)]) == 1
     assert capsys.readouterr().err.strip().endswith("matches no file.")
     assert main(["--images", SAMPLES, "--output_dir", str(tmp_path), "--height", "8"]) == 2
+    capsys.readouterr()
+    beam_flags = ["--runner", "DirectRunner", "--direct_num_workers", "2"]
+    assert main(["--images", "x", "--output_dir", str(tmp_path), *beam_flags, "--workers=2"]) == 2
+    assert "unknown flag --workers:" in capsys.readouterr().err  # Sorts after the known ones.
     with pytest.raises(SystemExit):
         main(["--images", SAMPLES, "--output_dir", str(tmp_path), "--outputs", "labels,x"])
 

@@ -14,9 +14,10 @@ across), files or directories, local or on any file system Beam has
 (gs://, s3://, ...). Every other flag is one of Beam's pipeline options and
 goes to Beam: --runner (DirectRunner by default; DataflowRunner,
 FlinkRunner, SparkRunner, ...), --direct_num_workers,
---direct_running_mode, --project, --region, --temp_location, ... Files are
-written under temporary names and renamed when complete; rerunning into the
-same --output_dir replaces the outputs.
+--direct_running_mode, --project, --region, --temp_location, ...; a flag
+that is neither is refused before anything runs. Files are written under
+temporary names and renamed when complete; rerunning into the same
+--output_dir replaces the outputs.
 
 Examples:
   python -m tf_enet.beam --images 'data/samples/*.jpg' --output_dir labels/
@@ -62,6 +63,8 @@ def _positive(value):
 
 def parser():
     """The command's own flags; the rest of the command line goes to Beam."""
+    # argparse, not absl like the other commands: Beam's pipeline options are
+    # argparse's, and parse_known_args hands them the rest of the line.
     result = argparse.ArgumentParser(
         prog="python -m tf_enet.beam",
         description=__doc__,
@@ -135,6 +138,19 @@ def main(argv=None):
     from tf_enet import beam as tf_enet_beam  # pylint: disable=import-outside-toplevel
     from tf_enet import errors  # pylint: disable=import-outside-toplevel
 
+    options = PipelineOptions(beam_args)
+    unknown = sorted(
+        set(options.get_all_options(retain_unknown_options=True)) - set(options.get_all_options())
+    )
+    if unknown:
+        # Beam would drop them with a warning; a mistyped flag must not
+        # silently run a whole corpus with a default.
+        print(
+            f"error: unknown flag --{unknown[0]}: neither this command's (see --help) "
+            "nor one of Beam's pipeline options.",
+            file=sys.stderr,
+        )
+        return 2
     input_size = (args.height, args.width) if args.height else None
     try:
         # Everything a run needs is checked before it starts.
@@ -157,7 +173,7 @@ def main(argv=None):
     if removed:
         print(f"note: removed {removed} temporary files an interrupted run left.")
     start = time.monotonic()
-    pipeline = beam.Pipeline(options=PipelineOptions(beam_args))
+    pipeline = beam.Pipeline(options=options)
     _ = pipeline | "SegmentImages" >> segment
     try:
         state = pipeline.run().wait_until_finish()
