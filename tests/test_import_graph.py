@@ -104,7 +104,7 @@ import sys
 class _Block:
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
-            raise ImportError(f"No module named {name!r} (blocked)")
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
 sys.meta_path.insert(0, _Block())
 """
 
@@ -159,3 +159,41 @@ def test_commands_run_a_tflite_export_where_tensorflow_cannot_be_imported(tmp_pa
     assert sorted(os.listdir(tmp_path / "out")) == [
         f"{name}_{kind}" for name in "ab" for kind in ("color.png", "labels.png", "overlay.jpg")
     ]
+
+
+@pytest.mark.slow
+def test_train_without_tensorflow_names_the_extra_in_one_line(tmp_path):
+    def train(*flags):
+        code = (
+            _BLOCK_TENSORFLOW
+            + f"sys.argv = ['tf-enet-train', *{list(flags)!r}]\n"
+            + "from tf_enet.cli import train\ntrain.main()\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+        )
+
+    assert train("--help").returncode == 0
+    result = train("--dataset", "camvid")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: tf-enet-train needs TensorFlow here (tensorflow is not installed); "
+        'install it with: pip install "tf_enet[train]"'
+    ]
+
+
+@pytest.mark.slow
+def test_a_keras_model_without_tensorflow_is_one_error_naming_the_extra(tmp_path):
+    from inference_helpers import pixel_model, write_checkpoint
+
+    checkpoint = write_checkpoint(tmp_path / "run", pixel_model(3))
+    code = (
+        _BLOCK_TENSORFLOW
+        + "from tf_enet import inference\n"
+        + f"try:\n    inference.load_predictor({checkpoint!r})\n"
+        + "except inference.ModelError as error:\n    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "runs in TensorFlow, which is not installed" in result.stdout
+    assert 'pip install "tf_enet[train]"' in result.stdout

@@ -42,6 +42,11 @@ MODEL_HELP = (
     "file, or a preset name (the default: the shipped CamVid model)."
 )
 FULL_HELP_ARG = "--helpfull"
+# The packages of the `[train]` extra: the light install runs .tflite/.onnx
+# models without them; a command that needs one names the extra.
+TRAIN_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras")
+TRAIN_EXTRA_INSTALL = 'pip install "tf_enet[train]"'
+
 # absl's --verbosity from which TensorFlow's own messages are shown (DEBUG).
 SHOW_TENSORFLOW_VERBOSITY = 1
 # C++ log level while quiet: errors only. TensorFlow reads it when it loads.
@@ -228,9 +233,20 @@ def _flag_words(args):
 
 
 def _run_quietly(main, args, load_tensorflow=True):
-    if not show_tensorflow_output():
-        quiet_tensorflow(load_tensorflow)
-    return main(args)
+    try:
+        if not show_tensorflow_output():
+            quiet_tensorflow(load_tensorflow)
+        return main(args)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in TRAIN_PACKAGES:
+            raise
+        program = os.path.basename(args[0]) if args else "this command"
+        print(
+            f"error: {program} needs TensorFlow here ({error.name} is not installed); "
+            f"install it with: {TRAIN_EXTRA_INSTALL}",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _import_tensorflow_filtered():

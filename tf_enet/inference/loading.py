@@ -13,6 +13,7 @@ Keras when it is called.
 """
 
 import hashlib
+import importlib.util
 import os
 import zipfile
 
@@ -302,6 +303,8 @@ def load_keras_model(path):
         ModelError: naming the file if it is not a valid Keras file, not a
             segmentation model or disagrees with its configuration.
     """
+    kind, model_file, config_file = resolve_model_path(path)
+    require_tensorflow(model_file)
     # Keras is imported here, not at the top: the rest of tf_enet.inference
     # runs without TensorFlow. tf_enet's model and loss register the
     # layers, model class and loss that .keras files name.
@@ -310,7 +313,6 @@ def load_keras_model(path):
     import tf_enet.losses  # noqa: F401
     import tf_enet.model  # noqa: F401
 
-    kind, model_file, config_file = resolve_model_path(path)
     if kind != "keras":
         raise ModelError(
             f"{path} is a {kind} model; this needs a Keras model (a checkpoint "
@@ -336,6 +338,30 @@ def load_keras_model(path):
     num_classes = int(model.outputs[0].shape[-1])
     config, info = config_and_info(config_file, num_classes, model_file)
     return model, config, info
+
+
+def require_tensorflow(model_file):
+    """Refuses, in one line naming the extra, a model that needs TensorFlow without it.
+
+    Args:
+        model_file: str. The Keras model or SavedModel, named in the message.
+
+    Raises:
+        ModelError: TensorFlow or Keras is not installed.
+    """
+    missing = [name for name in ("tensorflow", "keras") if not _installed(name)]
+    if missing:
+        raise ModelError(
+            f"{model_file} runs in TensorFlow, which is not installed ({', '.join(missing)} "
+            f'missing): pip install "tf_enet[train]", or run its .tflite conversion.'
+        )
+
+
+def _installed(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False
 
 
 def _first_sentence(error):

@@ -275,6 +275,7 @@ def load_predictor(path=loading.DEFAULT_MODEL, *, jit_compile=False, runtime="au
             )
             if predictor is not None:
                 return predictor
+        loading.require_tensorflow(model_file)
         from tf_enet.inference import tf_runtimes
 
         model, config, info = loading.load_keras_model(path)
@@ -286,6 +287,7 @@ def load_predictor(path=loading.DEFAULT_MODEL, *, jit_compile=False, runtime="au
             f"{loading.KIND_NAMES[kind]} and runs as one (runtime='auto')."
         )
     if kind == "saved_model":
+        loading.require_tensorflow(model_file)
         from tf_enet.inference import tf_runtimes
 
         runner = tf_runtimes.SavedModelRunner(model_file, jit_compile)
