@@ -111,6 +111,9 @@ class Chromium:
                 "--no-sandbox",
                 "--no-first-run",
                 "--disable-dev-shm-usage",
+                # A generated camera picture for getUserMedia; whether a page
+                # may use it is set per test (`Page.set_camera_permission`).
+                "--use-fake-device-for-media-stream",
                 f"--user-data-dir={self.profile}",
                 "about:blank",
             ],
@@ -187,6 +190,9 @@ class Chromium:
             "Emulation.setDeviceMetricsOverride",
             {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile},
         )
+        # In front, so that requestAnimationFrame runs (it waits while a
+        # tab is in the background).
+        page.send("Page.bringToFront")
         page.send("Page.navigate", {"url": url})
         return page
 
@@ -231,6 +237,13 @@ class Page:
             if time.monotonic() > deadline:
                 raise BrowserError(f"Timed out after {timeout} s waiting for {expression}.")
             time.sleep(poll)
+
+    def set_camera_permission(self, origin, setting):
+        """Grants ("granted") or refuses ("denied") the camera to `origin`."""
+        self.browser.send(
+            "Browser.setPermission",
+            {"permission": {"name": "camera"}, "setting": setting, "origin": origin},
+        )
 
     def set_files(self, selector, paths):
         """Chooses files in an `<input type=file>`, as a user does (fires change)."""

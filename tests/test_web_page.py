@@ -248,3 +248,62 @@ def test_letterbox_sizes_follow_pythons_rounding(page):
     })()""")
     assert padded == [1, 1, 1, 2, 2, 2, 7, 7, 7, 3, 3, 3, 4, 4, 4] + [7] * 12
     assert cropped == [1, 2, 4, 5]
+
+
+def test_the_label_png_holds_the_class_ids(page):
+    # 8-bit for the preset's 11 classes; 16-bit (big-endian samples) for a
+    # Uint16Array, as for more than 256 classes. Decoded by OpenCV.
+    labels = _segment(page, SAMPLES[2])
+    encoded = page.evaluate("""(async () => {
+      const px = await import("./pixels.js");
+      const r = window.enet.result;
+      const wide = Uint16Array.from([0, 1, 300, 65535, 256, 7]);
+      const base64 = async (blob) => {
+        const bytes = new Uint8Array(await blob.arrayBuffer());
+        let text = "";
+        for (let i = 0; i < bytes.length; i += 0x8000) {
+          text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+        }
+        return btoa(text);
+      };
+      return [await base64(await px.encodeLabelPng(r.labels, r.height, r.width)),
+              await base64(await px.encodeLabelPng(wide, 2, 3))];
+    })()""")
+    decoded = [
+        cv2.imdecode(np.frombuffer(base64.b64decode(e), np.uint8), cv2.IMREAD_UNCHANGED)
+        for e in encoded
+    ]
+    assert decoded[0].dtype == np.uint8
+    np.testing.assert_array_equal(decoded[0], labels)
+    assert decoded[1].dtype == np.uint16
+    np.testing.assert_array_equal(decoded[1], [[0, 1, 300], [65535, 256, 7]])
+
+
+def test_the_webcam_is_segmented_frame_after_frame(site, browser):
+    with StaticServer(site) as server:
+        page = browser.new_page(f"{server.url}/?backend=wasm")
+        page.set_camera_permission(server.url, "granted")
+        assert page.wait_for(READY) == "ready"
+        page.evaluate("document.getElementById('webcam').click()")
+        page.wait_for("window.enet.result?.name === 'webcam'")
+        # The timing line counts the frames averaged, up to 10.
+        timing = page.wait_for(
+            "(/webcam, mean of (\\d+)/.exec(document.getElementById('timing').textContent)"
+            " || [0, 0])[1] >= 2 && document.getElementById('timing').textContent"
+        )
+        page.evaluate("document.getElementById('webcam').click()")
+        button = page.wait_for(
+            "window.enet.status === 'ready' && document.getElementById('webcam').textContent"
+        )
+    assert "ms per frame" in timing
+    assert button == "Start the webcam"
+
+
+def test_a_refused_webcam_gets_a_message(site, browser):
+    with StaticServer(site) as server:
+        page = browser.new_page(f"{server.url}/?backend=wasm")
+        page.set_camera_permission(server.url, "denied")
+        assert page.wait_for(READY) == "ready"
+        page.evaluate("document.getElementById('webcam').click()")
+        message = page.wait_for("window.enet.error")
+    assert message.startswith("The webcam was refused.")
