@@ -265,3 +265,20 @@ def test_multiprocess_pipeline_matches_predict(tmp_path):
     assert "removed 1 temporary files" in done.stdout
     assert file_bytes(output) == written
     assert sorted(os.listdir(output)) == sorted([*written, tf_enet_beam.SUMMARY_FILE])
+
+
+@pytest.mark.slow
+def test_pipeline_runs_where_tensorflow_cannot_be_imported(tmp_path):
+    code = f"""
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras", "tf_keras"):
+            raise ImportError(f"No module named {{name!r}} (blocked)")
+sys.meta_path.insert(0, _Block())
+from tf_enet.beam.__main__ import main
+sys.exit(main(["--images", {SAMPLES!r}, "--output_dir", {str(tmp_path)!r}, "--outputs", "labels"]))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert tf_enet_beam.read_summary(str(tmp_path))["images"] == len(os.listdir(SAMPLES))
