@@ -524,18 +524,6 @@ def test_export_carries_the_training_size(checkpoint, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_command_default_model_is_the_library_default():
-    # The command names the preset itself so that --help needs no TensorFlow.
-    code = (
-        "from tf_enet.cli import export as command; "
-        "from tf_enet import inference; "
-        "assert command.DEFAULT_MODEL == inference.DEFAULT_MODEL"
-    )
-    result = run([sys.executable, "-c", code])
-    assert result.returncode == 0, result.stderr[-2000:]
-
-
-@pytest.mark.slow
 def test_export_script_checks_the_output_before_loading(tmp_path):
     (tmp_path / "file").write_text("a file, not a directory")
     output = tmp_path / "file" / "enet.tflite"

@@ -102,7 +102,39 @@ def check_input_size(predictor, height, width):
     )
 
 
-def run(main, argv=None, *, load_tensorflow=True):
+# Flags several commands define, each checked the same way by `run`.
+_POSITIVE_FLAGS = ("batch_size", "limit", "num_representative", "height", "width")
+
+
+def register_validators(flag_values=FLAGS):
+    """Registers the checks the commands share on whichever flags they define.
+
+    `--height` and `--width` come together or not at all; counts and sizes
+    (`_POSITIVE_FLAGS`) are positive when given. absl runs the checks when
+    it parses the command line; `run` prints a failure as one `error:` line.
+
+    Args:
+        flag_values: absl FlagValues holding the command's flags.
+    """
+    defined = set(flag_values)
+    if {"height", "width"} <= defined:
+        flags.register_multi_flags_validator(
+            ["height", "width"],
+            lambda values: (values["height"] is None) == (values["width"] is None),
+            message="give both --height and --width, or neither.",
+            flag_values=flag_values,
+        )
+    for name in _POSITIVE_FLAGS:
+        if name in defined:
+            flags.register_validator(
+                name,
+                lambda value: value is None or value >= 1,
+                message=f"--{name} must be positive.",
+                flag_values=flag_values,
+            )
+
+
+def run(main, argv=None, *, load_tensorflow=True, takes_arguments=False):
     """Runs a command: help from the flags alone, then `main` quietly.
 
     Args:
@@ -114,9 +146,12 @@ def run(main, argv=None, *, load_tensorflow=True):
         load_tensorflow: bool. Import TensorFlow (start-up lines filtered)
             before `main`. False for commands that run without it, which
             wrap whatever may load it in `filtered_stderr`.
+        takes_arguments: bool. Whether `main` takes positional arguments;
+            if not, any is refused.
 
     Raises:
-        SystemExit: always, with `main`'s exit status (0 after `--help`).
+        SystemExit: always, with `main`'s exit status (0 after `--help`, 2
+            after a flag or argument error, printed as one `error:` line).
     """
     argv = list(sys.argv if argv is None else argv)
     words = set(_flag_words(argv[1:]))
@@ -124,7 +159,25 @@ def run(main, argv=None, *, load_tensorflow=True):
         module = sys.modules[main.__module__]
         sys.stdout.write(help_text(module, full=FULL_HELP_ARG in words, program=argv[0]))
         sys.exit(0)
-    app.run(lambda args: _run_quietly(main, args, load_tensorflow), argv=argv)
+    register_validators()
+    app.run(
+        lambda args: _run_quietly(main, args, load_tensorflow),
+        argv=argv,
+        flags_parser=lambda args: _parse_flags(args, takes_arguments),
+    )
+
+
+def _parse_flags(argv, takes_arguments):
+    """absl's parsing, with any error as one `error:` line and exit status 2."""
+    try:
+        args = FLAGS(argv)
+    except flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    if len(args) > 1 and not takes_arguments:
+        print(f"error: unexpected arguments: {' '.join(args[1:])}", file=sys.stderr)
+        sys.exit(2)
+    return args
 
 
 def help_text(module, *, full=False, program=None):

@@ -22,18 +22,15 @@ import sys
 
 from absl import flags
 
-from tf_enet import cli, presets
+from tf_enet import cli
+from tf_enet.artifacts import DEFAULT_PRESET
 from tf_enet.cli.progress import Progress
 
 # Leaf module without TensorFlow; the data defaults may move beside
 # tf_enet.data.DATASETS.
 from tf_enet.data import DEFAULT_DATA_DIRS
-
-# The shipped CamVid preset, as in tf_enet.inference.
-DEFAULT_MODEL = presets.DEFAULT_PRESET
-# Images from which XLA compilation pays off: the library's
-# tf_enet.inference.XLA_BREAK_EVEN_IMAGES, for --help without TensorFlow.
-XLA_BREAK_EVEN_IMAGES = 60
+from tf_enet.defaults import XLA_BREAK_EVEN_IMAGES
+from tf_enet.errors import TfEnetError
 
 FLAGS = flags.FLAGS
 
@@ -54,7 +51,7 @@ def define_flags():
         None,
         "Split to score. Default: test if the dataset has a labelled one, else val.",
     )
-    flags.DEFINE_string("model", DEFAULT_MODEL, cli.MODEL_HELP)
+    flags.DEFINE_string("model", DEFAULT_PRESET, cli.MODEL_HELP)
     flags.DEFINE_string(
         "output_json",
         None,
@@ -78,9 +75,6 @@ def define_flags():
         "jit_compile",
         None,
         f"XLA-compile Keras/SavedModel models. Default: on from {XLA_BREAK_EVEN_IMAGES} images.",
-    )
-    flags.register_validator(
-        "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
     )
 
 
@@ -156,12 +150,6 @@ def choose_split(dataset, requested):
 
 
 def _main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-        return 2
-    if (FLAGS.height is None) != (FLAGS.width is None):
-        print("error: give both --height and --width, or neither.", file=sys.stderr)
-        return 2
     from tf_enet import artifacts  # pylint: disable=import-outside-toplevel
 
     if FLAGS.output_json:
@@ -203,7 +191,7 @@ def _main(argv):
             limit=FLAGS.limit,
             on_batch=on_batch,
         )
-    except (inference.ModelError, data.DatasetError, ValueError) as error:
+    except (TfEnetError, ValueError) as error:
         print(("\n" if progress else "") + f"error: {error}", file=sys.stderr)
         return 1
     size = results["input_size"]

@@ -18,14 +18,14 @@ import sys
 
 from absl import flags
 
-from tf_enet import artifacts, cli, presets
+from tf_enet import artifacts, cli
+from tf_enet.artifacts import DEFAULT_PRESET
 
 # Leaf module without TensorFlow; the data defaults may move beside
 # tf_enet.data.DATASETS.
 from tf_enet.data import DEFAULT_DATA_DIRS
+from tf_enet.errors import TfEnetError
 
-# The shipped CamVid preset, as in tf_enet.inference.
-DEFAULT_MODEL = presets.DEFAULT_PRESET
 # "web": a static site that segments in the browser (tf_enet.web).
 WEB_FORMAT = "web"
 FORMATS = artifacts.EXPORT_FORMATS + (WEB_FORMAT,)
@@ -41,7 +41,7 @@ def define_flags():
     importing this module leaves absl's global flags alone."""
     flags.DEFINE_string(
         "model",
-        DEFAULT_MODEL,
+        DEFAULT_PRESET,
         "Checkpoint directory, .keras file or preset name (the default: the shipped CamVid model).",
     )
     flags.DEFINE_enum("format", "saved_model", list(FORMATS), "Export format.")
@@ -150,13 +150,7 @@ def _with_progress(representative, count):
 
 
 def _main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-        return 2
-    if (FLAGS.height is None) != (FLAGS.width is None):
-        print("error: give both --height and --width, or neither.", file=sys.stderr)
-        return 2
-    from tf_enet import data, exporting, inference  # pylint: disable=import-outside-toplevel
+    from tf_enet import exporting  # pylint: disable=import-outside-toplevel
 
     if FLAGS.format == WEB_FORMAT:
         return _export_web()
@@ -184,7 +178,7 @@ def _main(argv):
                 int8_ranges=FLAGS.int8_ranges,
                 int8_input=FLAGS.int8_input,
             )
-    except (inference.ModelError, exporting.ExportError, data.DatasetError, OSError) as error:
+    except (TfEnetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     calibration = f" (int8, calibrated on {len(paths)} images)" if paths else ""
@@ -193,7 +187,7 @@ def _main(argv):
 
 
 def _export_web():
-    from tf_enet import exporting, inference, web  # pylint: disable=import-outside-toplevel
+    from tf_enet import web  # pylint: disable=import-outside-toplevel
 
     if FLAGS.quantize or FLAGS.height is not None:
         print(
@@ -205,7 +199,7 @@ def _export_web():
     try:
         with cli.filtered_stderr():
             output = web.export_web(FLAGS.model, FLAGS.output, runtime_source=FLAGS.web_runtime)
-    except (inference.ModelError, exporting.ExportError, web.WebRuntimeError, OSError) as error:
+    except (TfEnetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print(f"Exported {FLAGS.model} as a web page to {output}; view it with:")

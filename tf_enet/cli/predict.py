@@ -27,16 +27,11 @@ import time
 
 from absl import flags
 
-from tf_enet import cli, presets
+from tf_enet import cli
+from tf_enet.artifacts import DEFAULT_PRESET
 from tf_enet.cli.progress import Progress
-
-# The names of tf_enet.inference.OUTPUTS, without importing TensorFlow.
-OUTPUTS = ("labels", "color", "overlay")
-# The shipped CamVid preset, as in tf_enet.inference.
-DEFAULT_MODEL = presets.DEFAULT_PRESET
-# Images or frames from which XLA compilation pays off: the library's
-# tf_enet.inference.XLA_BREAK_EVEN_IMAGES, for --help without TensorFlow.
-XLA_BREAK_EVEN_IMAGES = 60
+from tf_enet.defaults import OUTPUTS, XLA_BREAK_EVEN_IMAGES
+from tf_enet.errors import TfEnetError
 
 FLAGS = flags.FLAGS
 
@@ -50,7 +45,7 @@ def define_flags():
         "Image files, directories or glob patterns; repeat the flag or list files after it.",
     )
     flags.DEFINE_string("video", None, "A video file to segment into an overlay video.")
-    flags.DEFINE_string("model", DEFAULT_MODEL, cli.MODEL_HELP)
+    flags.DEFINE_string("model", DEFAULT_PRESET, cli.MODEL_HELP)
     flags.DEFINE_string(
         "output_dir",
         "predictions",
@@ -81,9 +76,6 @@ def define_flags():
     )
     flags.register_validator(
         "alpha", lambda value: 0 <= value <= 1, message="--alpha must be in [0, 1]."
-    )
-    flags.register_validator(
-        "batch_size", lambda value: value >= 1, message="--batch_size must be positive."
     )
 
 
@@ -164,9 +156,6 @@ def _main(argv):
             "error: give either --images (files, directories, globs) or --video.", file=sys.stderr
         )
         return 2
-    if (FLAGS.height is None) != (FLAGS.width is None):
-        print("error: give both --height and --width, or neither.", file=sys.stderr)
-        return 2
     from tf_enet import artifacts  # pylint: disable=import-outside-toplevel
 
     try:
@@ -175,7 +164,7 @@ def _main(argv):
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    from tf_enet import data, inference  # pylint: disable=import-outside-toplevel
+    from tf_enet import inference  # pylint: disable=import-outside-toplevel
 
     input_size = (FLAGS.height, FLAGS.width) if FLAGS.height else None
     options = dict(batch_size=FLAGS.batch_size, input_size=input_size)
@@ -219,7 +208,7 @@ def _main(argv):
             alpha=FLAGS.alpha,
             **options,
         )
-    except (inference.ModelError, data.DatasetError, OSError) as error:
+    except (TfEnetError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 1 if failed or found.unmatched else 0
@@ -228,4 +217,4 @@ def _main(argv):
 def main():
     """The `tf-enet-predict` command."""
     define_flags()
-    cli.run(_main, load_tensorflow=False)
+    cli.run(_main, load_tensorflow=False, takes_arguments=True)

@@ -19,6 +19,7 @@ from absl import flags
 from absl import logging as absl_logging
 
 from tf_enet import artifacts, cli
+from tf_enet.errors import TfEnetError
 from tf_enet.training.config import CHOICES, TrainConfig, option_help
 
 FLAGS = flags.FLAGS
@@ -80,11 +81,7 @@ class MessageFormatter(std_logging.Formatter):
 
 
 def _main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-        return 2
-    from tf_enet import data
-    from tf_enet.training import TrainingError, train
+    from tf_enet.training import train
 
     absl_logging.get_absl_handler().setFormatter(MessageFormatter())
     options = {f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
@@ -93,7 +90,7 @@ def _main(argv):
     try:
         config = TrainConfig(**options)
         results = train(config, overwrite=FLAGS.overwrite)
-    except (ValueError, TrainingError, data.DatasetError) as error:
+    except (TfEnetError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     print("\n".join(summary_lines(results)))

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from tf_enet import data as data_lib
+from tf_enet.defaults import OUTPUTS
 
-OUTPUTS = ("labels", "color", "overlay")
 VIDEO_CODEC = "mp4v"
 
 

@@ -24,17 +24,13 @@ import os
 import numpy as np
 from absl import logging
 
+from tf_enet.defaults import XLA_BREAK_EVEN_IMAGES
 from tf_enet.inference import loading, processing, runtimes
 
 # How `load_predictor` runs a Keras model: "auto" (its fixed-size TFLite
 # conversion at the training size when one is beside it, Keras otherwise),
 # "keras", or "tflite" (as "auto", but a missing conversion raises).
 RUNTIMES = ("auto", "keras", "tflite")
-
-# XLA runs ENet faster per image but compiles once per input shape, which
-# pays off from about this many images of one size (measured with
-# benchmarks/inference.py).
-XLA_BREAK_EVEN_IMAGES = 60
 
 
 def auto_jit_compile(num_images):

@@ -1,0 +1,16 @@
+"""Values the library and the command lines share, written once.
+
+This module imports nothing, so a command's `--help` (and absl's flag
+definitions) read these without loading TensorFlow, NumPy or OpenCV; the
+library modules that use them import them from here. The default model is
+`tf_enet.artifacts.DEFAULT_PRESET`, beside the other on-disk names.
+"""
+
+# What prediction writes for each input `<stem>`: `<stem>_labels.png`
+# (class ids), `<stem>_color.png` (the palette), `<stem>_overlay.jpg`.
+OUTPUTS = ("labels", "color", "overlay")
+
+# XLA runs ENet faster per image but compiles once per input shape, which
+# pays off from about this many images of one size (measured with
+# benchmarks/inference.py).
+XLA_BREAK_EVEN_IMAGES = 60
