@@ -120,6 +120,7 @@ def test_model_info_records_the_geometry_and_classes():
     assert described["palette"] == [[128, 64, 128], [0, 0, 142]]
     assert described["ignore_index"] == 255
     assert (described["input"]["height"], described["input"]["width"]) == (8, 16)
+    assert described["input"]["fit"] == "letterbox" and described["input"]["pad_value"] == 0
     assert described["input"]["resize"] == "bilinear" and described["input"]["antialias"]
     assert described["logits"] == {"resize": "bilinear", "half_pixel_centers": True}
     assert site.model_info(None, info, None)["input"]["height"] is None

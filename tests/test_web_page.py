@@ -133,6 +133,20 @@ def test_a_large_photo_is_resized_as_the_predictor_resizes_it(page, predictor, t
     assert agreement > MIN_AGREEMENT
 
 
+def test_a_panorama_keeps_its_aspect_ratio_as_in_the_predictor(page, predictor, tmp_path):
+    # 200x960 inside 360x480: fitted to 100x480 and padded below; the
+    # padding's logits are cropped off before the resize back.
+    image = data.decode_image_file(SAMPLES[3])
+    panorama = cv2.resize(image, (960, 400))[100:300]
+    path = str(tmp_path / "panorama.png")
+    Image.fromarray(panorama).save(path)
+    page_labels = _segment(page, path)
+    python_labels = predictor.predict(panorama[None])[0]
+    agreement = _agreement(page_labels, python_labels)
+    print(f"200x960 panorama: {agreement:.5%} of pixels agree")
+    assert agreement > MIN_AGREEMENT
+
+
 def test_an_exif_rotated_photo_is_segmented_the_right_way_up(page, predictor, tmp_path):
     upright = data.decode_image_file(SAMPLES[1])
     # Stored turned a quarter anticlockwise; EXIF orientation 6 tells

@@ -12,9 +12,10 @@ machine, with nothing fetched from elsewhere at view time:
     model_info.json   what the page needs: `MODEL_INFO_FORMAT` below
     ort/              the JavaScript runtime, onnxruntime-web (see `runtime`)
 
-The page resizes each image to the training size (bilinear, antialiased
-when shrinking, as `tf.image.resize`), runs the model and resizes the
-logits (bilinear) back to the image's size before the argmax, as
+The page fits each image inside the training size with its aspect ratio
+kept (bilinear, antialiased when shrinking, as `tf.image.resize`) and pads
+it, runs the model, crops the padding's logits off and resizes the rest
+(bilinear) back to the image's size before the argmax, as
 `tf_enet.inference.Predictor.predict` does, so it labels images as
 `tf-enet-predict` does. `model_info.json` records that geometry.
 """

@@ -15,7 +15,7 @@ MODEL_INFO_FORMAT = "tf_enet/web/1"
 STATIC_FILES = ("index.html", "page.js", "pixels.js", "style.css")
 
 
-def model_info(config, info, input_size, fit="stretch"):
+def model_info(config, info, input_size, fit="letterbox"):
     """The description of a model that the page reads (`model_info.json`).
 
     Args:
@@ -24,8 +24,9 @@ def model_info(config, info, input_size, fit="stretch"):
         input_size: (height, width) or None. The size the model runs at;
             None runs it at each image's own size.
         fit: str. How an image of another aspect ratio goes into
-            `input_size`: "stretch" (resized to it) or "letterbox" (its
-            aspect ratio kept, at the top left, the rest `pad_value`).
+            `input_size`: "letterbox" (its aspect ratio kept, at the top
+            left, the rest `pad_value`, as `Predictor.predict` does) or
+            "stretch" (resized to it).
 
     Returns:
         dict, JSON-serialisable: "format", "model" (the ONNX file),

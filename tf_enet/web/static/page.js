@@ -167,9 +167,10 @@ function readPixels(source, width, height) {
 }
 
 // Segments one frame as tf_enet.inference.Predictor.predict does: the
-// model at its input size (the training size; with "fit": "letterbox" the
-// image keeps its aspect ratio inside it and the padding's logits are
-// cropped off), the logits resized back to the frame's size, the argmax.
+// model at its input size (the training size; with "fit": "letterbox", as
+// exports write it, the image keeps its aspect ratio inside it and the
+// padding's logits are cropped off), the logits resized back to the
+// frame's size, the argmax.
 async function segment(source, width, height, name) {
   const start = performance.now();
   const rgba = readPixels(source, width, height);
