@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from tf_enet import conversions, exporting, inference
-from tf_enet.inference import loading, tf_runtimes
+from tf_enet.inference import loading, runtime_model, tf_runtimes
 
 from inference_helpers import pixel_model, red_image, run_config, write_checkpoint
 
@@ -113,7 +113,7 @@ def test_the_written_conversion_runs_without_loading_keras(tmp_path, monkeypatch
     checkpoint = _trained_at(tmp_path / "run", (8, 8))
     written = conversions.write_runtime_model(checkpoint)
     assert written == os.path.join(checkpoint, "model_8x8.tflite")
-    digest = loading.file_sha256(os.path.join(checkpoint, "model.keras"))
+    digest = runtime_model.file_sha256(os.path.join(checkpoint, "model.keras"))
     with open(written + ".json") as f:
         export = json.load(f)["export"]
     assert export["source_sha256"] == digest and export["input_size"] == [8, 8]

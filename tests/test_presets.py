@@ -104,7 +104,7 @@ def test_shipped_tflite_is_the_preset_model_converted_at_its_training_size():
     tflite = os.path.join(preset, "model_360x480.tflite")
     # Its configuration names the very model.keras it was converted from.
     assert (
-        inference.loading.find_runtime_model(presets.model_file("enet_camvid"), (360, 480))
+        inference.runtime_model.find_runtime_model(presets.model_file("enet_camvid"), (360, 480))
         == tflite
     ), "rewrite the preset's conversion with tf_enet.presets.save_preset"
     with open(tflite + ".json") as f:

@@ -49,14 +49,14 @@ def write_runtime_model(model_path, model=None):
     config = inference.read_config(config_file)
     if model is None:
         model = inference.load_keras_model(model_path)[0]
-    output = inference.loading.runtime_model_path(model_file, size)
+    output = inference.runtime_model.runtime_model_path(model_file, size)
     return exporting.export_tflite(
         model,
         output,
         config,
         input_size=size,
         source=os.path.basename(model_file),
-        source_sha256=inference.loading.file_sha256(model_file),
+        source_sha256=inference.runtime_model.file_sha256(model_file),
     )
 
 

@@ -28,11 +28,11 @@ import os
 import tempfile
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tf_enet import artifacts, inference, lite
-from tf_enet import data as data_lib
+from tf_enet.calibration_images import representative_images  # noqa: F401 (its public name)
+from tf_enet.data import DatasetError
 from tf_enet.errors import TfEnetError
 from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
 
@@ -181,32 +181,6 @@ def export_saved_model(model, output_dir, config=None, *, source=None):
         ),
     )
     return output_dir
-
-
-def representative_images(paths, *, height=None, width=None):
-    """Calibration images for int8 quantization, as the converter wants.
-
-    Args:
-        paths: sequence of str. Image files.
-        height: int or None. Resize (bilinear) to this height, with `width`.
-        width: int or None.
-
-    Returns:
-        A callable returning a generator of `[float32 [1, H, W, 3]]` lists.
-
-    Raises:
-        DatasetError: naming a file that cannot be read (when iterated).
-    """
-    paths = list(paths)
-
-    def generate():
-        for path in paths:
-            image = data_lib.decode_image_file(path).astype(np.float32)
-            if height is not None:
-                image = tf.image.resize(image, [height, width], method="bilinear").numpy()
-            yield [image[None]]
-
-    return generate
 
 
 def export_tflite(
@@ -363,7 +337,7 @@ def _convert(converter, quantize, representative, int8_input="uint8"):
         if quantize == "int8" and int8_input == "uint8":
             flatbuffer = lite.uint8_input(flatbuffer)
         return flatbuffer
-    except data_lib.DatasetError:
+    except DatasetError:
         raise
     except Exception as err:  # The converter raises several error types.
         raise ExportError(f"TFLite conversion failed: {err}") from None
@@ -510,7 +484,7 @@ def export_model(
             representative=representative,
             input_size=input_size,
             source=source,
-            source_sha256=inference.loading.file_sha256(model_file),
+            source_sha256=inference.runtime_model.file_sha256(model_file),
             int8_ranges=int8_ranges,
             int8_input=int8_input,
         )

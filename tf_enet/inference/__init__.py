@@ -32,6 +32,7 @@ a Keras model or a SavedModel.
 
 Modules:
     loading      resolving model paths, reading configurations, Keras files
+    runtime_model  the TFLite conversion beside a Keras model file
     processing   resizing images and logits, aspect-ratio letterboxing
     runtimes     the TFLite (LiteRT) and ONNX runners
     tf_runtimes  the Keras and SavedModel runners (TensorFlow)

@@ -25,7 +25,7 @@ import numpy as np
 from absl import logging
 
 from tf_enet.defaults import XLA_BREAK_EVEN_IMAGES
-from tf_enet.inference import loading, processing, runtimes
+from tf_enet.inference import loading, processing, runtime_model, runtimes
 
 # How `load_predictor` runs a Keras model: "auto" (its fixed-size TFLite
 # conversion at the training size when one is beside it, Keras otherwise),
@@ -313,9 +313,9 @@ def _runtime_model_predictor(path, model_file, config_file, *, jit_compile, stri
                 f"run it at as TFLite; use runtime='auto' or 'keras'."
             )
         return None
-    found = loading.find_runtime_model(model_file, size)
+    found = runtime_model.find_runtime_model(model_file, size)
     if found is None:
-        hint = loading.runtime_model_hint(model_file, size)
+        hint = runtime_model.runtime_model_hint(model_file, size)
         if strict:
             raise loading.ModelError(f"{model_file} has no TFLite conversion beside it: {hint}")
         logging.info("Running %s in Keras (TensorFlow). For the fast path: %s", model_file, hint)
@@ -326,6 +326,13 @@ def _runtime_model_predictor(path, model_file, config_file, *, jit_compile, stri
 
         return tf_runtimes.KerasRunner(loading.load_keras_model(path)[0], jit_compile)
 
-    runner = runtimes.FixedSizeRunner(runtimes.TFLiteRunner(found), load_keras)
+    try:
+        fixed = runtimes.TFLiteRunner(found)
+    except loading.ModelError as err:
+        if strict:
+            raise
+        logging.warning("Running %s in Keras: %s", model_file, err)
+        return None
+    runner = runtimes.FixedSizeRunner(fixed, load_keras)
     config, info = loading.config_and_info(config_file, runner.num_classes, model_file)
     return Predictor(runner, info, config, model_file, "keras")
