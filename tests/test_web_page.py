@@ -321,3 +321,28 @@ def test_a_refused_webcam_gets_a_message(site, browser):
         page.evaluate("document.getElementById('webcam').click()")
         message = page.wait_for("window.enet.error")
     assert message.startswith("The webcam was refused.")
+
+
+def test_a_keras_file_without_a_training_size_runs_at_each_images_size(browser, tmp_path_factory):
+    # A .keras file with no config.json beside it: generic class names, a
+    # dynamic-size ONNX model, and the page runs it at the image's own size
+    # (odd, so the model's padding to a multiple of 8 is exercised).
+    from tf_enet.model import build_enet  # pylint: disable=import-outside-toplevel
+
+    folder = tmp_path_factory.mktemp("keras_model")
+    model_path = str(folder / "tiny.keras")
+    build_enet(3).save(model_path)
+    site_dir = web.export_web(model_path, str(folder / "site"))
+    with open(os.path.join(site_dir, web.MODEL_INFO_FILE), encoding="utf-8") as f:
+        described = json.load(f)
+    assert described["class_names"] == ["class_0", "class_1", "class_2"]
+    assert described["input"]["height"] is None
+    image = data.decode_image_file(SAMPLES[0])[:203, :301]
+    path = str(folder / "odd.png")
+    Image.fromarray(image).save(path)
+    with StaticServer(site_dir) as server:
+        page = browser.new_page(f"{server.url}/?backend=wasm")
+        assert page.wait_for(READY) == "ready", page.evaluate("window.enet.error")
+        page_labels = _segment(page, path)
+    python_labels = inference.load_predictor(model_path).predict(image[None])[0]
+    assert _agreement(page_labels, python_labels) > MIN_AGREEMENT
