@@ -38,7 +38,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras
 from absl import app, flags
 
-from tf_enet import data, inference, logit_adjustment, metrics, presets
+from tf_enet import artifacts, data, inference, logit_adjustment, metrics, presets
 from tf_enet.training.logit_adjustment import adjustment_scores
 
 import common
@@ -68,7 +68,7 @@ def main(argv):
     num_images = min(FLAGS.images, len(dataset.files(FLAGS.split)))
     model_dir = common.model_path(FLAGS.model)
     config = presets.load_config(model_dir)
-    size = (config["train"]["height"], config["train"]["width"])
+    size = artifacts.ModelDescription.from_config(config).training_size
     weights = np.asarray(config["class_weights"], np.float32)
     model = keras.saving.load_model(os.path.join(model_dir, "model.keras"), compile=False)
     predictor = inference.Predictor.from_model(model, dataset.info)

@@ -24,6 +24,7 @@ All JSON is strict (RFC 8259): a non-finite float (a mean IoU over a split
 without labelled pixels, say) is written as `null`.
 """
 
+import dataclasses
 import json
 import math
 import os
@@ -108,6 +109,73 @@ def renamed_metric(name):
         str. `name` with "miou" spelled as `MEAN_IOU`; other names unchanged.
     """
     return _OLD_MEAN_IOU_NAMES.get(name, name)
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _size(value):
+    """(height, width) from a [height, width] of positive ints, else None."""
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(map(_positive_int, value)):
+        return tuple(value)
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDescription:
+    """What a configuration says about running its model, typed.
+
+    Read from a run's `config.json` (train.py writes the training options
+    under "train") or an export's description (the same, plus "export").
+    Unrecorded or malformed entries are None.
+
+    Args:
+        training_size: (height, width) the model was trained at
+            (`["train"]["height"]`, `["train"]["width"]`).
+        dataset: str. The dataset kind trained on (`["train"]["dataset"]`).
+        val_fraction: float. The share of a folder dataset's training
+            images held out as val (`["train"]["val_fraction"]`).
+        input_size: (height, width) an export takes, if fixed
+            (`["export"]["input_size"]`).
+        quantization: str. An export's quantization, "none", "float16" or
+            "int8" (`["export"]["quantize"]`).
+        source_sha256: str. The digest of the Keras model file an export
+            was converted from (`["export"]["source_sha256"]`).
+    """
+
+    training_size: tuple = None
+    dataset: str = None
+    val_fraction: float = None
+    input_size: tuple = None
+    quantization: str = None
+    source_sha256: str = None
+
+    @classmethod
+    def from_config(cls, config):
+        """The description of a configuration dict (None: all unrecorded)."""
+        config = config if isinstance(config, dict) else {}
+        train = config.get("train") if isinstance(config.get("train"), dict) else {}
+        export = config.get("export") if isinstance(config.get("export"), dict) else {}
+        fraction = train.get("val_fraction")
+        return cls(
+            training_size=_size([train.get("height"), train.get("width")]),
+            dataset=train.get("dataset") if isinstance(train.get("dataset"), str) else None,
+            val_fraction=fraction if isinstance(fraction, (int, float)) else None,
+            input_size=_size(export.get("input_size")),
+            quantization=export.get("quantize"),
+            source_sha256=export.get("source_sha256"),
+        )
+
+
+def read_description(path):
+    """The `ModelDescription` of a configuration file.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: it is not JSON.
+    """
+    return ModelDescription.from_config(read_json(path))
 
 
 def list_presets():

@@ -129,22 +129,14 @@ def read_config(path):
 def training_size(config):
     """The (height, width) a model was trained at, from its configuration.
 
-    train.py records it as `config["train"]["height"]` and `["width"]`;
-    exports copy the configuration.
-
     Args:
         config: dict or None.
 
     Returns:
-        (int, int), or None when the configuration does not record it.
+        (int, int), or None when the configuration does not record it
+        (see `artifacts.ModelDescription`).
     """
-    train = (config or {}).get("train")
-    if not isinstance(train, dict):
-        return None
-    height, width = train.get("height"), train.get("width")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)):
-        return None
-    return height, width
+    return artifacts.ModelDescription.from_config(config).training_size
 
 
 def dataset_options(config, dataset):
@@ -163,11 +155,9 @@ def dataset_options(config, dataset):
         dict of keyword arguments; empty when the configuration records
         none for this kind of dataset.
     """
-    train = (config or {}).get("train")
-    if not isinstance(train, dict) or train.get("dataset") != dataset:
-        return {}
-    if dataset == "folder" and isinstance(train.get("val_fraction"), (int, float)):
-        return {"val_fraction": train["val_fraction"]}
+    described = artifacts.ModelDescription.from_config(config)
+    if described.dataset == dataset == "folder" and described.val_fraction is not None:
+        return {"val_fraction": described.val_fraction}
     return {}
 
 

@@ -83,10 +83,9 @@ def find_runtime_model(model_file, size):
     try:
         with open(path, "rb") as f:
             identified = f.read(8)[4:8] == loading.TFLITE_IDENTIFIER
-        export = artifacts.read_json(path + artifacts.SIDECAR_SUFFIX).get("export")
-    except (OSError, ValueError, AttributeError):
-        identified, export = False, None
-    source = export.get("source_sha256") if isinstance(export, dict) else None
+        source = artifacts.read_description(path + artifacts.SIDECAR_SUFFIX).source_sha256
+    except (OSError, ValueError):
+        identified, source = False, None
     if not identified or source is None:
         logging.warning("Ignoring %s: not a conversion written by tf_enet.", path)
         return None
