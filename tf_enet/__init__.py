@@ -12,12 +12,26 @@ registered with Keras when a model name (`ENet`, `build_enet`, ...) is first
 used, or at once if Keras was imported before tf_enet; `.keras` files saved
 from tf_enet models then load with `keras.saving.load_model(path)` in safe
 mode (`import keras, tf_enet` is enough).
+
+Using tf_enet from Python is as quiet as its commands: `import tf_enet` sets
+`TF_CPP_MIN_LOG_LEVEL=2` unless it is set already, so TensorFlow's C++ INFO
+and WARNING lines (a converter's, a session's) stay off the terminal and
+errors still show. It takes effect when tf_enet is imported before
+TensorFlow; `TF_CPP_MIN_LOG_LEVEL=0` in the environment shows everything.
 """
 
 import importlib
+import os
 import sys
 
+from tf_enet.defaults import QUIET_CPP_LOG_LEVEL
+
 __version__ = "0.1.0"
+
+# The user's own TensorFlow C++ log level (None: tf_enet chose it), which
+# `-v 1` on a command restores.
+USER_CPP_LOG_LEVEL = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_CPP_LOG_LEVEL)
 
 # Public name -> the module defining it.
 _MODEL_NAMES = ("ENet", "ENetConfig", "build_enet", "build_enet_encoder", "transfer_weights")

@@ -14,3 +14,7 @@ OUTPUTS = ("labels", "color", "overlay")
 # pays off from about this many images of one size (measured with
 # benchmarks/inference.py).
 XLA_BREAK_EVEN_IMAGES = 60
+
+# TensorFlow's C++ log level while quiet (TF_CPP_MIN_LOG_LEVEL): errors
+# only. `import tf_enet` sets it unless the user did, as the commands do.
+QUIET_CPP_LOG_LEVEL = "2"

@@ -33,6 +33,9 @@ import warnings
 from absl import app, flags
 from absl import logging as absl_logging
 
+import tf_enet
+from tf_enet.defaults import QUIET_CPP_LOG_LEVEL
+
 FLAGS = flags.FLAGS
 
 HELP_ARGS = ("-h", "--help", "-?", "--helpshort")
@@ -49,9 +52,6 @@ TRAIN_EXTRA_INSTALL = 'pip install "tf_enet[train]"'
 
 # absl's --verbosity from which TensorFlow's own messages are shown (DEBUG).
 SHOW_TENSORFLOW_VERBOSITY = 1
-# C++ log level while quiet: errors only. TensorFlow reads it when it loads.
-QUIET_CPP_LOG_LEVEL = "2"
-
 # Start-up lines TensorFlow prints while it loads and looks for devices;
 # all are INFO notices or the error of a CUDA library without a GPU.
 _STARTUP_NOISE = re.compile(
@@ -289,6 +289,9 @@ def _run_quietly(main, args, load_tensorflow=True):
     try:
         if not show_tensorflow_output():
             quiet_tensorflow(load_tensorflow)
+        elif tf_enet.USER_CPP_LOG_LEVEL is None:
+            # `import tf_enet` chose the quiet level; -v 1 shows everything.
+            os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
         return main(args)
     except ModuleNotFoundError as error:
         if (error.name or "").split(".")[0] not in TRAIN_PACKAGES:
