@@ -16,6 +16,19 @@ tf2onnx log (a SavedModel export lists hundreds of renamed tensors). absl's
 `-v 1` (`--verbosity=1`) shows all of them, as does a `TF_CPP_MIN_LOG_LEVEL`
 set by the user for the C++ lines.
 
+The documented switches do most of it: `TF_CPP_MIN_LOG_LEVEL=2` (set by
+`import tf_enet`), warnings filters, the Python loggers' levels and an absl
+log filter. Three kinds of line ignore every switch, and only those are
+filtered from file descriptor 2 (`filtered_stderr`): the start-up lines
+TensorFlow 2.21 logs before `absl::InitializeLog` (the level does not apply
+yet), the int8 quantizer's `fully_quantize: ...` (a printf) and LiteRT's
+"Created TensorFlow Lite XNNPACK delegate" (its own INFO log).
+
+Flag and argument errors are one `error:` line with exit status 2: `run`
+registers the checks the commands share (`register_validators`) and parses
+the flags itself; commands catch `tf_enet.errors.TfEnetError`, the base of
+every error a user can act on, and print it as one line too.
+
 A command module imports TensorFlow (and every module that does) inside its
 main function, never at the top: its flags are then defined and parsed, and
 `--help` answered, without loading TensorFlow.
