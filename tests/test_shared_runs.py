@@ -173,3 +173,21 @@ def test_a_full_disk_mid_run_ends_in_one_line_and_the_same_command_resumes(
     ]
     assert results["full"]["epochs"] == 2
     assert tf_enet.ENet.from_preset(config.checkpoint_dir) is not None
+
+
+def test_a_backup_damaged_in_both_copies_is_named_with_the_way_out(tmp_path):
+    from tf_enet.training.callbacks import Backup
+
+    model = tf_enet.build_enet(3, stage_two_repeat=1)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    backup_dir = tmp_path / "backup"
+    backup_dir.mkdir()
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        (backup_dir / name).write_bytes(b"\x89HDF\r\n\x1a\n cut short by a crash")
+    callback = Backup(str(backup_dir), double_checkpoint=True, delete_checkpoint=False)
+    callback.set_model(model)
+    with pytest.raises(TrainingError) as error:
+        callback.on_train_begin()
+    message = str(error.value)
+    assert message.startswith(f"The backup in {backup_dir} cannot be read (both copies; ")
+    assert message.endswith("the best model so far is kept.") and "\n" not in message
