@@ -52,9 +52,7 @@ class TFLiteRunner:
     dequantized, so callers always see float pixels and float logits.
 
     Args:
-        path: str. The .tflite file (named in messages).
-        content: bytes or None. The model's flatbuffer, when it is not
-            read from `path`.
+        path: str. The .tflite file.
 
     Attributes:
         path: str. `path`.
@@ -67,14 +65,10 @@ class TFLiteRunner:
 
     runtime = "tflite"
 
-    def __init__(self, path, content=None):
-        if content is None:
-            check_tflite_file(path)
-            source = {"model_path": path}
-        else:
-            source = {"model_content": content}
+    def __init__(self, path):
+        check_tflite_file(path)
         try:
-            self._interpreter = Interpreter(**source, num_threads=os.cpu_count())
+            self._interpreter = Interpreter(model_path=path, num_threads=os.cpu_count())
         except Exception as err:  # ValueError, RuntimeError, codec errors.
             raise invalid_model(path, "tflite", first_line(err)) from None
         inputs = self._interpreter.get_input_details()
