@@ -239,6 +239,7 @@ def test_multiprocess_pipeline_matches_predict(tmp_path):
     done = run_module(*args)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Segmented 204 images" in done.stdout
+    assert "sdk_worker" not in done.stderr  # The workers' INFO log stays off the terminal.
 
     expected = file_bytes(reference)
     assert len(expected) == 3 * 204

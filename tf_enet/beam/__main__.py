@@ -28,6 +28,7 @@ Examples:
 """
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -133,12 +134,14 @@ def main(argv=None):
         return 1
     from apache_beam.options.pipeline_options import (  # pylint: disable=import-outside-toplevel
         PipelineOptions,
+        StandardOptions,
     )
 
     from tf_enet import beam as tf_enet_beam  # pylint: disable=import-outside-toplevel
-    from tf_enet import errors  # pylint: disable=import-outside-toplevel
+    from tf_enet import cli, errors  # pylint: disable=import-outside-toplevel
 
     options = PipelineOptions(beam_args)
+    beam_args_given = options.get_all_options(drop_default=True)
     unknown = sorted(
         set(options.get_all_options(retain_unknown_options=True)) - set(options.get_all_options())
     )
@@ -151,21 +154,27 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 2
+    local = options.view_as(StandardOptions).runner in (None, "DirectRunner")
+    if local and not args.verbose and "default_sdk_harness_log_level" not in beam_args_given:
+        # DirectRunner's worker processes share this terminal and log every
+        # step at INFO; remote runners keep their workers' logs.
+        options = PipelineOptions([*beam_args, "--default_sdk_harness_log_level=CRITICAL"])
     input_size = (args.height, args.width) if args.height else None
     try:
         # Everything a run needs is checked before it starts.
         tf_enet_beam.check_inputs(args.images)
         tf_enet_beam.check_output_dir(args.output_dir)
-        segment = tf_enet_beam.SegmentImages(
-            args.images,
-            args.output_dir,
-            model=args.model,
-            outputs=args.outputs,
-            alpha=args.alpha,
-            input_size=input_size,
-            batch_size=args.batch_size,
-            large_model=args.large_model,
-        )
+        with contextlib.nullcontext() if args.verbose else cli.filtered_stderr():
+            segment = tf_enet_beam.SegmentImages(
+                args.images,
+                args.output_dir,
+                model=args.model,
+                outputs=args.outputs,
+                alpha=args.alpha,
+                input_size=input_size,
+                batch_size=args.batch_size,
+                large_model=args.large_model,
+            )
         removed = tf_enet_beam.remove_temporary_files(args.output_dir)
     except (errors.TfEnetError, OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
