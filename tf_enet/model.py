@@ -485,8 +485,7 @@ def transfer_weights(source, target, *, skip_mismatched=False):
         other = target_layers.get(layer.name)
         if other is None or not layer.weights:
             continue
-        shapes = [tuple(w.shape) for w in layer.weights]
-        other_shapes = [tuple(w.shape) for w in other.weights]
+        shapes, other_shapes = ([tuple(w.shape) for w in m.weights] for m in (layer, other))
         if shapes != other_shapes:
             if skip_mismatched:
                 continue
