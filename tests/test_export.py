@@ -289,9 +289,13 @@ def test_fixed_size_tflite_matches_keras_and_resizes_other_sizes(checkpoint, tmp
     other = images(2, 37, 53, seed=9)
     with pytest.raises(inference.ModelError, match="exported for 24x40 images"):
         predictor.logits(other)
-    # Shrunk with antialiasing, as the predictor does, and the logits back.
-    shrunk = tf.image.resize(other, (24, 40), antialias=True)
-    resized_logits = tf.image.resize(model(shrunk, training=False), (37, 53)).numpy()
+    # Fitted inside 24x40 with the aspect kept (scale min(24/37, 40/53):
+    # 24x34), shrunk with antialiasing and padded with black, as the
+    # predictor does; the content's logits resized back.
+    shrunk = tf.image.resize(other, (24, 34), antialias=True)
+    padded = tf.pad(shrunk, [[0, 0], [0, 0], [0, 6], [0, 0]])
+    content_logits = model(padded, training=False)[:, :, :34]
+    resized_logits = tf.image.resize(content_logits, (37, 53)).numpy()
     classes = predictor.predict(other)
     assert classes.shape == (2, 37, 53)
     share, confident = agree_where_confident(classes, resized_logits)
