@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_enet.data import base, decoding, masks
-from tf_enet.data.scan import scan_files
+from tf_enet.data.reader import scan_labelled_pairs
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -138,28 +138,6 @@ def _check_positive_int(value, name):
         raise ValueError(f"`{name}` must be a positive integer; received {value!r}.")
 
 
-def _labelled_pairs(dataset, split, limit, sample=None, seed=0):
-    """The split's pairs (first `limit`, then a seeded `sample` of them, in
-    file order), validated, and their images' EXIF orientations; refuses
-    missing masks."""
-    if limit is not None:
-        _check_positive_int(limit, "limit")
-    if sample is not None:
-        _check_positive_int(sample, "sample")
-    pairs = dataset.files(split)
-    if any(mask is None for _, mask in pairs):
-        raise base.DatasetError(
-            f"{dataset.info.name} split {split!r} has no labels (its masks "
-            f"are not published), so it cannot be used for training or "
-            f"evaluation; use it for prediction only."
-        )
-    pairs = pairs[:limit]
-    if sample is not None and sample < len(pairs):
-        chosen = np.random.default_rng(seed).choice(len(pairs), sample, replace=False)
-        pairs = [pairs[i] for i in sorted(chosen)]
-    return pairs, scan_files(dataset, pairs, split).orientations
-
-
 def _file_dataset(dataset, pairs, orientations, input_context):
     """`(image_path, mask_path, kind, scale, orientation)` elements, sharded."""
     images, mask_paths = zip(*pairs)
@@ -249,7 +227,7 @@ def make_train_dataset(
             f"Need 0 < min_scale <= max_scale; received min_scale="
             f"{min_scale!r}, max_scale={max_scale!r}."
         )
-    pairs, orientations = _labelled_pairs(dataset, split, limit)
+    pairs, orientations = scan_labelled_pairs(dataset, split, limit)
     mapping = dataset.label_mapping
     ignore = dataset.info.ignore_index
     files = _file_dataset(dataset, pairs, orientations, input_context)
@@ -361,7 +339,7 @@ def make_eval_dataset(
     if height is not None:
         _check_positive_int(height, "height")
         _check_positive_int(width, "width")
-    pairs, orientations = _labelled_pairs(dataset, split, limit, sample, seed)
+    pairs, orientations = scan_labelled_pairs(dataset, split, limit, sample, seed)
     mapping = dataset.label_mapping
     ignore = dataset.info.ignore_index
     files = _file_dataset(dataset, pairs, orientations, input_context)

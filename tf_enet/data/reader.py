@@ -21,6 +21,16 @@ def _check_positive_int(value, name):
 def labelled_pairs(dataset, split, limit=None, sample=None, seed=0):
     """The split's (image, mask) file pairs, validated by `scan`.
 
+    `scan_labelled_pairs` without the orientations.
+    """
+    return scan_labelled_pairs(dataset, split, limit, sample, seed)[0]
+
+
+def scan_labelled_pairs(dataset, split, limit=None, sample=None, seed=0):
+    """The split's (image, mask) file pairs, validated, and their orientations.
+
+    The tf.data pipeline and evaluation choose and check files here.
+
     Args:
         dataset: SegmentationDataset.
         split: str. Split to read.
@@ -30,7 +40,8 @@ def labelled_pairs(dataset, split, limit=None, sample=None, seed=0):
         seed: int. Seed of `sample`.
 
     Returns:
-        list of (image path, mask path).
+        (pairs, orientations): list of (image path, mask path), and each
+        image's EXIF orientation code (1-8) from `scan`.
 
     Raises:
         DatasetError: the split has no labels, or files `scan` refuses.
@@ -51,8 +62,7 @@ def labelled_pairs(dataset, split, limit=None, sample=None, seed=0):
     if sample is not None and sample < len(pairs):
         chosen = np.random.default_rng(seed).choice(len(pairs), sample, replace=False)
         pairs = [pairs[i] for i in sorted(chosen)]
-    scan_files(dataset, pairs, split)
-    return pairs
+    return pairs, scan_files(dataset, pairs, split).orientations
 
 
 def read_labels(dataset, mask_path):
