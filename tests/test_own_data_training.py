@@ -120,6 +120,8 @@ def test_train_only_folder_holds_out_val_and_records_it(tmp_path, monkeypatch):
     monkeypatch.setattr(
         trainer, "train_stage", lambda config, stage, *args: stages.append(stage) or {}
     )
+    # No stage trains, so there is no model to convert at the end.
+    monkeypatch.setattr(trainer, "write_runtime_model", lambda checkpoint_dir: None)
     monkeypatch.setattr(trainer, "adjust_logits", lambda *args: None)
     training.train(config_for(data_dir, tmp_path / "run", val_fraction=0.25))
     assert stages == ["encoder", "full"]
