@@ -17,6 +17,8 @@ import cv2
 import numpy as np
 from absl import app, flags
 
+from tf_enet.data import camvid
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("camvid", "data/CamVid", "CamVid root (SegNet layout: train/, trainannot/).")
 flags.DEFINE_string("out", "camvid3", "Folder dataset to write.")
@@ -32,19 +34,7 @@ CLASSES = (
     ("traffic", (64, 0, 128), ("Car", "Pedestrian", "Bicyclist")),
 )
 # CamVid's class ids (SegNet layout); 11 is Unlabelled.
-CAMVID = (
-    "Sky",
-    "Building",
-    "Pole",
-    "Road",
-    "Pavement",
-    "Tree",
-    "SignSymbol",
-    "Fence",
-    "Car",
-    "Pedestrian",
-    "Bicyclist",
-)
+CAMVID = camvid.CLASS_NAMES
 
 
 def main(argv):
