@@ -120,13 +120,16 @@ predictor = inference.load_predictor()
 assert predictor.runtime == "tflite", predictor.runtime
 image = cv2.cvtColor(cv2.imread({os.path.join(SAMPLES, "0016E5_07959.jpg")!r}), cv2.COLOR_BGR2RGB)
 print(predictor.predict(image[None]).shape)
+# Test-time augmentation runs every view and window at the conversion's size.
+for tta in ("flip", "flip+scales"):
+    print(inference.load_predictor(tta=tta).predict(image[None]).shape)
 """
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "(1, 360, 480)\n"
+    assert result.stdout == "(1, 360, 480)\n" * 3
 
 
 @pytest.mark.slow

@@ -15,6 +15,11 @@ OUTPUTS = ("labels", "color", "overlay")
 # benchmarks/inference.py).
 XLA_BREAK_EVEN_IMAGES = 60
 
+# Test-time augmentation of a Predictor (`tf_enet.inference.Predictor`):
+# "none"; "flip", the image and its left-right mirror; "flip+scales", both
+# also at 1.25x the model's size, run in windows of the model's size.
+TTA_MODES = ("none", "flip", "flip+scales")
+
 # TensorFlow's C++ log level while quiet (TF_CPP_MIN_LOG_LEVEL): errors
 # only. `import tf_enet` sets it unless the user did, as the commands do.
 QUIET_CPP_LOG_LEVEL = "2"

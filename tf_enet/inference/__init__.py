@@ -24,7 +24,8 @@ and its logits are resized to each image's size. A Keras model with a
 training size runs at that size as the fixed-size TFLite conversion written
 beside it (presets ship it; train.py and export.py write it);
 `Predictor.runtime` says what runs, and `load_predictor(path,
-runtime="keras")` keeps Keras.
+runtime="keras")` keeps Keras. `load_predictor(path, tta="flip")` adds
+test-time augmentation (off by default; see `Predictor`).
 
 Running .tflite and .onnx files, presets and checkpoint directories with
 their conversion needs no TensorFlow: this package imports it only to load
@@ -78,6 +79,8 @@ from tf_enet.inference.loading import (
 )
 from tf_enet.inference.predictor import (
     RUNTIMES,
+    TTA_MODES,
+    TTA_SCALES,
     XLA_BREAK_EVEN_IMAGES,
     Predictor,
     auto_jit_compile,
@@ -99,6 +102,8 @@ __all__ = [
     "Predictor",
     "SAVED_MODEL_CONFIG",
     "SIDECAR_SUFFIX",
+    "TTA_MODES",
+    "TTA_SCALES",
     "VideoInfo",
     "XLA_BREAK_EVEN_IMAGES",
     "auto_jit_compile",

@@ -12,6 +12,9 @@ When a model runs at its training size, `fit_size` keeps each image's
 aspect ratio: the image is scaled to fit inside the training size and
 padded (`letterbox`); the logits of the padding are cropped off
 (`unletterbox`) before they are resized back to the image.
+
+Test-time augmentation runs an image at a larger scale (`scale_letterbox`)
+in windows of the model's size (`window_starts`).
 """
 
 import dataclasses
@@ -230,3 +233,41 @@ def unletterbox(logits, box):
         np.ndarray `[batch, content_height, content_width, classes]`.
     """
     return logits[:, : box.content_size[0], : box.content_size[1]]
+
+
+def scale_letterbox(box, scale):
+    """`box` with its content scaled by `scale`, padded to at least its input.
+
+    The input grows with a content larger than `box.input_size`, which then
+    runs in windows of that size (`window_starts`).
+
+    Args:
+        box: Letterbox.
+        scale: float. Factor of the content size.
+
+    Returns:
+        Letterbox. `box` itself when `scale` is 1.
+    """
+    if scale == 1:
+        return box
+    content = tuple(max(1, round(v * scale)) for v in box.content_size)
+    return Letterbox(tuple(max(c, i) for c, i in zip(content, box.input_size)), content)
+
+
+def window_starts(size, window):
+    """Where windows of length `window` start to cover `size`, evenly spread.
+
+    The fewest windows that cover it, the first at 0 and the last ending at
+    `size`; neighbours overlap by equal amounts (within a pixel).
+
+    Args:
+        size: int. Length to cover, at least `window`.
+        window: int. Length of a window.
+
+    Returns:
+        list of int, ascending; `[0]` when `size == window`.
+    """
+    count = math.ceil(size / window)
+    if count == 1:
+        return [0]
+    return [round(i * (size - window) / (count - 1)) for i in range(count)]
