@@ -51,6 +51,16 @@ def test_an_unknown_flag_is_one_error_line(command):
             "flag --batch_size=0: --batch_size must be positive.",
         ),
         ("export", ["--output", "enet.tflite", "extra"], "unexpected arguments: extra"),
+        (
+            "predict",
+            ["--tta", "mirror", "image.png"],
+            "flag --tta=mirror: value should be one of <none|flip|flip+scales>",
+        ),
+        (
+            "evaluate",
+            ["--tta", "mirror"],
+            "flag --tta=mirror: value should be one of <none|flip|flip+scales>",
+        ),
     ],
 )
 def test_shared_flag_checks_refuse_in_one_line(command, args, message):

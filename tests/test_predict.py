@@ -169,6 +169,30 @@ def test_predict_writes_every_output_and_reports_bad_files(tmp_path, checkpoint)
 
 
 @pytest.mark.slow
+def test_predict_with_flip_tta_writes_the_label_pngs(tmp_path, checkpoint):
+    red = np.random.RandomState(4).randint(0, 3, (8, 12))  # not mirror-symmetric
+    write_rgb(tmp_path / "in" / "a.png", red_image(red))
+    result = predict(
+        "--model",
+        checkpoint,
+        "--images",
+        tmp_path / "in",
+        "--output_dir",
+        tmp_path / "out",
+        "--outputs",
+        "labels",
+        "--tta",
+        "flip",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert os.listdir(tmp_path / "out") == ["a_labels.png"]
+    # The pixel model's mirror, flipped back, agrees with it pixel for pixel.
+    labels = cv2.imread(str(tmp_path / "out" / "a_labels.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(labels, red)
+
+
+@pytest.mark.slow
 def test_predict_outputs_flag_selects_files(tmp_path, checkpoint):
     write_rgb(tmp_path / "x.png", red_image(np.ones((5, 7))))
     result = predict(

@@ -57,6 +57,12 @@ MODEL_HELP = (
     "Checkpoint directory, .keras file, SavedModel directory, .tflite/.onnx "
     "file, or a preset name (the default: the shipped CamVid model)."
 )
+# --tta of the commands that run a model (`tf_enet.defaults.TTA_MODES`).
+TTA_HELP = (
+    "Test-time augmentation, the views' logits averaged: none; flip (also the "
+    "left-right mirror: 2.5x the time per image); flip+scales (both also at "
+    "1.25x the model's size, in windows of that size: 14x)."
+)
 FULL_HELP_ARG = "--helpfull"
 # The packages of the `[train]` extra: the light install runs .tflite/.onnx
 # models without them; a command that needs one names the extra.

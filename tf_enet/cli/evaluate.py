@@ -10,7 +10,8 @@ shipped in the package.
 The model runs at the size it was trained at (recorded with the model) and
 its logits are resized to each label's size before the argmax;
 --height/--width choose another size. Models that record no training size
-run at each image's own size.
+run at each image's own size. --tta flip (or flip+scales) scores the model
+with test-time augmentation.
 
 Examples:
   tf-enet-evaluate --dataset camvid --data_dir data/CamVid --split val
@@ -29,7 +30,7 @@ from tf_enet.cli.progress import Progress
 # Leaf module without TensorFlow; the data defaults may move beside
 # tf_enet.data.DATASETS.
 from tf_enet.data import DEFAULT_DATA_DIRS
-from tf_enet.defaults import XLA_BREAK_EVEN_IMAGES
+from tf_enet.defaults import TTA_MODES, XLA_BREAK_EVEN_IMAGES
 from tf_enet.errors import TfEnetError
 
 FLAGS = flags.FLAGS
@@ -71,6 +72,7 @@ def define_flags():
         "trained at; logits are resized back to the label size.",
     )
     flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
+    flags.DEFINE_enum("tta", "none", TTA_MODES, cli.TTA_HELP)
     flags.DEFINE_bool(
         "jit_compile",
         None,
@@ -179,7 +181,7 @@ def _main(argv):
         if jit is None:
             jit = inference.auto_jit_compile(num_images)
         with cli.filtered_stderr():
-            predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+            predictor = inference.load_predictor(FLAGS.model, jit_compile=jit, tta=FLAGS.tta)
         cli.check_input_size(predictor, FLAGS.height, FLAGS.width)
         results = inference.evaluate(
             predictor,
@@ -197,9 +199,10 @@ def _main(argv):
     size = results["input_size"]
     runtime = _runtime_description(predictor, size)
     size = f"model input {size[0]}x{size[1]}" if size else "model at image size"
+    tta = "" if FLAGS.tta == "none" else f", test-time augmentation {FLAGS.tta}"
     title = (
         f"{predictor.path} ({runtime}) on {FLAGS.dataset} "
-        f"{split}: {results['num_images']} images, {size}, scored at "
+        f"{split}: {results['num_images']} images, {size}{tta}, scored at "
         f"label resolution"
     )
     print(format_table(results, title))
@@ -211,6 +214,7 @@ def _main(argv):
             "dataset_options": options,
             "height": FLAGS.height,
             "width": FLAGS.width,
+            "tta": FLAGS.tta,
             **results,
         }
         try:

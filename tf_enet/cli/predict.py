@@ -14,7 +14,8 @@ The model runs at the size it was trained at (recorded with the model,
 e.g. 360x480 for CamVid) and its predictions are resized back to each
 input's size, so large photos are segmented at the scale the model learned;
 --height/--width choose another size. Models that record no training size
-run at each input's own size.
+run at each input's own size. --tta flip (or flip+scales) adds test-time
+augmentation: slower, a little more accurate (see the README).
 
 Examples:
   tf-enet-predict --images data/samples/ --output_dir predictions
@@ -30,7 +31,7 @@ from absl import flags
 from tf_enet import cli
 from tf_enet.artifacts import DEFAULT_PRESET
 from tf_enet.cli.progress import Progress
-from tf_enet.defaults import OUTPUTS, XLA_BREAK_EVEN_IMAGES
+from tf_enet.defaults import OUTPUTS, TTA_MODES, XLA_BREAK_EVEN_IMAGES
 from tf_enet.errors import TfEnetError
 
 FLAGS = flags.FLAGS
@@ -61,6 +62,7 @@ def define_flags():
     )
     flags.DEFINE_integer("width", None, "Run the model at this width (with --height).")
     flags.DEFINE_integer("batch_size", 4, "Images of equal size per model call.")
+    flags.DEFINE_enum("tta", "none", TTA_MODES, cli.TTA_HELP)
     flags.DEFINE_bool(
         "jit_compile",
         None,
@@ -176,7 +178,7 @@ def _main(argv):
             if jit is None:
                 jit = inference.auto_jit_compile(video.num_frames)
             with cli.filtered_stderr():
-                predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+                predictor = inference.load_predictor(FLAGS.model, jit_compile=jit, tta=FLAGS.tta)
             cli.check_input_size(predictor, FLAGS.height, FLAGS.width)
             return predict_video(
                 predictor,
@@ -198,7 +200,7 @@ def _main(argv):
         if jit is None:
             jit = inference.auto_jit_compile(len(found.paths))
         with cli.filtered_stderr():
-            predictor = inference.load_predictor(FLAGS.model, jit_compile=jit)
+            predictor = inference.load_predictor(FLAGS.model, jit_compile=jit, tta=FLAGS.tta)
         cli.check_input_size(predictor, FLAGS.height, FLAGS.width)
         failed = predict_images(
             predictor,
