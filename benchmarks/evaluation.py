@@ -1,9 +1,10 @@
-"""Wall time of evaluation and of the logit adjustment's scoring pass.
+"""Wall time of evaluation, of the logit adjustment's scoring pass and of TTA.
 
     python benchmarks/evaluation.py --data_dir data/CamVid
     python benchmarks/evaluation.py --data_dir data/CamVid --repeats 5 --skip_command
+    python benchmarks/evaluation.py --data_dir data/CamVid --tta none,flip --skip_command
 
-Two measurements on a labelled split (CamVid val by default, 101 images):
+Three measurements on a labelled split (CamVid val by default, 101 images):
 
     evaluate.py      the command as users run it, `python evaluate.py
                      --dataset camvid --data_dir D --split val`, in a fresh
@@ -19,6 +20,11 @@ Two measurements on a labelled split (CamVid val by default, 101 images):
                      matrix (alpha 0 only) and the model's forward pass alone.
                      Both give the same matrix for alpha 0; the script checks
                      it.
+    predict, tta=T   the default predictor with each test-time augmentation
+                     of `--tta`, `load_predictor(--model, tta=T).predict(image)`
+                     (what predict.py and evaluate.py run with `--tta T`; for
+                     the shipped model its fixed-size TFLite conversion), one
+                     image per call; beside the ratio to tta=none
 
 In-process rows are medians of `--repeats` interleaved rounds over the first
 `--images` images of the split, in ms per image.
@@ -51,6 +57,14 @@ flags.DEFINE_integer("images", 40, "Images of the split in the in-process rows."
 flags.DEFINE_integer("repeats", 3, "Interleaved rounds of the in-process rows.")
 flags.DEFINE_integer("command_repeats", 3, "Runs of the evaluate.py command.")
 flags.DEFINE_bool("skip_command", False, "Time only the in-process rows.")
+flags.DEFINE_list(
+    "tta", list(inference.TTA_MODES), "Test-time augmentations to time with `predict`."
+)
+flags.register_validator(
+    "tta",
+    lambda values: set(values) <= set(inference.TTA_MODES),
+    message=f"--tta must list some of {','.join(inference.TTA_MODES)}.",
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -96,11 +110,23 @@ def main(argv):
             predictor, dataset, weights, FLAGS.split, alphas=alphas, **scale
         )
 
+    def predict_with(tta_predictor):
+        def run():
+            for image in images:
+                tta_predictor.predict(image)
+
+        return run
+
     runners = {
         "forward pass alone (Keras, training size)": forward,
         "scoring, alpha 0 only (1 confusion matrix)": one,
         f"scoring, {len(alphas)} alphas (the logit adjustment)": offsets,
     }
+    tta_rows = {}
+    for tta in FLAGS.tta:
+        tta_predictor = inference.load_predictor(FLAGS.model, tta=tta)
+        tta_rows[tta] = f"predict, tta={tta} ({tta_predictor.runtime})"
+        runners[tta_rows[tta]] = predict_with(tta_predictor)
     times = {name: [] for name in runners}
     for run in runners.values():
         run()  # warm-up: traces the model, fills the file cache
@@ -113,11 +139,20 @@ def main(argv):
     assert results["offsets"][0.0]["mean_iou"] == metrics.scores(results["one"])["mean_iou"]
 
     print(common.machine_description())
+    ms = {name: 1000 * statistics.median(values) / num_images for name, values in times.items()}
+    none = ms.get(tta_rows.get("none"))
     rows = [
-        [name, f"{1000 * statistics.median(values) / num_images:.1f}"]
-        for name, values in times.items()
+        [
+            name,
+            f"{value:.1f}",
+            f"{value / none:.2f}x" if name in tta_rows.values() and none else "",
+        ]
+        for name, value in ms.items()
     ]
-    common.print_table([f"{FLAGS.split}, first {num_images} images at {size}", "ms/image"], rows)
+    common.print_table(
+        [f"{FLAGS.split}, first {num_images} images at {size}", "ms/image", "vs tta=none"], rows
+    )
+    print(f"medians of {FLAGS.repeats} interleaved rounds after one warm-up round")
     if FLAGS.skip_command:
         return
     total = len(dataset.files(FLAGS.split))
