@@ -48,7 +48,7 @@ DEFAULT_DATA_DIRS = {
 }
 # The tf.data pipelines load TensorFlow, so they load on first use (PEP
 # 562): the command lines read `DATASETS` and `DEFAULT_DATA_DIRS` without it.
-_PIPELINE_NAMES = ("make_eval_dataset", "make_train_dataset")
+_PIPELINE_NAMES = ("color_jitter", "make_eval_dataset", "make_train_dataset")
 
 
 def __getattr__(name):
@@ -110,5 +110,6 @@ __all__ = [
     "get_dataset",
     "make_eval_dataset",
     "make_train_dataset",
+    "color_jitter",
     "scan",
 ]

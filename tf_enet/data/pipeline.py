@@ -13,7 +13,8 @@ ignore id.
 Training augmentation follows the usual segmentation recipe (as in
 tensorflow/models official/vision): resize to the training size, random
 scale, random crop (padding the image with 0 and the mask with the ignore
-id where the scaled image is smaller), random horizontal flip. All
+id where the scaled image is smaller), random horizontal flip, and
+optionally colour jitter (brightness, contrast, saturation). All
 randomness is stateless, seeded from `seed` through `Dataset.random`, so a
 run is reproducible and every epoch still sees new crops.
 """
@@ -81,15 +82,42 @@ def _random_window(seed, size, target):
     return pad_before, pad_after, crop_offset
 
 
-def augment_pair(image, mask, seed, *, height, width, min_scale, max_scale, ignore_index):
+def color_jitter(image, seed, strength):
+    """Random brightness, contrast and saturation changes of one image.
+
+    Each factor is drawn from `[1 - strength, 1 + strength]`, brightness as
+    a shift of up to `strength * 64` grey levels; the order is fixed
+    (brightness, contrast, saturation), and the result is clipped to
+    [0, 255]. The mask is not touched: colour changes keep every label.
+
+    Args:
+        image: float32 tensor [H, W, 3], RGB in [0, 255].
+        seed: int tensor [2]. Stateless seed.
+        strength: float in [0, 1).
+
+    Returns:
+        float32 tensor [H, W, 3] in [0, 255].
+    """
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    low, high = 1.0 - strength, 1.0 + strength
+    image = tf.image.stateless_random_brightness(image, strength * 64.0, seeds[0])
+    image = tf.image.stateless_random_contrast(image, low, high, seeds[1])
+    image = tf.image.stateless_random_saturation(image, low, high, seeds[2])
+    return tf.clip_by_value(image, 0.0, 255.0)
+
+
+def augment_pair(
+    image, mask, seed, *, height, width, min_scale, max_scale, ignore_index, jitter=0.0
+):
     """Randomly scales, crops/pads and flips an image and its mask together.
 
     The image is resized straight to `scale * (height, width)` (bilinear;
     the mask with nearest neighbour), with `scale` uniform in
     `[min_scale, max_scale]`, then a `height x width` window is cut at a
     random position, padding with 0 (image) and `ignore_index` (mask) where
-    the scaled image is smaller. Finally both are flipped left-right with
-    probability 1/2.
+    the scaled image is smaller. Then both are flipped left-right with
+    probability 1/2, and with `jitter > 0` the image's colours change
+    (`color_jitter`) before the padding is applied, so padding stays 0.
 
     Args:
         image: uint8 tensor [H, W, 3].
@@ -100,15 +128,18 @@ def augment_pair(image, mask, seed, *, height, width, min_scale, max_scale, igno
         min_scale: float. Smallest scale factor.
         max_scale: float. Largest scale factor.
         ignore_index: int. Mask padding value.
+        jitter: float. Colour jitter strength (`color_jitter`); 0: none.
 
     Returns:
         (float32 tensor [height, width, 3], int32 tensor [height, width]).
     """
-    seeds = tf.random.experimental.stateless_split(seed, 4)
+    seeds = tf.random.experimental.stateless_split(seed, 5)
     scale = tf.random.stateless_uniform([], seeds[0], minval=min_scale, maxval=max_scale)
     scaled_h = tf.maximum(tf.cast(tf.round(height * scale), tf.int32), 1)
     scaled_w = tf.maximum(tf.cast(tf.round(width * scale), tf.int32), 1)
     image = tf.image.resize(image, [scaled_h, scaled_w], method="bilinear")
+    if jitter:
+        image = color_jitter(image, seeds[4], jitter)
     mask = tf.image.resize(mask[:, :, None], [scaled_h, scaled_w], method="nearest")[:, :, 0]
 
     pad_top, pad_bottom, top = _random_window(seeds[1], scaled_h, height)
@@ -181,13 +212,15 @@ def make_train_dataset(
     augment=True,
     min_scale=0.75,
     max_scale=1.5,
+    color_jitter=0.0,
     input_context=None,
 ):
     """Builds the shuffled, augmented training pipeline.
 
     Args:
         dataset: SegmentationDataset.
-        split: str. Split to read.
+        split: str, or a sequence of str: the split(s) to read, e.g.
+            ("train", "val") for a final model.
         height: int. Training image height.
         width: int. Training image width.
         batch_size: int. Global batch size; with `input_context`, each
@@ -201,6 +234,8 @@ def make_train_dataset(
             only resized to `height x width`.
         min_scale: float. Smallest random scale factor.
         max_scale: float. Largest random scale factor.
+        color_jitter: float in [0, 1). Colour jitter strength (see
+            `color_jitter`); 0: none.
         input_context: tf.distribute.InputContext or None. Shards the file
             list across input pipelines.
 
@@ -227,7 +262,13 @@ def make_train_dataset(
             f"Need 0 < min_scale <= max_scale; received min_scale="
             f"{min_scale!r}, max_scale={max_scale!r}."
         )
-    pairs, orientations = scan_labelled_pairs(dataset, split, limit)
+    splits = (split,) if isinstance(split, str) else tuple(split)
+    pairs, orientations = [], []
+    for name in splits:
+        split_pairs, split_orientations = scan_labelled_pairs(dataset, name, limit)
+        pairs += split_pairs
+        orientations += split_orientations
+    split = "+".join(splits)
     mapping = dataset.label_mapping
     ignore = dataset.info.ignore_index
     files = _file_dataset(dataset, pairs, orientations, input_context)
@@ -264,6 +305,7 @@ def make_train_dataset(
                 min_scale=scale_range[0],
                 max_scale=scale_range[1],
                 ignore_index=ignore,
+                jitter=float(color_jitter),
             )
         else:
             image = tf.image.resize(image, [height, width], method="bilinear")

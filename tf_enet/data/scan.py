@@ -86,6 +86,31 @@ class ScanResult:
     def from_dict(cls, config):
         return cls(**config)
 
+    @classmethod
+    def combine(cls, results):
+        """The statistics of several splits trained on together.
+
+        Args:
+            results: non-empty sequence of ScanResult with equal
+                `num_classes`.
+
+        Returns:
+            ScanResult named "a+b", its counts the sums, its sizes the
+            union, its orientations concatenated in order.
+        """
+        results = list(results)
+        if len(results) == 1:
+            return results[0]
+        return cls(
+            split="+".join(r.split for r in results),
+            num_images=sum(r.num_images for r in results),
+            pixel_counts=sum(r.pixel_counts for r in results),
+            image_pixel_counts=sum(r.image_pixel_counts for r in results),
+            ignore_pixels=sum(int(r.ignore_pixels) for r in results),
+            image_sizes=sorted({s for r in results for s in r.image_sizes}),
+            orientations=[o for r in results for o in r.orientations],
+        )
+
 
 def default_cache_dir():
     """`$TF_ENET_CACHE` if set, else `~/.cache/tf_enet`."""

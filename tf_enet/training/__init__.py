@@ -82,6 +82,8 @@ _NAMES = {
         "add_weight_decay",
         "compile_model",
         "learning_rate_schedule",
+        "num_training_images",
+        "steps_per_epoch",
         "train",
         "validation_epochs",
     ],

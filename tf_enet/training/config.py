@@ -14,6 +14,9 @@ from tf_enet.data import DATASETS, DEFAULT_DATA_DIRS
 STAGES = ("both", "encoder", "full")
 SCHEDULES = ("step", "poly", "cosine")
 STRATEGIES = ("default", "mirrored", "multi_worker")
+# Which epoch's model a run keeps: the best by val mean IoU, or the last one
+# (a rule fixed before training, for runs that train on their val split).
+SELECTIONS = ("best", "last")
 # Options that may change between runs in one checkpoint directory: more
 # epochs extend a run; a moved dataset or directory is the same run; the
 # rest do not change what is trained (a changed logit adjustment is redone
@@ -44,6 +47,7 @@ CHOICES = {
     "lr_schedule": SCHEDULES,
     "class_weighting": CLASS_WEIGHTINGS,
     "strategy": STRATEGIES,
+    "select": SELECTIONS,
 }
 
 
@@ -87,6 +91,8 @@ class TrainConfig:
             lr_decay_epochs; poly: (1 - t)^0.9; cosine.
         lr_decay_epochs: int. Step schedule period in epochs.
         lr_decay_factor: float. Step schedule factor.
+        warmup_epochs: int. Epochs over which the learning rate rises
+            linearly from 0 to the schedule's value (0: no warm-up).
         class_weighting: str. mfb: median frequency balancing; enet:
             1 / ln(1.02 + p) (the paper); none. A class without training
             pixels weighs 0 under mfb.
@@ -102,6 +108,14 @@ class TrainConfig:
         augment: bool. Random scale, crop and horizontal flip.
         min_scale: float. Smallest random scale.
         max_scale: float. Largest random scale.
+        color_jitter: float. Strength s of random brightness, contrast and
+            saturation changes, each a factor drawn from [1 - s, 1 + s]
+            (brightness as a shift of s * 64 grey levels); 0: none.
+        train_splits: str. Comma-separated splits to train on, e.g.
+            train,val for a final model; val scores of such a run are
+            training figures, so it needs --select last.
+        select: str. best: keep the epoch with the best val mean IoU; last:
+            keep the last epoch (a rule fixed before training).
         limit: int or None. Train on only the first N images (quick trials).
         val_limit: int or None. Validate on only the first N images.
         val_fraction: float. Folder datasets without a val split: the share
@@ -136,6 +150,7 @@ class TrainConfig:
     lr_schedule: str = "step"
     lr_decay_epochs: int = 100
     lr_decay_factor: float = 0.1
+    warmup_epochs: int = 0
     class_weighting: str = "mfb"
     logit_adjustment: object = "auto"
     num_initial_blocks: int = 1
@@ -144,6 +159,9 @@ class TrainConfig:
     augment: bool = True
     min_scale: float = 0.75
     max_scale: float = 1.5
+    color_jitter: float = 0.0
+    train_splits: str = "train"
+    select: str = "best"
     limit: int = None
     val_limit: int = None
     val_fraction: float = 0.1
@@ -171,7 +189,7 @@ class TrainConfig:
         for name in ("height", "width", "batch_size", "lr_decay_epochs", "validation_freq"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 fail(name, "a positive integer")
-        for name in ("epochs", "encoder_epochs"):
+        for name in ("epochs", "encoder_epochs", "warmup_epochs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 fail(name, "a non-negative integer")
         for name in ("limit", "val_limit"):
@@ -194,6 +212,23 @@ class TrainConfig:
             fail("lr_decay_factor", "in (0, 1]")
         if not 0 < self.val_fraction < 1:
             fail("val_fraction", "in (0, 1)")
+        if not 0 <= self.color_jitter < 1:
+            fail("color_jitter", "in [0, 1)")
+        splits = self.train_splits.split(",") if isinstance(self.train_splits, str) else []
+        if not splits or not all(re.fullmatch(r"\w+", s) for s in splits):
+            fail("train_splits", "split names separated by commas, e.g. train,val")
+        if len(set(splits)) != len(splits):
+            fail("train_splits", "distinct split names")
+        if "val" in splits and self.select == "best":
+            raise ValueError(
+                "`train_splits` includes val, so the val scores are training figures "
+                "and cannot choose the model; pass select='last' (--select last)."
+            )
+
+    @property
+    def training_splits(self):
+        """tuple of str: the splits `train_splits` names, in order."""
+        return tuple(self.train_splits.split(","))
 
     def to_dict(self):
         return dataclasses.asdict(self)

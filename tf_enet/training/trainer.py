@@ -24,10 +24,17 @@ from tf_enet.training import disk_space, distribute, failures, fine_tuning, run_
 from tf_enet.training.errors import TrainingError
 from tf_enet.training.logit_adjustment import adjust_logits
 from tf_enet.training.run_lock import RunLock
+from tf_enet.training.warmup import LinearWarmup
 
 
 def learning_rate_schedule(config, steps_per_epoch, epochs):
-    """The learning rate as a function of the optimizer step."""
+    """The learning rate as a function of the optimizer step, warm-up included."""
+    schedule = _decay_schedule(config, steps_per_epoch, epochs)
+    warmup_steps = min(config.warmup_epochs, epochs) * steps_per_epoch
+    return LinearWarmup(schedule, warmup_steps) if warmup_steps else schedule
+
+
+def _decay_schedule(config, steps_per_epoch, epochs):
     total_steps = max(1, steps_per_epoch * epochs)
     if config.lr_schedule == "poly":
         return keras.optimizers.schedules.PolynomialDecay(
@@ -68,7 +75,9 @@ def make_datasets(config, dataset, stage, strategy):
         augment=config.augment,
         min_scale=config.min_scale,
         max_scale=config.max_scale,
+        color_jitter=config.color_jitter,
     )
+    splits = config.training_splits
     # Validation runs the model at the training size, as prediction and
     # evaluation do by default: a dataset of larger images (Cityscapes at
     # half resolution) is scored at the scale the model learned.
@@ -81,7 +90,7 @@ def make_datasets(config, dataset, stage, strategy):
         resize_masks=True,
     )
     if config.strategy == "default":
-        train = data_lib.make_train_dataset(dataset, "train", **train_args)
+        train = data_lib.make_train_dataset(dataset, splits, **train_args)
         train = train.repeat()
     else:
         # Each input pipeline decodes only its own share of the files. The
@@ -89,7 +98,7 @@ def make_datasets(config, dataset, stage, strategy):
         # epoch keeps every worker running the same number of steps.
         train = strategy.distribute_datasets_from_function(
             lambda context: data_lib.make_train_dataset(
-                dataset, "train", input_context=context, **train_args
+                dataset, splits, input_context=context, **train_args
             ).repeat()
         )
     if replicas == 1:
@@ -212,7 +221,9 @@ def _train(config, overwrite, strategy, chief, dataset, same_run):
             ),
         )
     source = fine_tuning.load_source(config.init_from) if config.init_from else None
-    stats = data_lib.scan(dataset, "train")
+    stats = data_lib.ScanResult.combine(
+        data_lib.scan(dataset, split) for split in config.training_splits
+    )
     val_stats = data_lib.scan(dataset, "val")
     for warning in data_lib.check_trainable(info, stats, val_stats):
         logging.warning(warning)
@@ -280,8 +291,12 @@ def steps_per_epoch(config, dataset):
 
     A split smaller than one batch still trains: the pipeline repeats it.
     """
-    num_train = len(dataset.files("train")[: config.limit])
-    return max(1, num_train // config.batch_size)
+    return max(1, num_training_images(config, dataset) // config.batch_size)
+
+
+def num_training_images(config, dataset):
+    """Images per epoch: each of `config.training_splits`, up to `limit`."""
+    return sum(len(dataset.files(split)[: config.limit]) for split in config.training_splits)
 
 
 def short_schedule_warnings(config, dataset):
@@ -294,7 +309,7 @@ def short_schedule_warnings(config, dataset):
     Returns:
         list of str, empty when every stage is long enough.
     """
-    num_train = len(dataset.files("train")[: config.limit])
+    num_train = num_training_images(config, dataset)
     steps = steps_per_epoch(config, dataset)
     lines = []
     if config.init_from:
@@ -385,7 +400,7 @@ def train_stage(config, stage, dataset, weights, strategy, chief, source=None):
         miou = compile_model(model, config, steps, epochs, weights, info)
 
     per_class = callbacks_lib.ClassScores(miou, info.class_names, stage)
-    best = callbacks_lib.BestModelCheckpoint(best_path, write=chief)
+    best = callbacks_lib.BestModelCheckpoint(best_path, write=chief, keep=config.select)
     # LossGuard first: it must stop a diverged epoch before anything saves
     # it; then the replicas agree on the statistics that are saved.
     callbacks = [

@@ -1,4 +1,4 @@
-"""Keeps the best model of a run, written atomically."""
+"""Keeps the best (or the last) model of a run, written atomically."""
 
 import math
 import os
@@ -22,14 +22,22 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         monitor: str. The log entry to maximise.
         write: bool. False on the workers that must not write files; they
             still track the best value.
+        keep: str. "best": the epoch with the best `monitor` value;
+            "last": every epoch's model replaces the previous one, so the
+            file holds the last epoch (a selection rule fixed in advance,
+            for runs whose val split is trained on). `best` is then the
+            last epoch's `monitor` value, or -inf before one is logged.
     """
 
-    def __init__(self, path, monitor=artifacts.VAL_MEAN_IOU, write=True):
+    def __init__(self, path, monitor=artifacts.VAL_MEAN_IOU, write=True, keep="best"):
         super().__init__()
+        if keep not in ("best", "last"):
+            raise ValueError(f"`keep` must be 'best' or 'last'; received {keep!r}.")
         self.path = path
         self.record_path = os.path.join(os.path.dirname(path), artifacts.BEST_FILE)
         self.monitor = monitor
         self.write = write
+        self.keep = keep
         self.best = -math.inf
 
     def on_train_begin(self, logs=None):
@@ -43,14 +51,17 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None or not value > self.best:
+        if self.keep == "best" and (value is None or not value > self.best):
             return
-        self.best = float(value)
+        if value is not None:
+            self.best = float(value)
         if not self.write:
             return
         with writing(self.path):
             artifacts.write_atomically(self.path, self.model.save)
         record = {k: float(v) for k, v in logs.items() if k.startswith("val_")}
-        record.update({"epoch": epoch + 1, self.monitor: self.best})
+        record.update({"epoch": epoch + 1, "selection": self.keep})
+        if value is not None:
+            record[self.monitor] = self.best
         with writing(self.record_path):
             artifacts.write_json(self.record_path, record)
