@@ -20,8 +20,8 @@ NumPy and OpenCV (`tf_enet.inference.processing`).
 
 Test-time augmentation (`load_predictor(path, tta="flip")`, off by
 default) runs each image also mirrored left-right, and with "flip+scales"
-also at 1.25 times the model's size, and averages the class probabilities
-of the views; see `Predictor`.
+also at 1.25 times the model's size, and averages the logits of the
+views; see `Predictor`.
 """
 
 import os
