@@ -324,12 +324,16 @@ def test_wheel_holds_the_package_and_preset_only(wheel):
         "tf_enet",
         f"tf_enet-{tf_enet.__version__}.dist-info",
     }
-    # Besides Python sources, the preset's files and the web page's, nothing else.
+    # Besides Python sources, the presets' files and the web page's, nothing else.
     assert sorted(n for n in names if n.startswith("tf_enet/") and not n.endswith(".py")) == [
         "tf_enet/presets/enet_camvid/config.json",
         "tf_enet/presets/enet_camvid/model.keras",
         "tf_enet/presets/enet_camvid/model_360x480.tflite",
         "tf_enet/presets/enet_camvid/model_360x480.tflite.json",
+        "tf_enet/presets/enet_camvid_trainval/config.json",
+        "tf_enet/presets/enet_camvid_trainval/model.keras",
+        "tf_enet/presets/enet_camvid_trainval/model_360x480.tflite",
+        "tf_enet/presets/enet_camvid_trainval/model_360x480.tflite.json",
         "tf_enet/web/static/index.html",
         "tf_enet/web/static/page.js",
         "tf_enet/web/static/pixels.js",

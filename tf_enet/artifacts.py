@@ -82,6 +82,10 @@ PRESETS = {
     "enet_camvid": (
         "ENet trained on CamVid (11 classes, 360x480 images): 67.9 mean IoU on the val split."
     ),
+    "enet_camvid_trainval": (
+        "enet_camvid continued for 20 epochs on CamVid train+val, the last epoch kept "
+        "(val is training data: no held-out figure)."
+    ),
 }
 PRESET_FILES = (MODEL_FILE, CONFIG_FILE)
 # What prediction, evaluation and export use when no model is named.
