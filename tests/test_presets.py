@@ -16,11 +16,15 @@ from tf_enet import artifacts, exporting, inference, presets
 from inference_helpers import pixel_model, red_image, run_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RUN_DIR = os.path.join(ROOT, "checkpoints", "enet_camvid")
-# Each shipped preset with the record of its training run.
+# Each shipped preset, with the record of its training run in checkpoints/.
 SHIPPED = ("enet_camvid", "enet_camvid_trainval")
 SAMPLES = os.path.join(ROOT, "data", "samples")
 PRESETS_DIR = os.path.dirname(os.path.abspath(presets.__file__))
+
+
+def run_dir(preset):
+    """The record of the training run a shipped preset came from."""
+    return os.path.join(ROOT, "checkpoints", preset)
 
 
 def _h5_groups_and_values(keras_file):
@@ -78,9 +82,9 @@ def test_corrupt_preset_model_is_one_line_naming_the_file(tmp_path):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_preset_config_has_what_running_needs(name):
-    config = presets.load_config(name)
+@pytest.mark.parametrize("preset", SHIPPED)
+def test_preset_config_has_what_running_needs(preset):
+    config = presets.load_config(preset)
     assert config["format"] == artifacts.FORMAT
     assert config["dataset"]["class_names"][:4] == ["Sky", "Building", "Pole", "Road"]
     assert len(config["dataset"]["class_names"]) == len(config["dataset"]["palette"]) == 11
@@ -94,7 +98,7 @@ def test_the_train_val_preset_records_its_protocol():
     assert config["splits"]["splits"] == ["train", "val"]
     assert config["train"]["select"] == "last"
     assert config["init_from"]["model"] == "enet_camvid"
-    with open(os.path.join(ROOT, "checkpoints", "enet_camvid_trainval", "done.json")) as f:
+    with open(os.path.join(run_dir("enet_camvid_trainval"), "done.json")) as f:
         done = json.load(f)
     assert done["selection"] == "last" and done["epoch"] == done["epochs"] == 20
     # Same classes, palette and input as the model it continues.
@@ -102,15 +106,15 @@ def test_the_train_val_preset_records_its_protocol():
         assert config[key] == presets.load_config("enet_camvid")[key]
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_preset_holds_inference_weights_only(name):
-    path = presets.model_file(name)
+@pytest.mark.parametrize("preset", SHIPPED)
+def test_shipped_preset_holds_inference_weights_only(preset):
+    path = presets.model_file(preset)
     groups, values = _h5_groups_and_values(path)
     # No "optimizer" group: only the layers' variables.
     assert groups == {"layers"}
     # Every stored value is one of the network's weights (including the
     # batch norms' moving statistics): 11 classes, the shipped options.
-    options = presets.load_config(name)["model"]
+    options = presets.load_config(preset)["model"]
     assert values == tf_enet.build_enet(**options).count_params()
     with zipfile.ZipFile(path) as archive:
         assert sorted(archive.namelist()) == ["config.json", "metadata.json", "model.weights.h5"]
@@ -118,34 +122,34 @@ def test_shipped_preset_holds_inference_weights_only(name):
     assert os.path.getsize(path) < 1.6e6
 
 
-@pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_tflite_is_the_preset_model_converted_at_its_training_size(name):
-    preset = presets.preset_path(name)
+@pytest.mark.parametrize("preset", SHIPPED)
+def test_shipped_tflite_is_the_preset_model_converted_at_its_training_size(preset):
+    preset = presets.preset_path(preset)
     tflite = os.path.join(preset, "model_360x480.tflite")
     # Its configuration names the very model.keras it was converted from.
     assert (
-        inference.runtime_model.find_runtime_model(presets.model_file(name), (360, 480)) == tflite
+        inference.runtime_model.find_runtime_model(presets.model_file(preset), (360, 480)) == tflite
     ), "rewrite the preset's conversion with tf_enet.presets.save_preset"
     with open(tflite + ".json") as f:
         described = json.load(f)
-    assert {k: v for k, v in described.items() if k != "export"} == presets.load_config(name)
+    assert {k: v for k, v in described.items() if k != "export"} == presets.load_config(preset)
     # Float32 weights, uncompressed: about 4 bytes per parameter.
     assert os.path.getsize(tflite) < 1.6e6
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", SHIPPED)
-def test_shipped_tflite_equals_a_fresh_conversion(tmp_path, name):
-    model, config, _ = inference.load_keras_model(name)
+@pytest.mark.parametrize("preset", SHIPPED)
+def test_shipped_tflite_equals_a_fresh_conversion(tmp_path, preset):
+    model, config, _ = inference.load_keras_model(preset)
     fresh = exporting.export_tflite(
         model, str(tmp_path / "fresh.tflite"), config, input_size=(360, 480)
     )
     shipped = inference.runtimes.TFLiteRunner(
-        os.path.join(presets.preset_path(name), "model_360x480.tflite")
+        os.path.join(presets.preset_path(preset), "model_360x480.tflite")
     )
     fresh = inference.runtimes.TFLiteRunner(fresh)
-    for name in sorted(os.listdir(SAMPLES)):
-        image = _rgb(os.path.join(SAMPLES, name))[None].astype(np.float32)
+    for sample in sorted(os.listdir(SAMPLES)):
+        image = _rgb(os.path.join(SAMPLES, sample))[None].astype(np.float32)
         # The same converter gives the same logits; a change of tf_enet.lite
         # may reorder float sums (logits span about +-30), never the labels.
         np.testing.assert_allclose(shipped(image), fresh(image), atol=1e-4)
@@ -155,10 +159,9 @@ def test_shipped_tflite_equals_a_fresh_conversion(tmp_path, name):
 @pytest.mark.parametrize("preset", SHIPPED)
 def test_run_directory_and_preset_ship_one_model(preset):
     # The run's model and the preset are the same file (one blob in git).
-    run_dir = os.path.join(ROOT, "checkpoints", preset)
     for name in ("model.keras", "config.json"):
         with (
-            open(os.path.join(run_dir, name), "rb") as a,
+            open(os.path.join(run_dir(preset), name), "rb") as a,
             open(os.path.join(presets.preset_path(preset), name), "rb") as b,
         ):
             assert a.read() == b.read(), (
@@ -169,18 +172,16 @@ def test_run_directory_and_preset_ship_one_model(preset):
 
 @pytest.mark.parametrize("preset", SHIPPED)
 def test_run_directory_holds_no_training_state(preset):
-    run_dir = os.path.join(ROOT, "checkpoints", preset)
-    assert not os.path.exists(os.path.join(run_dir, "backup"))
-    assert not os.path.exists(os.path.join(run_dir, "encoder", "backup"))
-    assert not os.path.exists(os.path.join(run_dir, "encoder", "model.keras"))
+    assert not os.path.exists(os.path.join(run_dir(preset), "backup"))
+    assert not os.path.exists(os.path.join(run_dir(preset), "encoder", "backup"))
+    assert not os.path.exists(os.path.join(run_dir(preset), "encoder", "model.keras"))
 
 
 @pytest.mark.parametrize("preset", SHIPPED)
 def test_from_preset_labels_equal_the_run_model(preset):
     model = tf_enet.ENet.from_preset(preset)
     assert type(model) is tf_enet.ENet
-    run_model = os.path.join(ROOT, "checkpoints", preset, "model.keras")
-    reference = keras.saving.load_model(run_model, compile=False)
+    reference = keras.saving.load_model(os.path.join(run_dir(preset), "model.keras"), compile=False)
     image = _rgb(os.path.join(SAMPLES, "0016E5_07959.jpg"))[None].astype(np.float32)
     labels = np.argmax(model(image, training=False), axis=-1)[0]  # [360, 480]
     np.testing.assert_array_equal(labels, np.argmax(reference(image, training=False), axis=-1)[0])
