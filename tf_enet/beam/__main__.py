@@ -33,10 +33,9 @@ import logging
 import sys
 import time
 
-# The names of tf_enet.inference.OUTPUTS and its default model, for --help
-# before anything heavy is imported.
-OUTPUTS = ("labels", "color", "overlay")
-DEFAULT_MODEL = "enet_camvid"
+# Both modules import only the standard library, so --help stays fast.
+from tf_enet.artifacts import DEFAULT_PRESET as DEFAULT_MODEL
+from tf_enet.defaults import OUTPUTS
 
 
 def _outputs(value):
