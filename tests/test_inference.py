@@ -383,6 +383,41 @@ def test_evaluate_refuses_a_model_with_other_classes(tmp_path, monkeypatch):
         inference.evaluate(inference.load_predictor(path), dataset, "val")
 
 
+@pytest.mark.parametrize(
+    "saved, message",
+    [
+        # A 0/255 export: every pixel that is not road saved as 255, the
+        # ignore id: 88 of the 128 pixels (LABEL_A's 24 car and 8 ignore,
+        # LABEL_B's 56 sky). Scored, only road would count.
+        (
+            lambda label: np.where(label == 0, 0, IGNORE),
+            r"class 'car' has no pixels while 69% of pixels are 255",
+        ),
+        (lambda label: np.full_like(label, IGNORE), "has no labelled pixels: all 2 masks"),
+    ],
+    ids=["0_255_masks", "all_ignore"],
+)
+def test_evaluate_refuses_masks_with_the_ignore_id_for_classes(
+    tmp_path, checkpoint, monkeypatch, saved, message
+):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    root = write_folder_dataset(tmp_path / "data")
+    for name in ("a", "b"):
+        path = os.path.join(root, "masks", "val", f"{name}.png")
+        label = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+        assert cv2.imwrite(path, np.uint8(saved(label)))
+    dataset = data.get_dataset("folder", root)
+    batches = []
+    with pytest.raises(data.DatasetError, match=message):
+        inference.evaluate(
+            inference.load_predictor(checkpoint),
+            dataset,
+            "val",
+            on_batch=lambda *a: batches.append(a),
+        )
+    assert batches == []  # refused before the model ran
+
+
 def test_offset_confusion_matrices_count_one_matrix_per_offset(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
     dataset = data.get_dataset("folder", write_folder_dataset(tmp_path / "data"))

@@ -24,10 +24,11 @@ def check_trainable(info, train_stats, val_stats=None):
       - fewer than 2 classes;
       - a train split without labelled pixels;
       - a train split in which fewer than 2 classes have pixels;
-      - a class without train pixels while the ignore id covers more train
-        pixels than any class (masks saved with the wrong values, e.g. a
-        0/255 binary export with ignore id 255);
-      - a val split without images or without labelled pixels.
+      - a class without train pixels while ignore pixels cover more than
+        any class or leave a single class (masks saved with the wrong
+        values, e.g. a 0/255 binary export with ignore id 255);
+      - a val split without images or without labelled pixels, or with
+        the ignore id where a class should be (as in train).
 
     Not refused: a class absent from train (or val) in an otherwise sound
     dataset. It is returned as a warning; the model still learns the other
@@ -61,7 +62,6 @@ def check_trainable(info, train_stats, val_stats=None):
                 f"classes but {info.name} has {info.num_classes}."
             )
     counts = np.asarray(train_stats.pixel_counts, np.int64)
-    total = int(counts.sum()) + int(train_stats.ignore_pixels)
     split = train_stats.split
     if counts.sum() == 0:
         raise base.DatasetError(
@@ -70,18 +70,10 @@ def check_trainable(info, train_stats, val_stats=None):
             f"{ignore}; label the masks with class ids 0-"
             f"{info.num_classes - 1}."
         )
+    _check_ignore_share(info, train_stats)
     absent = np.flatnonzero(counts == 0).tolist()
-    ignore_share = train_stats.ignore_pixels / total
     present = info.num_classes - len(absent)
-    if absent and (present < 2 or train_stats.ignore_pixels > counts.max()):
-        if train_stats.ignore_pixels > 0:
-            raise base.DatasetError(
-                f"{info.name} split {split!r}: class {names[absent[0]]!r} has "
-                f"no pixels while {ignore_share:.0%} of pixels are {ignore}, "
-                f"the ignore id — were the masks saved as 0/{ignore}? Save "
-                f"class c as the value c (e.g. mask // 255 for a 0/255 "
-                f"binary mask)."
-            )
+    if absent and present < 2:
         only = names[int(np.argmax(counts))]
         raise base.DatasetError(
             f"{info.name} split {split!r}: only class {only!r} has pixels; "
@@ -118,6 +110,7 @@ def check_trainable(info, train_stats, val_stats=None):
                 f"{ignore}, so validation mIoU is undefined; label the val "
                 f"masks with class ids 0-{info.num_classes - 1}."
             )
+        _check_ignore_share(info, val_stats)
         val_absent = np.flatnonzero(val_counts == 0).tolist()
         if val_absent:
             warnings.append(
@@ -125,6 +118,57 @@ def check_trainable(info, train_stats, val_stats=None):
                 f"validation cannot measure them."
             )
     return warnings
+
+
+def check_scoreable(info, stats):
+    """Checks that a scanned split can score a model (evaluation).
+
+    Refused (DatasetError), as `check_trainable` refuses them in training:
+      - a split without labelled pixels (every score would be undefined);
+      - a class without pixels while ignore pixels cover more than any class
+        or leave a single class (masks saved with the wrong values, e.g. a
+        0/255 binary export with ignore id 255: the foreground would be
+        skipped and the background alone scored).
+
+    A class merely absent from the split is not refused: its IoU is NaN
+    when the model does not predict it either, and the mean skips it.
+
+    Args:
+        info: DatasetInfo.
+        stats: ScanResult of the split (or of the images scored).
+
+    Raises:
+        DatasetError: with the fix in the message.
+    """
+    if int(np.sum(stats.pixel_counts)) == 0:
+        raise base.DatasetError(
+            f"{info.name} split {stats.split!r} has no labelled pixels: all "
+            f"{stats.num_images} masks hold only the ignore id "
+            f"{info.ignore_index}, so there is nothing to score; label the "
+            f"masks with class ids 0-{info.num_classes - 1}."
+        )
+    _check_ignore_share(info, stats)
+
+
+def _check_ignore_share(info, stats):
+    """Refuses masks whose ignore id stands where a class should be.
+
+    The sign: a class without pixels while the ignore id is present and
+    either covers more pixels than any class or leaves one class alone.
+    """
+    counts = np.asarray(stats.pixel_counts, np.int64)
+    absent = np.flatnonzero(counts == 0).tolist()
+    ignore = stats.ignore_pixels
+    present = len(counts) - len(absent)
+    if absent and ignore > 0 and (present < 2 or counts.max() < ignore):
+        share = ignore / (int(counts.sum()) + ignore)
+        raise base.DatasetError(
+            f"{info.name} split {stats.split!r}: class "
+            f"{info.class_names[absent[0]]!r} has no pixels while {share:.0%} "
+            f"of pixels are {info.ignore_index}, the ignore id — were the "
+            f"masks saved as 0/{info.ignore_index}? Save class c as the value "
+            f"c (e.g. mask // 255 for a 0/255 binary mask)."
+        )
 
 
 def _have_no_pixels(names, classes):

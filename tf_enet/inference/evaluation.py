@@ -13,7 +13,8 @@ from absl import logging
 
 from tf_enet import confusion as confusion_lib
 from tf_enet import metrics_cityscapes
-from tf_enet.data import cityscapes, reader
+from tf_enet.data import checks, cityscapes, reader
+from tf_enet.data.scan import scan_files
 from tf_enet.inference import processing
 from tf_enet.inference.loading import ModelError
 from tf_enet.inference.predictor import Predictor
@@ -206,7 +207,9 @@ def evaluate(
 
     Raises:
         ModelError: the model's class count differs from the dataset's.
-        DatasetError: the split is missing, unlabelled or has bad files.
+        DatasetError: the split is missing, unlabelled or has bad files, or
+            its masks hold the ignore id where a class should be
+            (`tf_enet.data.check_scoreable`).
         ValueError: only one of `height` and `width`, or bad arguments.
     """
     if (height is None) != (width is None):
@@ -222,6 +225,10 @@ def evaluate(
             list(predictor.info.class_names),
             list(info.class_names),
         )
+    # Masks with the ignore id where a class should be would score only
+    # the classes left: refused before any model runs, as training does.
+    scored = reader.labelled_pairs(dataset, split, limit)
+    checks.check_scoreable(info, scan_files(dataset, scored, split))
     input_size = None if height is None else (height, width)
     done = [0]
 
