@@ -282,3 +282,28 @@ def test_real_camvid_smoke():
     assert x.shape == (2, 360, 480, 3) and x.dtype == tf.float32
     assert y.shape == (2, 360, 480) and y.dtype == tf.int32
     assert set(np.unique(y)) <= set(range(12))
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_training_decodes_jpegs_to_the_pixels_prediction_reads(tmp_path, mode):
+    # A noisy photo with 4:2:0 chroma (Pillow's default): the JPEG decoders'
+    # DCTs round differently, so only the same method gives equal pixels.
+    from PIL import Image
+
+    from tf_enet.data import decoding
+
+    rgb = np.random.RandomState(0).randint(0, 256, (37, 53, 3)).astype(np.uint8)
+    path = str(tmp_path / "photo.jpg")
+    Image.fromarray(rgb).convert(mode).save(path, quality=80)
+    expected = data.decode_image_file(path)  # what predict and evaluate read
+    contents = tf.io.read_file(path)
+    decoded = decoding.decode_rgb(contents).numpy()
+    if mode == "CMYK":
+        # TensorFlow and OpenCV round the CMYK to RGB conversion apart.
+        np.testing.assert_allclose(decoded, expected, atol=1)
+    else:
+        np.testing.assert_array_equal(decoded, expected)
+    if mode == "RGB":
+        # The default, fast DCT of tf.io.decode_image gives other pixels.
+        fast = tf.io.decode_image(contents, channels=3).numpy()
+        assert np.abs(fast.astype(int) - expected).max() > 0

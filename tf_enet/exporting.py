@@ -32,7 +32,7 @@ import tensorflow as tf
 
 from tf_enet import artifacts, inference, lite
 from tf_enet.calibration_images import representative_images  # noqa: F401 (its public name)
-from tf_enet.data import DatasetError
+from tf_enet.data import DatasetError, decoding
 from tf_enet.errors import TfEnetError
 from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
 
@@ -138,7 +138,7 @@ def _serving_endpoints(model):
     @tf.function(input_signature=[_BYTES])
     def serve_encoded(image_bytes):
         images = tf.map_fn(
-            _decode,
+            decoding.decode_rgb,
             image_bytes,
             fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8),
         )  # [batch, height, width, 3]; fails if the sizes differ
@@ -149,10 +149,6 @@ def _serving_endpoints(model):
         ("serve_encoded", serve_encoded, _BYTES),
         ("logits", logits, _IMAGES),
     ]
-
-
-def _decode(contents):
-    return tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
 
 
 def export_saved_model(model, output_dir, config=None, *, source=None):

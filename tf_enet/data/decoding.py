@@ -27,9 +27,32 @@ def decode_image(contents, orientation):
     Returns:
         uint8 tensor [height, width, 3] at the displayed size.
     """
-    image = tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False)
+    return orient_image(decode_rgb(contents), orientation)
+
+
+def decode_rgb(contents):
+    """Decodes PNG/JPEG/BMP bytes to 8-bit RGB as stored (no EXIF turn).
+
+    JPEGs are decoded with libjpeg's accurate integer DCT, as OpenCV
+    decodes them for prediction and evaluation (`base.decode_image_file`):
+    `tf.io.decode_image` uses the fast DCT, whose pixels differ by up to
+    16 levels, so a model would be trained and validated on other pixels
+    than it is scored on. (CMYK JPEGs still come out up to 1 level apart:
+    the two libraries round the conversion to RGB differently.)
+
+    Args:
+        contents: scalar string tensor, the file's bytes.
+
+    Returns:
+        uint8 tensor [height, width, 3].
+    """
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(contents, channels=3, dtype=tf.uint8, expand_animations=False),
+    )
     image.set_shape([None, None, 3])
-    return orient_image(image, orientation)
+    return image
 
 
 def orient_image(image, orientation):
