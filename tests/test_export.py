@@ -573,7 +573,8 @@ def test_onnx_without_the_extra_names_it_and_creates_nothing(tmp_path, monkeypat
     with pytest.raises(exporting.ExportError) as caught:
         exporting.export_model("enet_camvid", str(output), "onnx")
     assert str(caught.value) == (
-        'ONNX export needs tf2onnx and onnxruntime: pip install "tf_enet[onnx]".'
+        "ONNX export needs tf2onnx and onnxruntime: install the [onnx] extra "
+        '(in the tf_enet checkout: pip install -e ".[onnx]").'
     )
     assert not (tmp_path / "exports").exists()
 

@@ -187,7 +187,7 @@ def test_train_without_tensorflow_names_the_extra_in_one_line(tmp_path):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: tf-enet-train needs TensorFlow here (tensorflow is not installed); "
-        'install it with: pip install "tf_enet[train]"'
+        'install the [train] extra (in the tf_enet checkout: pip install -e ".[train]")'
     ]
 
 
@@ -205,4 +205,4 @@ def test_a_keras_model_without_tensorflow_is_one_error_naming_the_extra(tmp_path
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "runs in TensorFlow, which is not installed" in result.stdout
-    assert 'pip install "tf_enet[train]"' in result.stdout
+    assert 'pip install -e ".[train]"' in result.stdout

@@ -33,6 +33,7 @@ import tensorflow as tf
 from tf_enet import artifacts, inference, lite
 from tf_enet.calibration_images import representative_images  # noqa: F401 (its public name)
 from tf_enet.data import DatasetError, decoding
+from tf_enet.defaults import install_hint
 from tf_enet.errors import TfEnetError
 from tf_enet.model import OUTPUT_STRIDE, PIXEL_MEAN
 
@@ -102,7 +103,7 @@ def _import_tf2onnx():
         import tf2onnx  # pylint: disable=import-outside-toplevel
     except ImportError:
         raise ExportError(
-            'ONNX export needs tf2onnx and onnxruntime: pip install "tf_enet[onnx]".'
+            f"ONNX export needs tf2onnx and onnxruntime: {install_hint('onnx')}."
         ) from None
     return tf2onnx
 

@@ -35,7 +35,7 @@ import time
 
 # Both modules import only the standard library, so --help stays fast.
 from tf_enet.artifacts import DEFAULT_PRESET as DEFAULT_MODEL
-from tf_enet.defaults import OUTPUTS
+from tf_enet.defaults import OUTPUTS, install_hint
 
 
 def _outputs(value):
@@ -127,7 +127,7 @@ def main(argv=None):
         import apache_beam as beam  # pylint: disable=import-outside-toplevel
     except ImportError:
         print(
-            'error: python -m tf_enet.beam needs Apache Beam: pip install "tf_enet[beam]".',
+            f"error: python -m tf_enet.beam needs Apache Beam: {install_hint('beam')}.",
             file=sys.stderr,
         )
         return 1

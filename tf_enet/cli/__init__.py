@@ -47,7 +47,7 @@ from absl import app, flags
 from absl import logging as absl_logging
 
 import tf_enet
-from tf_enet.defaults import QUIET_CPP_LOG_LEVEL
+from tf_enet.defaults import QUIET_CPP_LOG_LEVEL, install_hint
 
 FLAGS = flags.FLAGS
 
@@ -67,7 +67,6 @@ FULL_HELP_ARG = "--helpfull"
 # The packages of the `[train]` extra: the light install runs .tflite/.onnx
 # models without them; a command that needs one names the extra.
 TRAIN_PACKAGES = ("tensorflow", "keras", "tensorboard", "tf_keras")
-TRAIN_EXTRA_INSTALL = 'pip install "tf_enet[train]"'
 
 # absl's --verbosity from which TensorFlow's own messages are shown (DEBUG).
 SHOW_TENSORFLOW_VERBOSITY = 1
@@ -318,7 +317,7 @@ def _run_quietly(main, args, load_tensorflow=True):
         program = os.path.basename(args[0]) if args else "this command"
         print(
             f"error: {program} needs TensorFlow here ({error.name} is not installed); "
-            f"install it with: {TRAIN_EXTRA_INSTALL}",
+            f"{install_hint('train')}",
             file=sys.stderr,
         )
         return 1

@@ -20,6 +20,7 @@ from ai_edge_litert import schema_py_generated as schema
 
 from tf_enet import artifacts
 from tf_enet import data as data_lib
+from tf_enet.defaults import install_hint
 from tf_enet.errors import TfEnetError
 
 # The shipped CamVid model (a preset inside the package), from any directory.
@@ -341,7 +342,7 @@ def require_tensorflow(model_file):
     if missing:
         raise ModelError(
             f"{model_file} runs in TensorFlow, which is not installed ({', '.join(missing)} "
-            f'missing): pip install "tf_enet[train]", or run its .tflite conversion.'
+            f"missing): {install_hint('train')}, or run its .tflite conversion."
         )
 
 

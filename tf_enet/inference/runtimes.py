@@ -17,6 +17,7 @@ import os
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from tf_enet.defaults import install_hint
 from tf_enet.inference.loading import (
     ModelError,
     check_tflite_file,
@@ -189,7 +190,8 @@ class OnnxRunner:
             import onnxruntime
         except ImportError:
             raise ModelError(
-                f"Running {path} needs onnxruntime: pip install 'tf_enet[onnx]' (or onnxruntime)."
+                f"Running {path} needs onnxruntime: {install_hint('onnx')}, or pip "
+                f"install onnxruntime."
             ) from None
         try:
             self._session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
