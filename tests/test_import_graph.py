@@ -206,3 +206,31 @@ def test_a_keras_model_without_tensorflow_is_one_error_naming_the_extra(tmp_path
     assert result.returncode == 0, result.stderr
     assert "runs in TensorFlow, which is not installed" in result.stdout
     assert 'pip install -e ".[train]"' in result.stdout
+
+
+@pytest.mark.slow
+def test_another_size_than_the_presets_conversion_names_the_size_and_the_extra(tmp_path):
+    # The preset runs as its 360x480 TFLite conversion without TensorFlow;
+    # another model size needs the Keras model, and the error says so.
+    code = (
+        _BLOCK_TENSORFLOW
+        + """
+import numpy as np
+from tf_enet import inference
+predictor = inference.load_predictor("enet_camvid")
+image = np.zeros((1, 360, 480, 3), np.uint8)
+assert predictor.predict(image).shape == (1, 360, 480)
+try:
+    predictor.predict(image, input_size=(100, 8))
+except inference.ModelError as error:
+    print(error)
+"""
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("\n") == 1
+    assert "model.keras at another size than 360x480 (its TFLite conversion's)" in result.stdout
+    assert 'pip install -e ".[train]"' in result.stdout
+    assert "or run it at 360x480" in result.stdout

@@ -329,11 +329,14 @@ def load_keras_model(path):
     return model, config, info
 
 
-def require_tensorflow(model_file):
+def require_tensorflow(model_file, context="", alternative="run its .tflite conversion"):
     """Refuses, in one line naming the extra, a model that needs TensorFlow without it.
 
     Args:
         model_file: str. The Keras model or SavedModel, named in the message.
+        context: str. When it runs in TensorFlow, e.g. " at another size
+            than 360x480" (the size of its TFLite conversion).
+        alternative: str. What runs without TensorFlow instead.
 
     Raises:
         ModelError: TensorFlow or Keras is not installed.
@@ -341,8 +344,8 @@ def require_tensorflow(model_file):
     missing = [name for name in ("tensorflow", "keras") if not _installed(name)]
     if missing:
         raise ModelError(
-            f"{model_file} runs in TensorFlow, which is not installed ({', '.join(missing)} "
-            f"missing): {install_hint('train')}, or run its .tflite conversion."
+            f"{model_file}{context} runs in TensorFlow, which is not installed "
+            f"({', '.join(missing)} missing): {install_hint('train')}, or {alternative}."
         )
 
 

@@ -413,6 +413,12 @@ def _runtime_model_predictor(path, model_file, config_file, *, jit_compile, stri
         return None
 
     def load_keras():
+        # Before tf_runtimes imports TensorFlow: one line saying why it is needed.
+        loading.require_tensorflow(
+            model_file,
+            context=f" at another size than {size[0]}x{size[1]} (its TFLite conversion's)",
+            alternative=f"run it at {size[0]}x{size[1]}, the size it runs at by default",
+        )
         from tf_enet.inference import tf_runtimes
 
         return tf_runtimes.KerasRunner(loading.load_keras_model(path)[0], jit_compile)
