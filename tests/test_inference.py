@@ -310,8 +310,10 @@ def test_predict_files_batches_equal_sizes_and_reports_bad_files(tmp_path):
 def test_find_images_expands_directories_globs_and_notes_the_rest(tmp_path):
     for name in ("b.png", "a.JPG", "notes.txt", ".hidden.png"):
         (tmp_path / name).write_bytes(b"")
-    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "deeper").mkdir(parents=True)
+    (tmp_path / ".git").mkdir()
     (tmp_path / "sub" / "c.bmp").write_bytes(b"")
+    (tmp_path / "sub" / "deeper" / "d.bmp").write_bytes(b"")
     found = inference.find_images(
         [
             str(tmp_path),
@@ -328,6 +330,12 @@ def test_find_images_expands_directories_globs_and_notes_the_rest(tmp_path):
     ]
     assert found.skipped == [str(tmp_path / "notes.txt")]
     assert found.unmatched == [str(tmp_path / "missing.png"), str(tmp_path / "none*.png")]
+    # Directories inside a directory are named, not searched; `**` searches.
+    assert found.subdirectories == [str(tmp_path / "sub")]
+    assert inference.find_images([str(tmp_path / "**" / "*.bmp")]).paths == [
+        str(tmp_path / "sub" / "c.bmp"),
+        str(tmp_path / "sub" / "deeper" / "d.bmp"),
+    ]
 
 
 def test_overlay_blends_colours_over_the_image():

@@ -43,7 +43,8 @@ def define_flags():
     flags.DEFINE_multi_string(
         "images",
         None,
-        "Image files, directories or glob patterns; repeat the flag or list files after it.",
+        "Image files, directories (not searched below) or glob patterns ('**' for "
+        "any depth, quoted); repeat the flag or list files after it.",
     )
     flags.DEFINE_string("video", None, "A video file to segment into an overlay video.")
     flags.DEFINE_string("model", DEFAULT_PRESET, cli.MODEL_HELP)
@@ -191,6 +192,12 @@ def _main(argv):
         found = inference.find_images(inputs)
         for path in found.skipped:
             print(f"note: skipping {path}: not an image file.", file=sys.stderr)
+        for path in found.subdirectories:
+            print(
+                f"note: skipping {path}: directories inside --images directories are "
+                f"not searched; a pattern such as '{os.path.join(path, '**', '*.jpg')}' is.",
+                file=sys.stderr,
+            )
         for item in found.unmatched:
             print(f"error: {item}: no such file or directory.", file=sys.stderr)
         if not found.paths:

@@ -53,20 +53,26 @@ class ImageList:
             images.
         unmatched: list of str. Inputs that are neither a file, a
             directory nor a glob matching anything.
+        subdirectories: list of str. Directories inside the given
+            directories, which are not searched.
     """
 
     paths: list
     skipped: list
     unmatched: list
+    subdirectories: list = dataclasses.field(default_factory=list)
 
 
 def find_images(inputs):
     """Expands files, directories and glob patterns into image files.
 
     A directory contributes its image files (`.png`, `.jpg`, `.jpeg`,
-    `.bmp`, not recursively); its other files are listed as skipped. Files
-    named explicitly are kept whatever their extension, so a file that is
-    not an image fails when read, with its name.
+    `.bmp`, not recursively); its other files are listed as skipped, its
+    directories as not searched. Glob patterns follow `glob.glob` with
+    `recursive=True`: `**` matches directories at any depth
+    (`photos/**/*.jpg`). Files named explicitly are kept whatever their
+    extension, so a file that is not an image fails when read, with its
+    name.
 
     Args:
         inputs: iterable of str.
@@ -74,18 +80,23 @@ def find_images(inputs):
     Returns:
         ImageList.
     """
-    paths, skipped, unmatched = [], [], []
+    paths, skipped, unmatched, subdirectories = [], [], [], []
     for item in inputs:
         if os.path.isdir(item):
             for entry in sorted(os.scandir(item), key=lambda e: e.name):
-                if not entry.is_file() or entry.name.startswith("."):
+                if entry.name.startswith("."):
+                    continue
+                if entry.is_dir():
+                    subdirectories.append(entry.path)
+                    continue
+                if not entry.is_file():
                     continue
                 ext = os.path.splitext(entry.name)[1].lower()
                 (paths if ext in data_lib.base.IMAGE_EXTENSIONS else skipped).append(entry.path)
         elif os.path.isfile(item):
             paths.append(item)
         elif glob.has_magic(item):
-            matches = sorted(p for p in glob.glob(item) if os.path.isfile(p))
+            matches = sorted(p for p in glob.glob(item, recursive=True) if os.path.isfile(p))
             if matches:
                 paths.extend(matches)
             else:
@@ -93,7 +104,7 @@ def find_images(inputs):
         else:
             unmatched.append(item)
     unique = list(dict.fromkeys(paths))  # A file given twice runs once.
-    return ImageList(unique, skipped, unmatched)
+    return ImageList(unique, skipped, unmatched, subdirectories)
 
 
 @dataclasses.dataclass(frozen=True)
