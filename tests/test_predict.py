@@ -110,8 +110,15 @@ def test_predict_video_batches_frames_through_the_given_predictor(tmp_path):
     assert len(frames) == 6 and frames[0].shape == (16, 32, 3)
     # Half the frame (200, 90, 30), half class 2's colour (0, 0, 200).
     np.testing.assert_allclose(frames[3].mean(axis=(0, 1)), [100, 45, 115], atol=12)
-    with pytest.raises(OSError, match="Cannot open video"):
+    with pytest.raises(OSError, match="missing.mp4: no such video file"):
         inference.video_info(str(tmp_path / "missing.mp4"))
+    # OpenCV opens a JPEG as a one-frame video; it is refused instead.
+    write_rgb(str(tmp_path / "photo.JPG"), np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(OSError, match="photo.JPG is an image, not a video; .* --images"):
+        inference.video_info(str(tmp_path / "photo.JPG"))
+    (tmp_path / "text.mp4").write_text("not a video")
+    with pytest.raises(OSError, match="Cannot open video .*text.mp4: OpenCV cannot decode it"):
+        inference.video_info(str(tmp_path / "text.mp4"))
 
 
 # --- predict.py, run as a script ------------------------------------------------
@@ -247,6 +254,14 @@ def test_predict_video_writes_an_overlay_video(tmp_path, checkpoint):
     assert len(frames) == 6 and frames[0].shape == (16, 32, 3)
     # Half the frame (200, 90, 30), half class 2's colour (0, 0, 200).
     np.testing.assert_allclose(frames[3].mean(axis=(0, 1)), [100, 45, 115], atol=12)
+
+    # Two videos in one command: refused before anything runs.
+    two = predict("--video", video, video, "--output_dir", tmp_path / "two", cwd=tmp_path)
+    assert two.returncode == 2
+    assert two.stderr.strip().splitlines() == [
+        f"error: --video takes one video file; received also {video} (one command per video)."
+    ]
+    assert not (tmp_path / "two").exists()
 
 
 @pytest.mark.slow

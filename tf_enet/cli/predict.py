@@ -154,6 +154,13 @@ def predict_video(predictor, path, output_dir, *, total, alpha, batch_size, inpu
 
 def _main(argv):
     inputs = list(FLAGS.images or []) + argv[1:]
+    if FLAGS.video and argv[1:]:
+        print(
+            f"error: --video takes one video file; received also {' '.join(argv[1:])} "
+            f"(one command per video).",
+            file=sys.stderr,
+        )
+        return 2
     if bool(inputs) == bool(FLAGS.video):
         print(
             "error: give either --images (files, directories, globs) or --video.", file=sys.stderr

@@ -310,12 +310,17 @@ def video_info(path):
     """Opens a video and reads its frame count, rate and size.
 
     Raises:
-        OSError: the file is missing or OpenCV cannot decode it.
+        OSError: the file is missing, is an image (OpenCV would read it as
+            a one-frame video), or OpenCV cannot decode it.
     """
+    if not os.path.isfile(path):
+        raise OSError(f"{path}: no such video file.")
+    if os.path.splitext(path)[1].lower() in data_lib.base.IMAGE_EXTENSIONS:
+        raise OSError(f"{path} is an image, not a video; segment it with --images.")
     capture = cv2.VideoCapture(path)
     try:
-        if not os.path.isfile(path) or not capture.isOpened():
-            raise OSError(f"Cannot open video {path}.")
+        if not capture.isOpened():
+            raise OSError(f"Cannot open video {path}: OpenCV cannot decode it.")
         return VideoInfo(
             num_frames=int(capture.get(cv2.CAP_PROP_FRAME_COUNT)),
             fps=capture.get(cv2.CAP_PROP_FPS) or 25.0,
