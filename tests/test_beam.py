@@ -174,6 +174,12 @@ def test_command_refuses_bad_input_before_running(tmp_path, capsys):
     assert "unknown flag --workers:" in capsys.readouterr().err  # Sorts after the known ones.
     with pytest.raises(SystemExit):
         main(["--images", SAMPLES, "--output_dir", str(tmp_path), "--outputs", "labels,x"])
+    capsys.readouterr()
+    (tmp_path / "a_file").write_text("in the way")
+    assert main(["--images", SAMPLES, "--output_dir", str(tmp_path / "a_file")]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --output_dir {tmp_path / 'a_file'} is a file, not a directory."
+    ]
 
 
 # --- The pipeline ------------------------------------------------------------

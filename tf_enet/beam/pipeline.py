@@ -41,7 +41,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.ml.inference.base import KeyedModelHandler, RunInference
 
-from tf_enet import inference
+from tf_enet import artifacts, inference
 from tf_enet.beam.handler import ENetModelHandler, local_model_path
 from tf_enet.data import base as data_base
 
@@ -96,9 +96,15 @@ def check_inputs(inputs):
 def check_output_dir(output_dir):
     """Creates `output_dir` if missing and checks a file can be written there.
 
+    A local directory is checked as predict.py checks its own
+    (`artifacts.ensure_writable_dir`: a file in the way is named as such).
+
     Raises:
         OSError: naming the directory and the reason.
     """
+    if FileSystems.get_scheme(output_dir) is None:
+        artifacts.ensure_writable_dir(output_dir, "--output_dir")
+        return
     probe = FileSystems.join(output_dir, f"{TEMP_PREFIX}probe{_TEMP_MARK}{uuid.uuid4().hex}")
     try:
         if not FileSystems.exists(output_dir):
