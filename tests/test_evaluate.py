@@ -7,6 +7,7 @@ expected confusion matrix and scores are counted by hand.
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -68,6 +69,9 @@ def test_evaluate_prints_the_table_and_writes_json(tmp_path, setup):
         tmp_path / "new" / "dir" / "scores.json",
     )
     assert result.returncode == 0, result.stderr[-2000:]
+    # Log lines read as messages, without absl's "I1205 08:41:45.36 140 scan.py:153] ".
+    assert "Scanning 2 files of folder split 'val'" in result.stderr
+    assert not re.search(r"^[IWE]\d{4} [\d:.]+ +\d+ \w+\.py:\d+\] ", result.stderr, re.M)
     # The directory did not exist: it is created before the evaluation.
     scores = json.loads((tmp_path / "new" / "dir" / "scores.json").read_text())
     assert scores["confusion_matrix"] == CONFUSION

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tf_enet import cli
 from tf_enet.cli import train as train_cli
 
 from helpers import REPO, make_shapes_dataset, subprocess_env, train_flags
@@ -18,7 +19,7 @@ def record(level, message):
 
 
 def test_log_lines_read_as_messages():
-    formatter = train_cli.MessageFormatter()
+    formatter = cli.MessageFormatter()
     assert formatter.format(record(logging.INFO, "Starting a new run in runs/x")) == (
         "Starting a new run in runs/x"
     )

@@ -11,12 +11,10 @@ Examples:
 """
 
 import dataclasses
-import logging as std_logging
 import os
 import sys
 
 from absl import flags
-from absl import logging as absl_logging
 
 from tf_enet import artifacts, cli
 from tf_enet.errors import TfEnetError
@@ -65,25 +63,9 @@ def define_flags(flag_values=FLAGS):
     )
 
 
-class MessageFormatter(std_logging.Formatter):
-    """Log records as plain messages; warnings and errors say what they are.
-
-    Set on absl's handler (`absl.logging.get_absl_handler().setFormatter`)
-    in place of its `I1205 08:41:45.36 trainer.py:305]` prefix, which says
-    nothing to a user of the command.
-    """
-
-    def format(self, record):
-        message = super().format(record)
-        if record.levelno >= std_logging.WARNING:
-            return f"{record.levelname.lower()}: {message}"
-        return message
-
-
 def _main(argv):
     from tf_enet.training import train
 
-    absl_logging.get_absl_handler().setFormatter(MessageFormatter())
     options = {f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)}
     if options["verbose"] is None:
         options["verbose"] = 1 if sys.stdout.isatty() else 2
