@@ -15,6 +15,7 @@ import pytest
 
 import tf_enet
 from tf_enet import data, inference, logit_adjustment
+from tf_enet.inference import evaluation
 
 from inference_helpers import (
     CLASS_ACCURACY,
@@ -391,35 +392,46 @@ def test_evaluate_refuses_a_model_with_other_classes(tmp_path, monkeypatch):
         inference.evaluate(inference.load_predictor(path), dataset, "val")
 
 
-@pytest.mark.parametrize(
-    "saved, message",
-    [
-        # A 0/255 export: every pixel that is not road saved as 255, the
-        # ignore id: 88 of the 128 pixels (LABEL_A's 24 car and 8 ignore,
-        # LABEL_B's 56 sky). Scored, only road would count.
-        (
-            lambda label: np.where(label == 0, 0, IGNORE),
-            r"class 'car' has no pixels while 69% of pixels are 255",
-        ),
-        (lambda label: np.full_like(label, IGNORE), "has no labelled pixels: all 2 masks"),
-    ],
-    ids=["0_255_masks", "all_ignore"],
-)
-def test_evaluate_refuses_masks_with_the_ignore_id_for_classes(
-    tmp_path, checkpoint, monkeypatch, saved, message
-):
-    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
-    root = write_folder_dataset(tmp_path / "data")
+def rewrite_val_masks(root, saved):
     for name in ("a", "b"):
         path = os.path.join(root, "masks", "val", f"{name}.png")
         label = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
         assert cv2.imwrite(path, np.uint8(saved(label)))
-    dataset = data.get_dataset("folder", root)
+
+
+def test_evaluate_warns_about_masks_that_look_saved_as_0_255(tmp_path, checkpoint, monkeypatch):
+    # Every pixel that is not road saved as 255, the ignore id: 88 of the
+    # 128 pixels (LABEL_A's 24 car and 8 ignore, LABEL_B's 56 sky). Scored,
+    # only road counts: said before the model runs, then scored as asked.
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    root = write_folder_dataset(tmp_path / "data")
+    rewrite_val_masks(root, lambda label: np.where(label == 0, 0, IGNORE))
+    warned = []
+    monkeypatch.setattr(
+        evaluation.logging, "warning", lambda message, *args: warned.append(message % args)
+    )
+    results = inference.evaluate(
+        inference.load_predictor(checkpoint), data.get_dataset("folder", root), "val"
+    )
+    assert warned == [
+        "folder split 'val': class 'car' has no pixels while 69% of pixels are 255, the "
+        "ignore id — were the masks saved as 0/255? Save class c as the value c (e.g. "
+        "mask // 255 for a 0/255 binary mask)."
+    ]
+    # Road's 40 pixels: the 16 predicted road and 16 predicted car of
+    # LABEL_A's rows 0-3, and LABEL_B's column 0, predicted sky.
+    assert results["confusion_matrix"] == [[16, 16, 8], [0, 0, 0], [0, 0, 0]]
+
+
+def test_evaluate_refuses_a_split_without_labelled_pixels(tmp_path, checkpoint, monkeypatch):
+    monkeypatch.setenv("TF_ENET_CACHE", str(tmp_path / "cache"))
+    root = write_folder_dataset(tmp_path / "data")
+    rewrite_val_masks(root, lambda label: np.full_like(label, IGNORE))
     batches = []
-    with pytest.raises(data.DatasetError, match=message):
+    with pytest.raises(data.DatasetError, match="has no labelled pixels: all 2 masks"):
         inference.evaluate(
             inference.load_predictor(checkpoint),
-            dataset,
+            data.get_dataset("folder", root),
             "val",
             on_batch=lambda *a: batches.append(a),
         )

@@ -27,14 +27,15 @@ def check_trainable(info, train_stats, val_stats=None):
       - a class without train pixels while ignore pixels cover more than
         any class or leave a single class (masks saved with the wrong
         values, e.g. a 0/255 binary export with ignore id 255);
-      - a val split without images or without labelled pixels, or with
-        the ignore id where a class should be (as in train).
+      - a val split without images or without labelled pixels.
 
     Not refused: a class absent from train (or val) in an otherwise sound
     dataset. It is returned as a warning; the model still learns the other
     classes, and `class_weights` documents the weight such a class gets. A
     class named like "unlabelled" or "void" with train pixels is warned
-    about too: it is learned as a class, which is rarely what was meant.
+    about too: it is learned as a class, which is rarely what was meant,
+    and so is a val split that looks as the refused train splits above
+    (a class absent while ignore pixels dominate).
 
     Args:
         info: DatasetInfo.
@@ -70,7 +71,9 @@ def check_trainable(info, train_stats, val_stats=None):
             f"{ignore}; label the masks with class ids 0-"
             f"{info.num_classes - 1}."
         )
-    _check_ignore_share(info, train_stats)
+    suspect = _ignore_share_suspect(info, train_stats)
+    if suspect:
+        raise base.DatasetError(suspect)
     absent = np.flatnonzero(counts == 0).tolist()
     present = info.num_classes - len(absent)
     if absent and present < 2:
@@ -110,7 +113,11 @@ def check_trainable(info, train_stats, val_stats=None):
                 f"{ignore}, so validation mIoU is undefined; label the val "
                 f"masks with class ids 0-{info.num_classes - 1}."
             )
-        _check_ignore_share(info, val_stats)
+        # A warning only: a small val split may lack classes and hold much
+        # ignore legitimately (its scores then cover the classes it has).
+        suspect = _ignore_share_suspect(info, val_stats)
+        if suspect:
+            warnings.append(suspect)
         val_absent = np.flatnonzero(val_counts == 0).tolist()
         if val_absent:
             warnings.append(
@@ -123,19 +130,22 @@ def check_trainable(info, train_stats, val_stats=None):
 def check_scoreable(info, stats):
     """Checks that a scanned split can score a model (evaluation).
 
-    Refused (DatasetError), as `check_trainable` refuses them in training:
-      - a split without labelled pixels (every score would be undefined);
-      - a class without pixels while ignore pixels cover more than any class
-        or leave a single class (masks saved with the wrong values, e.g. a
-        0/255 binary export with ignore id 255: the foreground would be
-        skipped and the background alone scored).
+    Refused (DatasetError): a split without labelled pixels (every score
+    would be undefined).
 
-    A class merely absent from the split is not refused: its IoU is NaN
-    when the model does not predict it either, and the mean skips it.
+    Warned about (returned): a class without pixels while ignore pixels
+    cover more than any class or leave a single class. That is how masks
+    saved with the wrong values look (e.g. a 0/255 binary export with
+    ignore id 255: the foreground is skipped and the background alone
+    scored), but also a few images of a dataset with much unlabelled area,
+    so evaluation goes on and says so.
 
     Args:
         info: DatasetInfo.
         stats: ScanResult of the split (or of the images scored).
+
+    Returns:
+        list of str. Warnings, one line each, for the caller to show.
 
     Raises:
         DatasetError: with the fix in the message.
@@ -147,14 +157,18 @@ def check_scoreable(info, stats):
             f"{info.ignore_index}, so there is nothing to score; label the "
             f"masks with class ids 0-{info.num_classes - 1}."
         )
-    _check_ignore_share(info, stats)
+    suspect = _ignore_share_suspect(info, stats)
+    return [suspect] if suspect else []
 
 
-def _check_ignore_share(info, stats):
-    """Refuses masks whose ignore id stands where a class should be.
+def _ignore_share_suspect(info, stats):
+    """What to say when masks look as if the ignore id stood for a class.
 
     The sign: a class without pixels while the ignore id is present and
     either covers more pixels than any class or leaves one class alone.
+
+    Returns:
+        str, or None when the split does not look so.
     """
     counts = np.asarray(stats.pixel_counts, np.int64)
     absent = np.flatnonzero(counts == 0).tolist()
@@ -162,13 +176,14 @@ def _check_ignore_share(info, stats):
     present = len(counts) - len(absent)
     if absent and ignore > 0 and (present < 2 or counts.max() < ignore):
         share = ignore / (int(counts.sum()) + ignore)
-        raise base.DatasetError(
+        return (
             f"{info.name} split {stats.split!r}: class "
             f"{info.class_names[absent[0]]!r} has no pixels while {share:.0%} "
             f"of pixels are {info.ignore_index}, the ignore id — were the "
             f"masks saved as 0/{info.ignore_index}? Save class c as the value "
             f"c (e.g. mask // 255 for a 0/255 binary mask)."
         )
+    return None
 
 
 def _have_no_pixels(names, classes):

@@ -207,9 +207,9 @@ def evaluate(
 
     Raises:
         ModelError: the model's class count differs from the dataset's.
-        DatasetError: the split is missing, unlabelled or has bad files, or
-            its masks hold the ignore id where a class should be
-            (`tf_enet.data.check_scoreable`).
+        DatasetError: the split is missing, unlabelled (no labelled pixel:
+            `tf_enet.data.check_scoreable`, which also warns, in the log,
+            about masks that look saved as 0/255) or has bad files.
         ValueError: only one of `height` and `width`, or bad arguments.
     """
     if (height is None) != (width is None):
@@ -225,10 +225,11 @@ def evaluate(
             list(predictor.info.class_names),
             list(info.class_names),
         )
-    # Masks with the ignore id where a class should be would score only
-    # the classes left: refused before any model runs, as training does.
+    # Masks with the ignore id where a class should be would score only the
+    # classes left: said before any model runs.
     scored = reader.labelled_pairs(dataset, split, limit)
-    checks.check_scoreable(info, scan_files(dataset, scored, split))
+    for warning in checks.check_scoreable(info, scan_files(dataset, scored, split)):
+        logging.warning("%s", warning)
     input_size = None if height is None else (height, width)
     done = [0]
 
