@@ -71,17 +71,20 @@ def orient_image(image, orientation):
         codes 5-8.
     """
     orientation = tf.cast(orientation, tf.int32)
-    dtype = image.dtype
-    # Turned in float32 (exact for 8- and 16-bit values): oneDNN transposes
-    # only float types on CPUs without AVX-512, and for any other type
-    # TensorFlow logs an error-level line, in every training run, that it
-    # falls back to Eigen.
-    image = tf.cast(image, tf.float32)
     mirrored = tf.reduce_any(tf.equal(orientation, [2, 4, 5, 7]))
     image = tf.cond(mirrored, lambda: tf.reverse(image, [1]), lambda: image)
     # Quarter turns counter-clockwise, indexed by code (0 is unused).
     turns = tf.gather([0, 0, 0, 2, 2, 1, 3, 3, 1], tf.clip_by_value(orientation, 0, 8))
-    return tf.cast(tf.image.rot90(image, turns), dtype)
+
+    def turn():
+        # In float32 (exact for 8- and 16-bit values): oneDNN transposes only
+        # float types on CPUs without AVX-512, and a graph holding another
+        # type's transpose makes TensorFlow log an error-level line that it
+        # falls back to Eigen, in every training run.
+        return tf.cast(tf.image.rot90(tf.cast(image, tf.float32), turns), image.dtype)
+
+    # Upright images (most) skip the casts.
+    return tf.cond(turns > 0, turn, lambda: image)
 
 
 def decode_mask(contents, mapping, kind, scale):
