@@ -1,6 +1,7 @@
 """Tests of the CamVid and SUN RGB-D downloaders against a local HTTP server."""
 
 import functools
+import gzip
 import http.server
 import io
 import os
@@ -174,7 +175,12 @@ def test_module_entry_point_exits_with_status_1(tmp_path):
 def tar_gz(files):
     """A gzip-compressed tar of `name -> bytes`."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+    # mtime 0 keeps the bytes, and so the test ids parametrized on them, the
+    # same in every process (pytest-xdist compares its workers' collections).
+    with (
+        gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w") as tf,
+    ):
         for name, content in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(content)
@@ -263,6 +269,7 @@ def test_sunrgbd_download_refuses_unpaired_files(tmp_path, server, capsys):
             "holds img-000001.jpg twice (b/img-000001.jpg)",
         ),
     ],
+    ids=["http-404", "not-a-tar", "no-images", "duplicate-name"],
 )
 def test_sunrgbd_bad_archives_leave_nothing(tmp_path, server, capsys, served, message):
     www, base_url = server
