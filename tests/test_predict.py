@@ -274,6 +274,20 @@ def test_predict_with_a_missing_model_is_a_one_line_error(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, result.stderr[-2000:]
     assert f"Model {tmp_path / 'nothing'} not found" in errors[0]
+    # The output directory it created for nothing is gone; one the user made stays.
+    assert not (tmp_path / "predictions").exists()
+    (tmp_path / "mine").mkdir()
+    result = predict(
+        "--images",
+        tmp_path / "x.png",
+        "--model",
+        tmp_path / "nothing",
+        "--output_dir",
+        "mine",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert (tmp_path / "mine").is_dir()
 
 
 @pytest.mark.slow

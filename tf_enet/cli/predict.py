@@ -168,12 +168,23 @@ def _main(argv):
         return 2
     from tf_enet import artifacts  # pylint: disable=import-outside-toplevel
 
+    created = not os.path.exists(FLAGS.output_dir)
     try:
         # Before any model runs, so no result is lost to the output path.
         artifacts.ensure_writable_dir(FLAGS.output_dir, "--output_dir")
     except OSError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    try:
+        return _segment(inputs)
+    finally:
+        # A run that wrote nothing leaves no empty directory of its making.
+        if created and os.path.isdir(FLAGS.output_dir) and not os.listdir(FLAGS.output_dir):
+            os.rmdir(FLAGS.output_dir)
+
+
+def _segment(inputs):
+    """Segments `inputs` (or --video) into --output_dir; the exit status."""
     from tf_enet import inference  # pylint: disable=import-outside-toplevel
 
     input_size = (FLAGS.height, FLAGS.width) if FLAGS.height else None
