@@ -373,6 +373,21 @@ def test_class_absent_from_train_warns_and_weights_stay_finite(tmp_path):
     assert np.isfinite(enet).all()
 
 
+def test_hundreds_of_absent_classes_are_named_up_to_ten_and_counted():
+    # 300 classes; train has pixels of ids 0, 1 and 150 only.
+    names = tuple(f"c{i}" for i in range(300))
+    info = data.DatasetInfo("many", names, tuple((i % 256, i // 256, 0) for i in range(300)), 65535)
+    counts = np.zeros(300, np.int64)
+    counts[[0, 1, 150]] = 100
+    stats = data.ScanResult("train", 3, counts, counts * 3, 0, ((10, 30),))
+    (warning,) = data.check_trainable(info, stats)
+    ten = ", ".join(f"'c{i}'" for i in range(2, 12))
+    assert warning == (
+        f"many split 'train': classes {ten} and 287 more (ids 12-149, 151-299) have no "
+        f"pixels; the model is not taught to predict them."
+    )
+
+
 def test_camvid_scenes_with_only_sky_road_and_car_warn_not_fail(tmp_path):
     # 64x96 scenes: sky on top, road at the bottom, a car in between.
     mask = np.zeros((64, 96), np.uint8)  # Sky (0)

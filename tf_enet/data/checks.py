@@ -186,9 +186,29 @@ def _ignore_share_suspect(info, stats):
     return None
 
 
+# The most absent classes a warning names; the rest are counted, so a
+# dataset of hundreds of classes gets a line, not a page.
+MAX_LISTED_CLASSES = 10
+
+
 def _have_no_pixels(names, classes):
-    """`class 'a' has no pixels`, or `classes 'a', 'b' have no pixels`."""
-    listed = ", ".join(repr(names[c]) for c in classes)
+    """`class 'a' has no pixels`, `classes 'a', 'b' have no pixels`, or
+    `classes 'a', ... 'j' and 290 more (ids 10-299 ...) have no pixels`."""
+    listed = ", ".join(repr(names[c]) for c in classes[:MAX_LISTED_CLASSES])
     if len(classes) == 1:
         return f"class {listed} has no pixels"
+    rest = classes[MAX_LISTED_CLASSES:]
+    if rest:
+        listed += f" and {len(rest)} more (ids {_id_ranges(rest)})"
     return f"classes {listed} have no pixels"
+
+
+def _id_ranges(ids):
+    """`[3, 4, 5, 9]` -> "3-5, 9"."""
+    ranges = []
+    for i in ids:
+        if ranges and i == ranges[-1][1] + 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
