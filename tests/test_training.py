@@ -699,8 +699,8 @@ def test_class_scores_name_each_class_absent_from_val_once(caplog):
     scores.on_epoch_end(2, {artifacts.VAL_MEAN_IOU: float(metric.result())})
     notes = [r.getMessage() for r in caplog.records if "is nan" in r.getMessage()]
     assert notes == [
-        "val IoU of sign is nan: no pixels of it in the encoder stage's val labels "
+        "val IoU of 'sign' is nan: no pixels of it in the encoder stage's val labels "
         "(1/8 of the size) and none predicted; val mean IoU averages the other classes.",
-        "val IoU of car is nan: no pixels of it in the encoder stage's val labels "
+        "val IoU of 'car' is nan: no pixels of it in the encoder stage's val labels "
         "(1/8 of the size) and none predicted; val mean IoU averages the other classes.",
     ]

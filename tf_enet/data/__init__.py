@@ -26,7 +26,7 @@ from tf_enet.data.base import (
     decode_image_file,
 )
 from tf_enet.data.camvid import CamVid
-from tf_enet.data.checks import check_scoreable, check_trainable
+from tf_enet.data.checks import check_scoreable, check_trainable, name_classes
 from tf_enet.data.cityscapes import Cityscapes
 from tf_enet.data.folder import Folder
 from tf_enet.data.scan import ScanResult, scan
@@ -104,6 +104,7 @@ __all__ = [
     "SUNRGBD",
     "SegmentationDataset",
     "check_scoreable",
+    "name_classes",
     "check_trainable",
     "class_weights",
     "colorize",

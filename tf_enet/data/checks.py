@@ -186,21 +186,34 @@ def _ignore_share_suspect(info, stats):
     return None
 
 
-# The most absent classes a warning names; the rest are counted, so a
-# dataset of hundreds of classes gets a line, not a page.
+# The most classes a message names; the rest are counted, so a dataset of
+# hundreds of classes gets a line, not a page.
 MAX_LISTED_CLASSES = 10
 
 
-def _have_no_pixels(names, classes):
-    """`class 'a' has no pixels`, `classes 'a', 'b' have no pixels`, or
-    `classes 'a', ... 'j' and 290 more (ids 10-299 ...) have no pixels`."""
-    listed = ", ".join(repr(names[c]) for c in classes[:MAX_LISTED_CLASSES])
-    if len(classes) == 1:
-        return f"class {listed} has no pixels"
-    rest = classes[MAX_LISTED_CLASSES:]
+def name_classes(names, ids):
+    """Names classes for a one-line message: the first ten, then a count.
+
+    Args:
+        names: sequence of str. All class names, indexed by id.
+        ids: sequence of int. The classes to name, in order.
+
+    Returns:
+        str. `'a', 'b'`, or `'a', ... 'j' and 290 more (ids 10-299)`.
+    """
+    ids = list(ids)
+    listed = ", ".join(repr(names[c]) for c in ids[:MAX_LISTED_CLASSES])
+    rest = ids[MAX_LISTED_CLASSES:]
     if rest:
         listed += f" and {len(rest)} more (ids {_id_ranges(rest)})"
-    return f"classes {listed} have no pixels"
+    return listed
+
+
+def _have_no_pixels(names, classes):
+    """`class 'a' has no pixels`, or `classes 'a', 'b' have no pixels`."""
+    if len(classes) == 1:
+        return f"class {name_classes(names, classes)} has no pixels"
+    return f"classes {name_classes(names, classes)} have no pixels"
 
 
 def _id_ranges(ids):

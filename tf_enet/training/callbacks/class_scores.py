@@ -5,7 +5,7 @@ import math
 import keras
 from absl import logging
 
-from tf_enet import artifacts
+from tf_enet import artifacts, data
 from tf_enet import metrics as metrics_lib
 
 
@@ -40,12 +40,12 @@ class ClassScores(keras.callbacks.Callback):
         result = metrics_lib.scores(keras.ops.convert_to_numpy(self.metric.total_cm))
         self.last_scores = result
         absent = []
-        for name, iou in zip(self.class_names, result["per_class_iou"]):
+        for class_id, (name, iou) in enumerate(zip(self.class_names, result["per_class_iou"])):
             logs[f"val_iou_{name}"] = float(iou)
             if math.isnan(iou) and name not in self._noted_absent:
-                absent.append(name)
+                absent.append(class_id)
         if absent:
-            self._noted_absent.update(absent)
+            self._noted_absent.update(self.class_names[c] for c in absent)
             where = (
                 "the encoder stage's val labels (1/8 of the size)"
                 if self.stage == "encoder"
@@ -54,7 +54,7 @@ class ClassScores(keras.callbacks.Callback):
             logging.info(
                 "val IoU of %s is nan: no pixels of %s in %s and none predicted; "
                 "val mean IoU averages the other classes.",
-                ", ".join(absent),
+                data.name_classes(self.class_names, absent),
                 "it" if len(absent) == 1 else "them",
                 where,
             )
