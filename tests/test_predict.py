@@ -277,17 +277,12 @@ def test_predict_with_a_missing_model_is_a_one_line_error(tmp_path):
     # The output directory it created for nothing is gone; one the user made stays.
     assert not (tmp_path / "predictions").exists()
     (tmp_path / "mine").mkdir()
-    result = predict(
-        "--images",
-        tmp_path / "x.png",
-        "--model",
-        tmp_path / "nothing",
-        "--output_dir",
-        "mine",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 1
-    assert (tmp_path / "mine").is_dir()
+    for output_dir in ("mine", "mine/a/b"):
+        result = predict(
+            "--images", "x.png", "--model", "nothing", "--output_dir", output_dir, cwd=tmp_path
+        )
+        assert result.returncode == 1
+        assert os.listdir(tmp_path / "mine") == []
 
 
 @pytest.mark.slow

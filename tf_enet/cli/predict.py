@@ -168,7 +168,11 @@ def _main(argv):
         return 2
     from tf_enet import artifacts  # pylint: disable=import-outside-toplevel
 
-    created = not os.path.exists(FLAGS.output_dir)
+    # The directories this run creates, deepest first.
+    created, path = [], os.path.abspath(FLAGS.output_dir)
+    while not os.path.exists(path):
+        created.append(path)
+        path = os.path.dirname(path)
     try:
         # Before any model runs, so no result is lost to the output path.
         artifacts.ensure_writable_dir(FLAGS.output_dir, "--output_dir")
@@ -179,8 +183,9 @@ def _main(argv):
         return _segment(inputs)
     finally:
         # A run that wrote nothing leaves no empty directory of its making.
-        if created and os.path.isdir(FLAGS.output_dir) and not os.listdir(FLAGS.output_dir):
-            os.rmdir(FLAGS.output_dir)
+        for path in created:
+            if os.path.isdir(path) and not os.listdir(path):
+                os.rmdir(path)
 
 
 def _segment(inputs):
