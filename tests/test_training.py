@@ -674,6 +674,38 @@ def test_flags_are_the_config_fields_with_their_defaults_and_choices():
         assert flag.help, field.name
 
 
+@pytest.mark.parametrize("num_classes, shown", [(3, True), (41, False)])
+def test_epoch_line_shows_per_class_iou_up_to_40_classes(capsys, caplog, num_classes, shown):
+    inputs = keras.Input((2, 2, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(num_classes, 1)(inputs))
+    metric = metrics_lib.MeanIoU(num_classes=num_classes, name=artifacts.MEAN_IOU)
+    model.compile("sgd", "sparse_categorical_crossentropy", metrics=[metric])
+    images, labels = np.ones((4, 2, 2, 1), np.float32), np.zeros((4, 2, 2), np.int32)
+    recorded = keras.callbacks.History()
+    names = [f"c{i}" for i in range(num_classes)]
+    caplog.set_level("INFO", logger="absl")  # other tests may raise absl's level
+    callbacks = [
+        training.ClassScores(metric, names),
+        training.EpochLine(num_classes),
+        recorded,
+    ]
+    model.fit(images, labels, validation_data=(images, labels), callbacks=callbacks, verbose=2)
+    line = capsys.readouterr().out
+    assert artifacts.VAL_MEAN_IOU in line and "val_global_accuracy" in line
+    assert ("val_iou_c0" in line) == shown
+    # The callbacks after it still receive every class.
+    assert f"val_iou_c{num_classes - 1}" in recorded.history
+    notes = [r.getMessage() for r in caplog.records if "epoch lines leave out" in r.getMessage()]
+    assert notes == (
+        []
+        if shown
+        else [
+            "The epoch lines leave out the val IoU of each of the 41 classes; "
+            "history.csv and TensorBoard have them."
+        ]
+    )
+
+
 def test_every_dataset_has_a_default_root():
     assert set(data_lib.DEFAULT_DATA_DIRS) == set(data_lib.DATASETS)
 

@@ -57,6 +57,7 @@ _NAMES = {
     "callbacks": [
         "BestModelCheckpoint",
         "ClassScores",
+        "EpochLine",
         "HistoryLogger",
         "LossGuard",
         "PredictionImages",

@@ -407,6 +407,7 @@ def train_stage(config, stage, dataset, weights, strategy, chief, source=None):
         callbacks_lib.LossGuard(),
         callbacks_lib.SyncMovingStatistics(strategy),
         per_class,
+        callbacks_lib.EpochLine(info.num_classes),
         best,
     ]
     if chief:

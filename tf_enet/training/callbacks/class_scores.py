@@ -8,6 +8,9 @@ from absl import logging
 from tf_enet import artifacts, data
 from tf_enet import metrics as metrics_lib
 
+# The per-class val IoU in the epoch logs: "val_iou_<class name>".
+PER_CLASS_IOU_PREFIX = "val_iou_"
+
 
 class ClassScores(keras.callbacks.Callback):
     """Adds per-class IoU and accuracies of the validation pass to the logs.
@@ -41,7 +44,7 @@ class ClassScores(keras.callbacks.Callback):
         self.last_scores = result
         absent = []
         for class_id, (name, iou) in enumerate(zip(self.class_names, result["per_class_iou"])):
-            logs[f"val_iou_{name}"] = float(iou)
+            logs[PER_CLASS_IOU_PREFIX + name] = float(iou)
             if math.isnan(iou) and name not in self._noted_absent:
                 absent.append(class_id)
         if absent:
