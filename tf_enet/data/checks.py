@@ -199,13 +199,17 @@ def name_classes(names, ids):
         ids: sequence of int. The classes to name, in order.
 
     Returns:
-        str. `'a', 'b'`, or `'a', ... 'j' and 290 more (ids 10-299)`.
+        str. `'a', 'b'`, or `'a', ... 'j' and 290 more (ids 10-299)`; the
+        ids are left out when they make more than ten ranges.
     """
     ids = list(ids)
     listed = ", ".join(repr(names[c]) for c in ids[:MAX_LISTED_CLASSES])
     rest = ids[MAX_LISTED_CLASSES:]
     if rest:
-        listed += f" and {len(rest)} more (ids {_id_ranges(rest)})"
+        ranges = _id_ranges(rest)
+        listed += f" and {len(rest)} more"
+        if len(ranges) <= MAX_LISTED_CLASSES:
+            listed += f" (ids {', '.join(ranges)})"
     return listed
 
 
@@ -217,11 +221,11 @@ def _have_no_pixels(names, classes):
 
 
 def _id_ranges(ids):
-    """`[3, 4, 5, 9]` -> "3-5, 9"."""
+    """`[3, 4, 5, 9]` -> `["3-5", "9"]`."""
     ranges = []
     for i in ids:
         if ranges and i == ranges[-1][1] + 1:
             ranges[-1][1] = i
         else:
             ranges.append([i, i])
-    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+    return [str(a) if a == b else f"{a}-{b}" for a, b in ranges]
